@@ -1,0 +1,408 @@
+"""The `evalkit` command line (Typer). Exit codes: 0 ok, 1 gate failed / regression, 2 usage or input error."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evalkit.errors import EvalkitError
+from evalkit.store import DEFAULT_DB
+
+app = typer.Typer(
+    help="Evaluate chest X-ray vision-language models: run tasks, score predictions, compare and gate checkpoints.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Make synthetic data sets and real-layout fixtures.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[Path, typer.Option("--db", help="DuckDB results file.")]
+DataRootOption = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="Folder holding the data sets (default: $EVALKIT_DATA_ROOT or ./data)."),
+]
+
+
+def _fail(exc: EvalkitError) -> None:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _run_pairs(tasks, card, store, data_root, limit, batch_size, adapter_options, quiet=False):
+    from evalkit.runner import Runner, build_adapter, data_root_default, load_samples
+
+    root = data_root or data_root_default()
+    adapter = build_adapter(card, **adapter_options)
+    summaries = []
+    for task in tasks:
+        adapter.prepare(task, lambda task=task: load_samples(task, root, split="train"))
+        runner = Runner(
+            store,
+            task,
+            card,
+            adapter,
+            data_root=root,
+            limit=limit,
+            batch_size=batch_size,
+            progress=not quiet and sys.stderr.isatty(),
+        )
+        summary = runner.run()
+        summaries.append(summary)
+        if not quiet:
+            metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
+            unavailable = "".join(f"\n    {k}: unavailable: {v}" for k, v in summary.unavailable.items())
+            console.print(
+                f"[bold]{task.name}[/] · {card.name}: n={summary.n_samples} generated={summary.generated} "
+                f"cached={summary.from_cache} errors={summary.errors} parse_failures={summary.parse_failures} "
+                f"({summary.seconds:.1f}s)\n    {metrics}{unavailable}",
+                highlight=False,
+            )
+    return summaries
+
+
+@app.command()
+def run(
+    model: Annotated[str, typer.Option("--model", "-m", help="Card name, card YAML path or checkpoint folder.")],
+    task: Annotated[str, typer.Option("--task", "-t", help="Task name, task group or task YAML path.")],
+    db: DbOption = DEFAULT_DB,
+    data_root: DataRootOption = None,
+    dataset: Annotated[str | None, typer.Option(help="For a task group: which data set's tasks.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N samples of each task.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Samples per generate call.")] = 16,
+    device: Annotated[str | None, typer.Option(help="transformers adapter: cpu or cuda.")] = None,
+) -> None:
+    """Run a model on a task (or task group); resumes where an earlier run of the same pair stopped.
+
+    Examples:
+
+      evalkit run --model nn-retrieval --task phantom-report
+
+      evalkit run --model radvlm-grpo --task grounding --data-root /data/cxr
+
+      evalkit run --model ./checkpoints/sft --task phantom-grounding --limit 50
+    """
+    from evalkit.registry import resolve_model, resolve_tasks
+    from evalkit.store import Store
+
+    try:
+        tasks = resolve_tasks(task, dataset)
+        card = resolve_model(model)
+        options = {"device": device} if device and card.adapter == "transformers" else {}
+        if card.adapter == "transformers":
+            options["batch_size"] = batch_size
+        with Store(db) as store:
+            _run_pairs(tasks, card, store, data_root, limit, batch_size, options)
+    except EvalkitError as exc:
+        _fail(exc)
+
+
+@app.command()
+def score(
+    task: Annotated[str, typer.Option("--task", "-t", help="Task the predictions answer.")],
+    predictions: Annotated[Path, typer.Option(help="JSONL: one {sample_id, prediction} per line.")],
+    model_name: Annotated[str, typer.Option("--model-name", help="Name shown on the leaderboard.")],
+    box_format: Annotated[str, typer.Option(help="unit01 | qwen1000 | pixels_resized | pixels")] = "unit01",
+    thinking: Annotated[str, typer.Option(help="none | tags | suffix")] = "none",
+    db: DbOption = DEFAULT_DB,
+    data_root: DataRootOption = None,
+) -> None:
+    """Score predictions made elsewhere against a task's references.
+
+    Example: evalkit score --task phantom-report --predictions preds.jsonl --model-name my-model
+    """
+    from evalkit.config import BOX_FORMATS, ModelCard
+    from evalkit.registry import resolve_tasks
+    from evalkit.runner import Runner, data_root_default, load_samples
+    from evalkit.store import Store
+    from model_adapters.predictions import PredictionsAdapter, read_predictions
+
+    try:
+        if box_format not in BOX_FORMATS:
+            raise EvalkitError(f"--box-format must be one of {', '.join(BOX_FORMATS)}, not '{box_format}'")
+        if thinking not in ("none", "tags", "suffix"):
+            raise EvalkitError(f"--thinking must be none, tags or suffix, not '{thinking}'")
+        specs = resolve_tasks(task)
+        if len(specs) != 1:
+            raise EvalkitError(f"--task must name one task, '{task}' is a group of {len(specs)}")
+        spec = specs[0]
+        preds = read_predictions(predictions)
+        root = data_root or data_root_default()
+        samples = load_samples(spec, root)
+        known = {s.sample_id for s in samples}
+        unknown = [sid for sid in preds if sid not in known]
+        if unknown:
+            raise EvalkitError(
+                f"{predictions}: {len(unknown)} sample_id(s) not in task '{spec.name}', e.g. {unknown[:3]}"
+            )
+        card = ModelCard(
+            name=model_name,
+            adapter="external",
+            checkpoint=str(predictions),
+            box_format=box_format,
+            thinking=thinking,
+            description=f"predictions from {predictions}",
+        )
+        adapter = PredictionsAdapter(card, preds)
+        chosen = [s for s in samples if s.sample_id in preds]
+        with Store(db) as store:
+            summary = Runner(
+                store, spec, card, adapter, data_root=root, samples=chosen, batch_size=256, progress=False
+            ).run()
+        missing = len(samples) - len(chosen)
+        console.print(
+            f"[bold]{spec.name}[/] · {model_name}: scored {summary.n_samples} predictions"
+            + (f" ({missing} task samples had no prediction)" if missing else ""),
+            highlight=False,
+        )
+        for name, value in summary.metrics.items():
+            console.print(f"  {name}: {_fmt(value)}")
+        for name, reason in summary.unavailable.items():
+            console.print(f"  {name}: unavailable: {reason}")
+    except EvalkitError as exc:
+        _fail(exc)
+
+
+@app.command()
+def tasks(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List tasks and task groups."""
+    from evalkit.registry import all_tasks, task_groups
+
+    try:
+        specs = all_tasks()
+    except EvalkitError as exc:
+        _fail(exc)
+    if json_out:
+        print(
+            json.dumps(
+                [
+                    {
+                        **s.model_dump(include={"name", "version", "kind", "access", "primary_metric", "groups"}),
+                        "metrics": s.metric_names,
+                        "loader": s.dataset.loader,
+                    }
+                    for s in specs.values()
+                ],
+                indent=2,
+            )
+        )
+        return
+    table = Table("task", "kind", "data set", "access", "metrics (primary first)", "groups")
+    for s in specs.values():
+        names = [s.primary_metric] + [n for n in s.metric_names if n != s.primary_metric]
+        table.add_row(
+            f"{s.name} v{s.version}", s.kind, s.dataset.loader, s.access, ", ".join(names), ", ".join(s.groups)
+        )
+    console.print(table)
+    console.print("groups: " + "; ".join(f"{g} = {', '.join(m)}" for g, m in sorted(task_groups().items())))
+
+
+@app.command()
+def models(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List model cards."""
+    from evalkit.registry import all_cards
+
+    try:
+        cards = all_cards()
+    except EvalkitError as exc:
+        _fail(exc)
+    if json_out:
+        print(json.dumps([c.model_dump() for c in cards.values()], indent=2))
+        return
+    table = Table("model", "adapter", "checkpoint", "box format", "thinking", "source")
+    for c in cards.values():
+        table.add_row(c.name, c.adapter, c.checkpoint, c.box_format, c.thinking, c.source[:60])
+    console.print(table)
+
+
+@app.command()
+def metrics(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List metrics with direction and whether they can run here (and why not)."""
+    from evalkit.metrics import all_metrics
+
+    rows = []
+    for name, cls in all_metrics().items():
+        reason = cls().available()
+        rows.append(
+            {
+                "name": name,
+                "version": cls.version,
+                "kind": cls.kind,
+                "higher_is_better": cls.higher_is_better,
+                "available": reason is None,
+                "reason": reason,
+                "description": cls.description,
+            }
+        )
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("metric", "kind", "direction", "status", "description")
+    for r in rows:
+        status = "[green]available[/]" if r["available"] else f"[yellow]unavailable:[/] {r['reason']}"
+        table.add_row(
+            f"{r['name']} v{r['version']}", r["kind"], "↑" if r["higher_is_better"] else "↓", status, r["description"]
+        )
+    console.print(table)
+
+
+@app.command()
+def leaderboard(
+    db: DbOption = DEFAULT_DB,
+    task: Annotated[str | None, typer.Option("--task", "-t")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m")] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="A JSON list of {task, model, metric, value, n, ...}.")
+    ] = False,
+) -> None:
+    """Print stored results: one table per task, one row per model."""
+    from evalkit.leaderboard import leaderboard_rows
+    from evalkit.store import Store
+
+    try:
+        with Store(db, read_only=True) as store:
+            rows = leaderboard_rows(store, task, model)
+    except EvalkitError as exc:
+        _fail(exc)
+    if json_out:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    _print_leaderboard(rows)
+
+
+def _print_leaderboard(rows: list[dict]) -> None:
+    if not rows:
+        console.print("no results yet")
+        return
+    by_task: dict[str, list[dict]] = {}
+    for r in rows:
+        by_task.setdefault(r["task"], []).append(r)
+    for task_name, task_rows in by_task.items():
+        metric_names = list(dict.fromkeys(r["metric"] for r in sorted(task_rows, key=lambda r: not r["primary"])))
+        directions = {r["metric"]: "↑" if r["higher_is_better"] else "↓" for r in task_rows}
+        table = Table(title=task_name, title_justify="left")
+        table.add_column("model")
+        for name in metric_names:
+            table.add_column(f"{name} {directions[name]}", justify="right")
+        table.add_column("n", justify="right")
+        models_seen = list(dict.fromkeys(r["model"] for r in task_rows))
+        primary = metric_names[0]
+        cells = {(r["model"], r["metric"]): r for r in task_rows}
+
+        def key(model_name: str, cells: dict = cells, primary: str = primary) -> float:
+            r = cells.get((model_name, primary))
+            if not r or r["value"] is None:
+                return float("inf")
+            return -r["value"] if r["higher_is_better"] else r["value"]
+
+        for model_name in sorted(models_seen, key=key):
+            row = [model_name]
+            n = 0
+            for name in metric_names:
+                r = cells.get((model_name, name))
+                if r is None:
+                    row.append("")
+                elif r["status"] == "unavailable":
+                    row.append("[dim]unavailable[/]")
+                else:
+                    row.append(_fmt(r["value"]))
+                    n = max(n, r["n"] or 0)
+            row.append(str(n))
+            table.add_row(*row)
+        console.print(table)
+
+
+@app.command()
+def export(
+    db: DbOption = DEFAULT_DB,
+    task: Annotated[str | None, typer.Option("--task", "-t")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl | csv | parquet")] = "jsonl",
+    out: Annotated[Path | None, typer.Option(help="Output file (default: stdout for jsonl/csv).")] = None,
+) -> None:
+    """Write one row per (run, sample): prediction, reference, boxes, error and every metric's score."""
+    from evalkit.export import export_rows, write_rows
+    from evalkit.store import Store
+
+    try:
+        if fmt not in ("jsonl", "csv", "parquet"):
+            raise EvalkitError(f"--format must be jsonl, csv or parquet, not '{fmt}'")
+        if fmt == "parquet" and out is None:
+            raise EvalkitError("--format parquet needs --out FILE")
+        with Store(db, read_only=True) as store:
+            rows = export_rows(store, task, model)
+        write_rows(rows, fmt, out)
+        if out is not None:
+            err.print(f"wrote {len(rows)} rows to {out}")
+    except EvalkitError as exc:
+        _fail(exc)
+
+
+@app.command()
+def demo(
+    db: DbOption = DEFAULT_DB,
+    data_root: DataRootOption = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N samples of each task.")] = None,
+    tiny_model: Annotated[
+        bool, typer.Option(help="Also build and run a tiny random Qwen3-VL (transformers path).")
+    ] = True,
+) -> None:
+    """Make the phantom set if absent, run every baseline (and local model) on every phantom task, print the
+    leaderboard. Runs offline on a CPU in a few minutes."""
+    from evalkit.demo import run_demo
+
+    try:
+        rows = run_demo(db, data_root, limit=limit, tiny_model=tiny_model, console=console)
+    except EvalkitError as exc:
+        _fail(exc)
+    _print_leaderboard(rows)
+
+
+@data_app.command("phantom")
+def data_phantom(
+    out: Annotated[Path, typer.Option(help="Folder for the phantom set.")] = Path("data/phantom"),
+    mimic_layout: Annotated[Path | None, typer.Option(help="Also write it in the MIMIC-CXR-JPG layout here.")] = None,
+    ms_cxr_layout: Annotated[Path | None, typer.Option(help="Also write it in the MS-CXR layout here.")] = None,
+) -> None:
+    """Generate the synthetic phantom chest X-ray set (and, optionally, real-layout copies for loader tests)."""
+    from evalkit.data.phantom import ensure_phantom, write_mimic_cxr_layout, write_ms_cxr_layout
+
+    root = ensure_phantom(out)
+    console.print(f"phantom set at {root}")
+    if mimic_layout:
+        console.print(f"MIMIC-CXR-JPG layout at {write_mimic_cxr_layout(root, mimic_layout)}")
+    if ms_cxr_layout:
+        console.print(f"MS-CXR layout at {write_ms_cxr_layout(root, ms_cxr_layout)}")
+
+
+def _register_command_modules() -> None:
+    import importlib
+    import pkgutil
+
+    from evalkit import commands
+
+    for info in pkgutil.iter_modules(commands.__path__):
+        importlib.import_module(f"evalkit.commands.{info.name}").register(app)
+
+
+_register_command_modules()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

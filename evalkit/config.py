@@ -1,0 +1,174 @@
+"""Task and model-card specs: pydantic models loaded from YAML with errors that name the file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from evalkit.errors import EvalkitError
+
+BoxFormat = Literal["unit01", "qwen1000", "pixels_resized", "pixels"]
+BOX_FORMATS: tuple[str, ...] = ("unit01", "qwen1000", "pixels_resized", "pixels")
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a YAML file must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(Strict):
+    """Which loader builds the samples and with which options."""
+
+    loader: str
+    split: str = "test"
+    root: str | None = Field(
+        default=None, description="Data folder; relative to --data-root. Defaults to the loader's own name."
+    )
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PromptSpec(Strict):
+    """A template, or a pool of templates from which each sample draws one with a fixed seed."""
+
+    template: str | None = None
+    pool: list[str] | None = None
+    seed: int = 0
+    system: str | None = None
+    box_format_hints: dict[str, str] = Field(
+        default_factory=dict, description="Appended to the prompt for models whose card has this box_format."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PromptSpec:
+        if (self.template is None) == (self.pool is None):
+            raise ValueError("give exactly one of 'template' or 'pool'")
+        if self.pool is not None and not self.pool:
+            raise ValueError("'pool' is empty")
+        return self
+
+
+class MetricSpec(Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DecodingSpec(Strict):
+    temperature: float | None = None
+    top_p: float | None = None
+    max_new_tokens: int | None = None
+    seed: int | None = None
+    thinking_retries: int | None = None
+
+
+class TaskSpec(Strict):
+    """One evaluation task: data + prompt + parser + metrics. See tasks/*.yaml."""
+
+    name: str
+    version: str
+    kind: Literal["report_generation", "grounding"]
+    description: str = ""
+    dataset: DatasetSpec
+    access: Literal["public", "credentialed"]
+    prompt: PromptSpec
+    parser: Literal["report", "boxes"]
+    metrics: list[MetricSpec]
+    primary_metric: str
+    decoding: DecodingSpec = Field(default_factory=DecodingSpec)
+    groups: list[str] = Field(default_factory=list, description="Task groups this task belongs to.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metric_shorthand(cls, data: Any) -> Any:
+        # `metrics: [rouge_l, bleu_4]` is allowed as shorthand for `[{name: rouge_l}, ...]`.
+        if isinstance(data, dict) and isinstance(data.get("metrics"), list):
+            data = dict(data)
+            data["metrics"] = [{"name": m} if isinstance(m, str) else m for m in data["metrics"]]
+        return data
+
+    @model_validator(mode="after")
+    def _primary_is_listed(self) -> TaskSpec:
+        names = [m.name for m in self.metrics]
+        if self.primary_metric not in names:
+            raise ValueError(f"primary_metric '{self.primary_metric}' is not in metrics {names}")
+        return self
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+
+class ImageSpec(Strict):
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+
+
+class CardDecoding(Strict):
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    seed: int = 0
+    thinking_retries: int = 0
+
+
+class ModelCard(Strict):
+    """How to load and talk to one model. See model_adapters/cards/*.yaml."""
+
+    name: str
+    adapter: Literal["vllm", "openai", "transformers", "baseline", "external"]
+    checkpoint: str
+    revision: str | None = None
+    family: str = "generic"
+    box_format: BoxFormat = "unit01"
+    thinking: Literal["none", "tags", "suffix"] = "none"
+    decoding: CardDecoding = Field(default_factory=CardDecoding)
+    image: ImageSpec = Field(default_factory=ImageSpec)
+    trust_remote_code: bool = False
+    public: bool = True
+    prompt_suffix: str | None = None
+    system_prompt: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    source: str = ""
+    description: str = ""
+    training: dict[str, Any] | None = Field(default=None, description="Provenance written by `evalkit train`.")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _format_validation_error(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid {error.title}"]
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (typo?)"
+        lines.append(f"  field '{field}': {message}")
+    return "\n".join(lines)
+
+
+def load_yaml(path: Path) -> Any:
+    """Read a YAML file, turning I/O and syntax errors into EvalkitError naming the file."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise EvalkitError(f"{path}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise EvalkitError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def parse_spec(model: type[M], data: Any, path: Path) -> M:
+    """Validate already-loaded YAML data against a spec model."""
+    if not isinstance(data, dict):
+        raise EvalkitError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise EvalkitError(_format_validation_error(path, exc)) from None
+
+
+def load_spec(model: type[M], path: Path) -> M:
+    return parse_spec(model, load_yaml(path), path)

@@ -1,0 +1,11 @@
+"""Errors that reach the user as a clear message and exit code 2, never as a bare traceback."""
+
+
+class EvalkitError(Exception):
+    """Bad input or usage: the message names the file, field or sample and, where possible, the fix."""
+
+    exit_code = 2
+
+
+class SampleError(Exception):
+    """A problem with one sample (unreadable image, adapter failure): stored per sample, the run goes on."""

@@ -1,0 +1,39 @@
+"""Image reading shared by the runner and loaders: one place that turns a bad file into a per-sample error."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+
+from PIL import Image
+
+from evalkit.errors import SampleError
+
+
+@lru_cache(maxsize=65536)
+def _file_hash(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:24]
+
+
+def image_hash(path: str) -> str:
+    """Content hash (memoised on path, size and mtime) used in generation cache keys."""
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise SampleError(f"cannot read image {path}: {exc.strerror or exc}") from exc
+    return _file_hash(path, stat.st_size, stat.st_mtime_ns)
+
+
+def load_image(path: str) -> Image.Image:
+    """Decoded RGB image; a missing or corrupt file raises SampleError naming the path."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise SampleError(f"cannot read image {path}: {exc}") from exc

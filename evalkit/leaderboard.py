@@ -1,0 +1,57 @@
+"""Leaderboard rows from stored aggregates: the latest finished run per (task, model)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evalkit.metrics import all_metrics
+from evalkit.registry import all_tasks
+from evalkit.store import Store
+
+
+def latest_runs(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
+    """The most recent run of each (task, model), finished or not (an unfinished one is flagged)."""
+    where, params = [], []
+    if task:
+        where.append("task = ?")
+        params.append(task)
+    if model:
+        where.append("model = ?")
+        params.append(model)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    return store.query(
+        f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY task, model ORDER BY started_at DESC) AS rk "
+        f"FROM runs {clause}) WHERE rk = 1 ORDER BY task, model",
+        params,
+    )
+
+
+def leaderboard_rows(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
+    """One row per (task, model, metric): value, n, direction, availability, whether it is the primary metric."""
+    metrics = all_metrics()
+    tasks = all_tasks()
+    rows: list[dict[str, Any]] = []
+    for run in latest_runs(store, task, model):
+        spec = tasks.get(run["task"])
+        order = spec.metric_names if spec else []
+        stored = {m["metric"]: m for m in store.query("SELECT * FROM run_metrics WHERE run_id = ?", [run["run_id"]])}
+        names = [n for n in order if n in stored] + sorted(n for n in stored if n not in order)
+        for name in names:
+            m = stored[name]
+            cls = metrics.get(name)
+            rows.append(
+                {
+                    "task": run["task"],
+                    "model": run["model"],
+                    "metric": name,
+                    "value": m["value"],
+                    "n": m["n"],
+                    "higher_is_better": cls.higher_is_better if cls else True,
+                    "status": m["status"],
+                    "reason": m["reason"],
+                    "primary": bool(spec and spec.primary_metric == name),
+                    "run_id": run["run_id"],
+                    "run_status": run["status"],
+                }
+            )
+    return rows

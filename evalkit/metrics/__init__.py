@@ -1,0 +1,44 @@
+"""Metric registry: names used in task YAML files map to Metric classes in the family modules."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+from evalkit.errors import EvalkitError
+from evalkit.metrics.base import Metric, SampleScore
+
+_METRICS: dict[str, type[Metric]] = {}
+_INFRASTRUCTURE = {"base"}
+
+
+def register_metric(cls: type[Metric]) -> type[Metric]:
+    _METRICS[cls.name] = cls
+    return cls
+
+
+def _load_families() -> None:
+    """Import every family module of this package (one module per metric family) so they register."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in _INFRASTRUCTURE and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def metric_class(name: str) -> type[Metric]:
+    _load_families()
+    if name not in _METRICS:
+        raise EvalkitError(f"unknown metric '{name}'; known: {', '.join(sorted(_METRICS))}")
+    return _METRICS[name]
+
+
+def get_metric(name: str, **options: Any) -> Metric:
+    return metric_class(name)(**options)
+
+
+def all_metrics() -> dict[str, type[Metric]]:
+    _load_families()
+    return dict(sorted(_METRICS.items()))
+
+
+__all__ = ["Metric", "SampleScore", "all_metrics", "get_metric", "metric_class", "register_metric"]

@@ -1,0 +1,106 @@
+"""Lexical report metrics: ROUGE-L (rouge-score) and BLEU-n (pycocoevalcap's BleuScorer arithmetic)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from evalkit.metrics import register_metric
+from evalkit.metrics.base import Metric, SampleScore
+from evalkit.sample import Parsed, Sample
+
+_TOKEN_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?|[^\sa-z0-9]")
+
+
+def bleu_tokenize(text: str) -> str:
+    """Lower-case, punctuation split off as its own token: what pycocoevalcap's scorer expects as input."""
+    return " ".join(_TOKEN_RE.findall(text.lower()))
+
+
+def _reference(sample: Sample) -> str:
+    return sample.reference_text or ""
+
+
+@register_metric
+class RougeL(Metric):
+    """ROUGE-L F-measure per sample, mean over samples (rouge-score, Porter stemmer on, as RadEval/RadVLM)."""
+
+    name = "rouge_l"
+    version = "1"
+    description = "ROUGE-L F1 (rouge-score, stemmer on), mean over samples"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        from rouge_score import rouge_scorer
+
+        self._scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=options.get("use_stemmer", True))
+
+    def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+        out = []
+        for pred, sample in zip(predictions, samples, strict=True):
+            result = self._scorer.score(_reference(sample), pred.answer or "")["rougeL"]
+            out.append(SampleScore(float(result.fmeasure), {}))
+        return out
+
+
+def bleu_stats(prediction: str, reference: str, n: int = 4) -> dict[str, Any]:
+    """pycocoevalcap's cooked statistics for one (prediction, reference) pair."""
+    from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
+
+    cooked = cook_test(bleu_tokenize(prediction), cook_refs([bleu_tokenize(reference)], n=n), eff="closest", n=n)
+    return {
+        "testlen": cooked["testlen"],
+        "reflen": cooked["reflen"],
+        "guess": cooked["guess"],
+        "correct": cooked["correct"],
+    }
+
+
+def _bleu_from_counts(correct: Sequence[float], guess: Sequence[float], testlen: float, reflen: float, n: int):
+    # Same smoothing constants as pycocoevalcap's BleuScorer.compute_score, so values agree to the last digit.
+    small, tiny = 1e-9, 1e-15
+    bleu = 1.0
+    for k in range(n):
+        bleu *= (float(correct[k]) + tiny) / (float(guess[k]) + small)
+    value = bleu ** (1.0 / n)
+    ratio = (testlen + tiny) / (reflen + small)
+    if ratio < 1:
+        value *= math.exp(1 - 1 / ratio)
+    return value
+
+
+class _Bleu(Metric):
+    """BLEU-n with pycocoevalcap's 'closest' reference length.
+
+    The per-sample value is pycocoevalcap's per-sentence BLEU; the corpus value (what papers report) is
+    re-computed from summed n-gram counts, so it is not the mean of per-sample values.
+    """
+
+    n: int = 4
+    corpus = True
+
+    def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+        out = []
+        for pred, sample in zip(predictions, samples, strict=True):
+            stats = bleu_stats(pred.answer or "", _reference(sample), n=4)
+            value = _bleu_from_counts(stats["correct"], stats["guess"], stats["testlen"], stats["reflen"], self.n)
+            out.append(SampleScore(value, stats))
+        return out
+
+    def aggregate(self, values: Sequence[float], stats: Sequence[dict[str, Any]]) -> float:
+        if not stats:
+            return float("nan")
+        correct = [sum(s["correct"][k] for s in stats) for k in range(self.n)]
+        guess = [sum(s["guess"][k] for s in stats) for k in range(self.n)]
+        testlen = sum(s["testlen"] for s in stats)
+        reflen = sum(s["reflen"] for s in stats)
+        return _bleu_from_counts(correct, guess, testlen, reflen, self.n)
+
+
+@register_metric
+class Bleu4(_Bleu):
+    name = "bleu_4"
+    n = 4
+    description = "corpus BLEU-4 (pycocoevalcap arithmetic, closest reference length)"

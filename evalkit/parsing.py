@@ -1,0 +1,138 @@
+"""Turn raw model text into an answer, an optional thinking trace and 0-1 boxes.
+
+Box formats (a model card's `box_format`, also `evalkit score --box-format`):
+- `unit01`: floats in 0-1 written in text, e.g. ``[0.12, 0.30, 0.55, 0.80]`` (RadVLM).
+- `qwen1000`: integers on a 0-1000 grid, usually JSON ``{"bbox_2d": [x1, y1, x2, y2], "label": ...}`` (Qwen3-VL).
+- `pixels_resized`: pixels of the image after the model's smart resize (Qwen2.5-VL).
+- `pixels`: pixels of the original image.
+Malformed answers give a `Parsed` with `parse_error` set and no boxes; parsing never raises.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from evalkit.sample import Box, Parsed
+
+_THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+# Four numbers inside brackets or parentheses, separated by commas and/or spaces.
+_BOX_RE = re.compile(rf"[\[(]\s*({_NUMBER})\s*[, ]\s*({_NUMBER})\s*[, ]\s*({_NUMBER})\s*[, ]\s*({_NUMBER})\s*[\])]")
+# Any bracketed list of numbers, to detect wrong arity (e.g. three numbers) as a parse error.
+_LIST_RE = re.compile(rf"[\[(]\s*{_NUMBER}(?:\s*[, ]\s*{_NUMBER})*\s*[\])]")
+
+
+def split_thinking(text: str, mode: str = "tags") -> tuple[str, str | None, bool]:
+    """Split `<think>...</think>` from the answer.
+
+    Returns (answer, thinking, complete). `complete` is False when a `<think>` was opened but never closed,
+    which thinking models do when they hit the length cap; the answer is then empty. Mode `suffix` covers
+    models whose template opens `<think>` in the prompt, so the output holds only the closing tag.
+    """
+    if mode == "none":
+        return text.strip(), None, True
+    if "</think>" in text:
+        head, _, answer = text.rpartition("</think>")
+        thinking = head.split("<think>", 1)[-1].strip()
+        return answer.strip(), thinking, True
+    if "<think>" in text or mode == "suffix":
+        return "", text.split("<think>", 1)[-1].strip(), False
+    return text.strip(), None, True
+
+
+def smart_resize(
+    width: int, height: int, factor: int = 28, min_pixels: int = 56 * 56, max_pixels: int = 14 * 14 * 4 * 1280
+) -> tuple[int, int]:
+    """Qwen2-VL/2.5-VL image resize rule (dimensions multiple of `factor`, pixel count within bounds).
+
+    Follows `qwen_vl_utils.smart_resize`; returns (resized_width, resized_height).
+    """
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return w_bar, h_bar
+
+
+def _scale_for(box_format: str, image_size: tuple[int, int] | None, resized_size: tuple[int, int] | None):
+    if box_format == "unit01":
+        return 1.0, 1.0
+    if box_format == "qwen1000":
+        return 1000.0, 1000.0
+    size = resized_size if box_format == "pixels_resized" else image_size
+    if size is None:
+        return None
+    return float(size[0]), float(size[1])
+
+
+def parse_boxes(
+    answer: str,
+    box_format: str,
+    image_size: tuple[int, int] | None = None,
+    resized_size: tuple[int, int] | None = None,
+) -> tuple[list[Box], str | None]:
+    """All boxes in `answer`, converted to 0-1 `[x1, y1, x2, y2]`, plus a parse error or None.
+
+    A box outside its format's range (negative, > 1 for unit01, > 1000 for qwen1000, beyond the image for
+    pixels) or with x2 <= x1 / y2 <= y1 makes the whole answer a parse failure: silently clipping would
+    reward a malformed answer.
+    """
+    scale = _scale_for(box_format, image_size, resized_size)
+    if scale is None:
+        return [], f"box_format '{box_format}' needs the image size, which the sample does not record"
+    sx, sy = scale
+    raw = [tuple(float(v) for v in m.groups()) for m in _BOX_RE.finditer(answer)]
+    if not raw:
+        if _LIST_RE.search(answer):
+            return [], "found a coordinate list without exactly four numbers"
+        return [], "no box found in the answer"
+    boxes: list[Box] = []
+    for x1, y1, x2, y2 in raw:
+        if any(math.isnan(v) for v in (x1, y1, x2, y2)):
+            return [], "box has NaN coordinates"
+        if min(x1, y1, x2, y2) < 0 or max(x1, x2) > sx or max(y1, y2) > sy:
+            return [], f"box {[x1, y1, x2, y2]} is outside the {box_format} range"
+        if x2 <= x1 or y2 <= y1:
+            return [], f"box {[x1, y1, x2, y2]} has x2 <= x1 or y2 <= y1"
+        boxes.append([x1 / sx, y1 / sy, x2 / sx, y2 / sy])
+    return boxes, None
+
+
+def format_boxes(boxes: list[Box], box_format: str = "unit01", image_size: tuple[int, int] | None = None) -> str:
+    """Write 0-1 boxes in a model's output format (baselines answer in it; tests round-trip through it)."""
+    if box_format == "unit01":
+        return ", ".join("[" + ", ".join(f"{v:.2f}" for v in b) + "]" for b in boxes)
+    if box_format == "qwen1000":
+        import json
+
+        return json.dumps([{"bbox_2d": [round(v * 1000) for v in b]} for b in boxes])
+    if image_size is None:
+        raise ValueError(f"box_format '{box_format}' needs image_size")
+    w, h = image_size
+    return ", ".join(f"[{round(b[0] * w)}, {round(b[1] * h)}, {round(b[2] * w)}, {round(b[3] * h)}]" for b in boxes)
+
+
+def parse_output(
+    text: str,
+    parser: str,
+    box_format: str = "unit01",
+    thinking: str = "none",
+    image_size: tuple[int, int] | None = None,
+    resized_size: tuple[int, int] | None = None,
+) -> Parsed:
+    """Parse a raw model output for a task's parser (`report` or `boxes`)."""
+    answer, trace, complete = split_thinking(text or "", "tags" if thinking == "none" else thinking)
+    if not complete:
+        return Parsed(answer="", thinking=trace, parse_error="thinking not closed: no </think> in the output")
+    if parser == "report":
+        error = None if answer.strip() else "empty answer"
+        return Parsed(answer=answer, thinking=trace, parse_error=error)
+    boxes, error = parse_boxes(answer, box_format, image_size, resized_size)
+    return Parsed(answer=answer, thinking=trace, boxes=boxes, parse_error=error)

@@ -1,0 +1,430 @@
+"""The resumable run: samples -> prompts -> adapter -> parse -> metrics -> DuckDB.
+
+Resume rules: a run is identified by (task, task version, dataset options, model fingerprint), so running the
+same thing again continues the same run. Each batch of generations is committed in one transaction together
+with the deletion of any stale scores, and generations are also cached by content, so a run killed at any point
+(SIGKILL included) loses at most the batch in flight and generates nothing twice. Samples whose generation
+failed are retried on the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+import evalkit
+from evalkit.config import ModelCard, TaskSpec
+from evalkit.data import get_loader
+from evalkit.errors import EvalkitError, SampleError
+from evalkit.images import image_hash, load_image
+from evalkit.metrics import get_metric
+from evalkit.metrics.base import Metric, SampleScore
+from evalkit.parsing import parse_output, smart_resize
+from evalkit.prompts import render_prompt
+from evalkit.sample import Parsed, Sample
+from evalkit.store import Store, dumps, loads
+from model_adapters.base import Adapter, GenerationRequest, GenerationResult, stable_hash
+
+DEFAULT_DATA_ROOT = Path("data")
+SCORE_CHUNK = 256
+
+
+def data_root_default() -> Path:
+    return Path(os.environ.get("EVALKIT_DATA_ROOT", DEFAULT_DATA_ROOT))
+
+
+def dataset_root(task: TaskSpec, data_root: Path) -> Path:
+    return Path(data_root) / (task.dataset.root or task.dataset.loader)
+
+
+def load_samples(task: TaskSpec, data_root: Path, split: str | None = None) -> list[Sample]:
+    """Samples of a task's split; the phantom set is made on first use (it is code, not data)."""
+    root = dataset_root(task, data_root)
+    if task.dataset.loader == "phantom" and not (root / "phantom.json").exists():
+        from evalkit.data.phantom import ensure_phantom
+
+        ensure_phantom(root)
+    if not root.exists():
+        raise EvalkitError(
+            f"task '{task.name}': data folder {root} does not exist; pass --data-root (or set EVALKIT_DATA_ROOT) "
+            f"to the folder holding '{task.dataset.root or task.dataset.loader}'"
+        )
+    samples = get_loader(task.dataset.loader)(task.dataset, root, task.name, split or task.dataset.split)
+    seen: set[str] = set()
+    for sample in samples:
+        if sample.sample_id in seen:
+            raise EvalkitError(f"task '{task.name}': duplicate sample_id '{sample.sample_id}' from the loader")
+        seen.add(sample.sample_id)
+    return samples
+
+
+def build_adapter(card: ModelCard, **options: Any) -> Adapter:
+    """The adapter for a card; heavy back ends are imported only when used."""
+    if card.adapter == "baseline":
+        from model_adapters.baselines import BaselineAdapter
+
+        return BaselineAdapter(card)
+    if card.adapter == "transformers":
+        from model_adapters.transformers_local import TransformersAdapter
+
+        return TransformersAdapter(card, **options)
+    if card.adapter == "vllm":
+        from model_adapters.vllm_engine import VLLMAdapter  # type: ignore[import-not-found]
+
+        return VLLMAdapter(card, **options)
+    if card.adapter == "openai":
+        from model_adapters.openai_server import OpenAIAdapter  # type: ignore[import-not-found]
+
+        return OpenAIAdapter(card, **options)
+    raise EvalkitError(f"card '{card.name}': unknown adapter '{card.adapter}'")
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_id_for(task: TaskSpec, fingerprint: str) -> str:
+    return stable_hash(task.name, task.version, task.dataset.model_dump(exclude={"root"}), fingerprint)
+
+
+def decoding_for(task: TaskSpec, card: ModelCard) -> dict[str, Any]:
+    """Card decoding with the task's overrides on top."""
+    decoding = card.decoding.model_dump()
+    decoding.update(task.decoding.model_dump(exclude_none=True))
+    return decoding
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    task: str
+    model: str
+    n_samples: int
+    generated: int = 0
+    from_cache: int = 0
+    errors: int = 0
+    parse_failures: int = 0
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def sample_row(sample: Sample) -> list[Any]:
+    return [
+        sample.task,
+        sample.sample_id,
+        dumps(sample.image_paths),
+        dumps(sample.prompt_vars),
+        sample.reference_text,
+        dumps(sample.reference_boxes),
+        dumps(sample.reference_labels),
+        dumps(sample.meta),
+    ]
+
+
+class Runner:
+    """Runs one (task, model) pair into a store. Construct per pair; `run()` does the whole job."""
+
+    def __init__(
+        self,
+        store: Store,
+        task: TaskSpec,
+        card: ModelCard,
+        adapter: Adapter,
+        *,
+        data_root: Path | None = None,
+        samples: list[Sample] | None = None,
+        limit: int | None = None,
+        batch_size: int = 16,
+        progress: bool = True,
+    ) -> None:
+        self.store, self.task, self.card, self.adapter = store, task, card, adapter
+        self.data_root = Path(data_root) if data_root is not None else data_root_default()
+        self.samples = samples if samples is not None else load_samples(task, self.data_root)
+        if limit is not None:
+            self.samples = self.samples[:limit]
+        self.batch_size = max(1, batch_size)
+        self.progress = progress
+        self.decoding = decoding_for(task, card)
+
+    # --- generation -------------------------------------------------------------------------------------------
+    def _parse(self, text: str, sample: Sample, size: tuple[int, int] | None) -> Parsed:
+        size = sample.image_size or size
+        resized = None
+        if size is not None and self.card.box_format == "pixels_resized":
+            kwargs = {k: v for k, v in self.card.image.model_dump().items() if v is not None}
+            resized = smart_resize(size[0], size[1], factor=int(self.card.options.get("resize_factor", 28)), **kwargs)
+        return parse_output(text, self.task.parser, self.card.box_format, self.card.thinking, size, resized)
+
+    def _generate_batch(self, batch: Sequence[Sample], fingerprint: str, run_id: str) -> dict[str, int]:
+        counts = {"generated": 0, "from_cache": 0, "errors": 0}
+        rows: dict[str, dict[str, Any]] = {}
+        pending: list[tuple[Sample, GenerationRequest, str, tuple[int, int]]] = []
+        for sample in batch:
+            system, prompt = render_prompt(self.task, self.card, sample)
+            prompt_hash = stable_hash(system, prompt)
+            row = {"prompt_hash": prompt_hash, "prompt": prompt, "size": None}
+            rows[sample.sample_id] = row
+            try:
+                paths = sample.image_paths if getattr(self.adapter, "needs_images", True) else []
+                hashes = [image_hash(p) for p in paths]
+                images = [load_image(p) for p in paths]
+            except SampleError as exc:
+                row.update(text="", error=str(exc), cache_key=None)
+                continue
+            row["size"] = images[0].size if images else None
+            key = stable_hash(fingerprint, system, prompt, hashes, self.decoding, length=32)
+            row["cache_key"] = key
+            request = GenerationRequest(sample, prompt, images, system, dict(self.decoding))
+            pending.append((sample, request, key, images[0].size if images else None))
+
+        cached = self.store.cached_generations([key for _, _, key, _ in pending])
+        to_generate = [p for p in pending if p[2] not in cached]
+        for sample, _, key, _ in pending:
+            if key in cached:
+                hit = cached[key]
+                rows[sample.sample_id].update(
+                    text=hit["text"], tokens=hit["tokens"], latency=hit["latency"], error=None
+                )
+                counts["from_cache"] += 1
+        results = self._call_adapter([p[1] for p in to_generate])
+        new_cache = []
+        for (sample, _, key, _), result in zip(to_generate, results, strict=True):
+            rows[sample.sample_id].update(
+                text=result.text, tokens=result.tokens, latency=result.latency_s, error=result.error
+            )
+            if result.error is None:
+                counts["generated"] += 1
+                new_cache.append([key, result.text, result.tokens, result.latency_s])
+
+        generation_rows, ids = [], []
+        for sample in batch:
+            row = rows[sample.sample_id]
+            if row.get("error"):
+                counts["errors"] += 1
+                parsed = Parsed(answer="", parse_error=f"generation failed: {row['error']}")
+            else:
+                parsed = self._parse(row["text"], sample, row["size"])
+            ids.append(sample.sample_id)
+            generation_rows.append(
+                [
+                    run_id,
+                    sample.sample_id,
+                    row["prompt_hash"],
+                    row["prompt"],
+                    row.get("text", ""),
+                    dumps(parsed.to_json()),
+                    row.get("tokens"),
+                    row.get("latency"),
+                    row.get("error"),
+                    row.get("cache_key"),
+                ]
+            )
+        with self.store.transaction() as con:
+            if new_cache:
+                con.executemany("INSERT OR REPLACE INTO generation_cache VALUES (?, ?, ?, ?, now())", new_cache)
+            con.executemany("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", generation_rows)
+            con.execute("CREATE TEMP TABLE IF NOT EXISTS _ids (sample_id VARCHAR)")
+            con.execute("DELETE FROM _ids")
+            con.executemany("INSERT INTO _ids VALUES (?)", [[i] for i in ids])
+            con.execute("DELETE FROM scores WHERE run_id = ? AND sample_id IN (SELECT sample_id FROM _ids)", [run_id])
+        return counts
+
+    def _call_adapter(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        """Batched call; if the whole batch raises, retry one by one so only the bad sample fails."""
+        if not requests:
+            return []
+        try:
+            results = self.adapter.generate(requests)
+            if len(results) != len(requests):
+                raise RuntimeError(f"adapter returned {len(results)} results for {len(requests)} requests")
+            return results
+        except Exception:
+            if len(requests) == 1:
+                import traceback
+
+                message = traceback.format_exc(limit=1).strip().splitlines()[-1]
+                return [GenerationResult(text="", error=f"adapter error: {message}")]
+            return [r for request in requests for r in self._call_adapter([request])]
+
+    # --- scoring ----------------------------------------------------------------------------------------------
+    def _metrics(self) -> tuple[list[Metric], dict[str, str]]:
+        metrics, unavailable = [], {}
+        for spec in self.task.metrics:
+            metric = get_metric(spec.name, **spec.options)
+            reason = metric.available()
+            if reason:
+                unavailable[spec.name] = reason
+            else:
+                metric.cache = self.store
+                metrics.append(metric)
+        return metrics, unavailable
+
+    def _score(self, run_id: str, metrics: list[Metric]) -> None:
+        by_id = {s.sample_id: s for s in self.samples}
+        for metric in metrics:
+            rows = self.store.con.execute(
+                "SELECT g.sample_id, g.parsed FROM generations g WHERE g.run_id = ? AND NOT EXISTS ("
+                "SELECT 1 FROM scores s WHERE s.run_id = g.run_id AND s.sample_id = g.sample_id AND s.metric = ? "
+                "AND s.metric_version = ?)",
+                [run_id, metric.name, metric.version],
+            ).fetchall()
+            rows = [(sid, Parsed.from_json(loads(p, {}))) for sid, p in rows if sid in by_id]
+            for chunk in _chunks(rows, SCORE_CHUNK):
+                samples = [by_id[sid] for sid, _ in chunk]
+                scores = _safe_score(metric, [p for _, p in chunk], samples)
+                with self.store.transaction() as con:
+                    con.executemany(
+                        "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?)",
+                        [
+                            [run_id, sid, metric.name, metric.version, score.value, dumps(score.stats)]
+                            for (sid, _), score in zip(chunk, scores, strict=True)
+                        ],
+                    )
+
+    def _aggregate(self, run_id: str, metrics: list[Metric], unavailable: dict[str, str]) -> dict[str, Any]:
+        values: dict[str, float | None] = {}
+        ids = {s.sample_id for s in self.samples}
+        with self.store.transaction() as con:
+            for metric in metrics:
+                rows = con.execute(
+                    "SELECT sample_id, value, stats FROM scores WHERE run_id = ? AND metric = ? AND metric_version = ?",
+                    [run_id, metric.name, metric.version],
+                ).fetchall()
+                rows = [r for r in rows if r[0] in ids]
+                value = metric.aggregate([r[1] for r in rows], [loads(r[2], {}) for r in rows]) if rows else None
+                values[metric.name] = value
+                con.execute(
+                    "INSERT OR REPLACE INTO run_metrics VALUES (?, ?, ?, 'ok', NULL, ?, ?)",
+                    [run_id, metric.name, metric.version, value, len(rows)],
+                )
+            for name, reason in unavailable.items():
+                con.execute(
+                    "INSERT OR REPLACE INTO run_metrics VALUES (?, ?, NULL, 'unavailable', ?, NULL, 0)",
+                    [run_id, name, reason],
+                )
+        return values
+
+    # --- the whole job ----------------------------------------------------------------------------------------
+    def run(self, on_progress: Callable[[int], None] | None = None) -> RunSummary:
+        start = time.perf_counter()
+        fingerprint = self.adapter.fingerprint()
+        run_id = run_id_for(self.task, fingerprint)
+        summary = RunSummary(run_id, self.task.name, self.card.name, len(self.samples))
+        self.store.put_samples(sample_row(s) for s in self.samples)
+        self.store.upsert_run(
+            {
+                "run_id": run_id,
+                "task": self.task.name,
+                "task_version": self.task.version,
+                "model": self.card.name,
+                "model_fingerprint": fingerprint,
+                "adapter": self.card.adapter,
+                "card": dumps(self.card.model_dump()),
+                "decoding": dumps(self.decoding),
+                "access": self.task.access,
+                "evalkit_version": evalkit.__version__,
+                "git_sha": git_sha(),
+                "started_at": datetime.now(UTC).replace(tzinfo=None),
+                "finished_at": None,
+                "status": "running",
+                "n_samples": len(self.samples),
+                "summary": None,
+            }
+        )
+        done = self.store.done_sample_ids(run_id)
+        todo = [s for s in self.samples if s.sample_id not in done]
+        try:
+            with _progress(self.progress, f"{self.task.name} · {self.card.name}", len(self.samples)) as advance:
+                advance(len(self.samples) - len(todo))
+                for batch in _chunks(todo, self.batch_size):
+                    counts = self._generate_batch(batch, fingerprint, run_id)
+                    summary.generated += counts["generated"]
+                    summary.from_cache += counts["from_cache"]
+                    advance(len(batch))
+                    if on_progress:
+                        on_progress(len(batch))
+            metrics, summary.unavailable = self._metrics()
+            self._score(run_id, metrics)
+            summary.metrics = self._aggregate(run_id, metrics, summary.unavailable)
+        except KeyboardInterrupt:
+            self.store.finish_run(
+                run_id, "interrupted", len(self.samples), {"note": "interrupted; run again to resume"}
+            )
+            raise
+        stats = self.store.con.execute(
+            "SELECT count(*) FILTER (WHERE error IS NOT NULL), "
+            "count(*) FILTER (WHERE json_extract_string(parsed, '$.parse_error') IS NOT NULL AND error IS NULL) "
+            "FROM generations WHERE run_id = ?",
+            [run_id],
+        ).fetchone()
+        summary.errors, summary.parse_failures = int(stats[0]), int(stats[1])
+        summary.seconds = time.perf_counter() - start
+        self.store.finish_run(
+            run_id,
+            "finished",
+            len(self.samples),
+            {
+                "errors": summary.errors,
+                "parse_failures": summary.parse_failures,
+                "generated": summary.generated,
+                "from_cache": summary.from_cache,
+                "unavailable": summary.unavailable,
+                "seconds": round(summary.seconds, 3),
+            },
+        )
+        return summary
+
+
+def _safe_score(metric: Metric, predictions: list[Parsed], samples: list[Sample]) -> list[SampleScore]:
+    """Score a chunk; if the metric raises, score one by one so one bad text cannot sink the chunk."""
+    try:
+        return metric.score(predictions, samples)
+    except Exception:
+        if len(predictions) == 1:
+            import traceback
+
+            message = traceback.format_exc(limit=1).strip().splitlines()[-1]
+            return [SampleScore(None, {"error": f"{metric.name} failed: {message}"})]
+        return [s for p, x in zip(predictions, samples, strict=True) for s in _safe_score(metric, [p], [x])]
+
+
+class _progress:
+    """A rich progress bar when `enabled` and on a terminal; a no-op otherwise."""
+
+    def __init__(self, enabled: bool, label: str, total: int) -> None:
+        self.enabled, self.label, self.total = enabled, label, total
+        self._bar: Progress | None = None
+
+    def __enter__(self) -> Callable[[int], None]:
+        if not self.enabled:
+            return lambda n: None
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+        )
+        self._bar.start()
+        task_id = self._bar.add_task(self.label, total=self.total)
+        return lambda n: self._bar.advance(task_id, n) if self._bar else None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar:
+            self._bar.stop()

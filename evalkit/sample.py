@@ -1,0 +1,66 @@
+"""The unit of evaluation: one image (or several) + prompt variables + references."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Box = list[float]  # [x1, y1, x2, y2] in 0-1 image coordinates
+
+
+@dataclass
+class Sample:
+    """One evaluation item, with boxes already normalised to 0-1 by its loader.
+
+    Attributes:
+        sample_id: Stable id derived from the data set's own ids (never a row number).
+        task: Name of the task the sample belongs to.
+        image_paths: Images shown to the model, in order.
+        prompt_vars: Values substituted into the task's prompt template (e.g. ``label``, ``phrase``).
+        reference_text: Reference report (report generation) or phrase (grounding), if any.
+        reference_boxes: Reference boxes in 0-1 coordinates.
+        reference_labels: One label per reference box.
+        meta: Anything else worth keeping (split, view, image size, CheXpert labels...).
+    """
+
+    sample_id: str
+    task: str
+    image_paths: list[str]
+    prompt_vars: dict[str, Any] = field(default_factory=dict)
+    reference_text: str | None = None
+    reference_boxes: list[Box] = field(default_factory=list)
+    reference_labels: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """(width, height) of the original image when the loader recorded it."""
+        size = self.meta.get("image_size")
+        return (int(size[0]), int(size[1])) if size else None
+
+
+@dataclass
+class Parsed:
+    """What the parser made of a model's raw text."""
+
+    answer: str
+    thinking: str | None = None
+    boxes: list[Box] = field(default_factory=list)
+    parse_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "thinking": self.thinking,
+            "boxes": self.boxes,
+            "parse_error": self.parse_error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Parsed:
+        return cls(
+            answer=data.get("answer", ""),
+            thinking=data.get("thinking"),
+            boxes=[list(map(float, b)) for b in data.get("boxes", [])],
+            parse_error=data.get("parse_error"),
+        )

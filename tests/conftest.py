@@ -1,0 +1,28 @@
+"""Shared fixtures: a small phantom set made once per session, offline settings for transformers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SMALL = {"n_train": 40, "n_validate": 6, "n_test": 16}
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding a small phantom set at `<root>/phantom` (the tasks' default folder)."""
+    from evalkit.data.phantom import generate_phantom
+
+    root = tmp_path_factory.mktemp("data")
+    generate_phantom(root / "phantom", **SMALL)
+    return root
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "results.duckdb"

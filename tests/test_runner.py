@@ -1,0 +1,183 @@
+"""The runner end to end on phantoms: signal in baselines, caching, resume after SIGKILL, per-sample errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from evalkit.registry import resolve_model, resolve_tasks
+from evalkit.runner import Runner, build_adapter, load_samples
+from evalkit.store import Store
+
+
+def _run(db: Path, data_root: Path, model: str, task: str, **kw):
+    card = resolve_model(model)
+    spec = resolve_tasks(task)[0]
+    adapter = build_adapter(card)
+    adapter.prepare(spec, lambda: load_samples(spec, data_root, split="train"))
+    with Store(db) as store:
+        return Runner(store, spec, card, adapter, data_root=data_root, progress=False, **kw).run()
+
+
+def test_nn_retrieval_beats_normal_template_on_reports(db, data_root):
+    nn = _run(db, data_root, "nn-retrieval", "phantom-report")
+    normal = _run(db, data_root, "normal-template", "phantom-report")
+    assert nn.metrics["rouge_l"] > normal.metrics["rouge_l"]
+    assert nn.errors == 0 and nn.n_samples == 16
+
+
+@pytest.mark.parametrize(
+    "task", ["phantom-abnormality-grounding", "phantom-anatomy-grounding", "phantom-phrase-grounding"]
+)
+def test_prior_box_beats_whole_image(db, data_root, task):
+    prior = _run(db, data_root, "prior-box", task)
+    whole = _run(db, data_root, "whole-image", task)
+    assert prior.metrics["miou"] > whole.metrics["miou"]
+    assert prior.parse_failures == 0
+
+
+def test_second_run_generates_nothing(db, data_root):
+    first = _run(db, data_root, "nn-retrieval", "phantom-report")
+    second = _run(db, data_root, "nn-retrieval", "phantom-report")
+    assert first.generated == 16 and second.generated == 0 and second.from_cache == 0
+    assert second.metrics == first.metrics
+    with Store(db, read_only=True) as store:
+        assert store.query("SELECT count(*) AS n FROM generations")[0]["n"] == 16
+        assert store.query("SELECT count(*) AS n FROM scores")[0]["n"] == 32
+
+
+def test_generation_cache_is_shared_across_runs(tmp_path, data_root):
+    # A new run (new db row) of the same model+prompts+images answers from the content cache.
+    db = tmp_path / "r.duckdb"
+    _run(db, data_root, "prior-box", "phantom-abnormality-grounding", limit=5)
+    with Store(db) as store:
+        store.con.execute("DELETE FROM generations")
+        store.con.execute("DELETE FROM scores")
+    again = _run(db, data_root, "prior-box", "phantom-abnormality-grounding", limit=5)
+    assert again.generated == 0 and again.from_cache == 5
+
+
+def test_corrupt_image_is_a_per_sample_error(tmp_path, data_root):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(data_root / "phantom", root / "phantom")
+    spec = resolve_tasks("phantom-report")[0]
+    bad = load_samples(spec, root)[2]
+    Path(bad.image_paths[0]).write_bytes(b"not a png at all")
+    summary = _run(tmp_path / "r.duckdb", root, "nn-retrieval", "phantom-report")
+    assert summary.errors == 1 and summary.n_samples == 16
+    with Store(tmp_path / "r.duckdb", read_only=True) as store:
+        rows = store.query("SELECT sample_id, error FROM generations WHERE error IS NOT NULL")
+    assert rows[0]["sample_id"] == bad.sample_id and "cannot read image" in rows[0]["error"]
+    assert bad.image_paths[0] in rows[0]["error"]
+
+
+SLOW_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from evalkit.registry import resolve_model, resolve_tasks
+    from evalkit.runner import Runner, build_adapter, load_samples
+    from evalkit.store import Store
+
+    db, root, delay = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+    card, task = resolve_model("nn-retrieval"), resolve_tasks("phantom-phrase-grounding")[0]
+    adapter = build_adapter(card)
+    adapter.prepare(task, lambda: load_samples(task, root, split="train"))
+    generate = adapter.generate
+
+    def slow(requests):
+        time.sleep(delay)
+        return generate(requests)
+
+    adapter.generate = slow
+    with Store(db) as store:
+        Runner(store, task, card, adapter, data_root=root, batch_size=2, progress=False).run(
+            on_progress=lambda n: print("batch", flush=True))
+    print("done", flush=True)
+    """
+)
+
+
+def _table(db: Path, sql: str):
+    with Store(db, read_only=True) as store:
+        return store.con.execute(sql).fetchall()
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, data_root):
+    script = tmp_path / "slow_run.py"
+    script.write_text(SLOW_RUN)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    killed_db, clean_db = tmp_path / "killed.duckdb", tmp_path / "clean.duckdb"
+
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(killed_db), str(data_root), "0.3"], stdout=subprocess.PIPE, text=True, env=env
+    )
+    batches = 0
+    while batches < 3:
+        line = proc.stdout.readline()
+        assert line, "run ended before it could be killed"
+        batches += line.startswith("batch")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = _table(killed_db, "SELECT count(*) FROM generations")[0][0]
+    assert 6 <= partial < 40, partial
+
+    resumed = subprocess.run(
+        [sys.executable, str(script), str(killed_db), str(data_root), "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    subprocess.run(
+        [sys.executable, str(script), str(clean_db), str(data_root), "0"],
+        check=True,
+        env=env,
+        timeout=300,
+        capture_output=True,
+    )
+
+    gen_sql = "SELECT run_id, sample_id, text, parsed, error FROM generations ORDER BY sample_id"
+    score_sql = "SELECT run_id, sample_id, metric, value, stats FROM scores ORDER BY sample_id, metric"
+    agg_sql = "SELECT run_id, metric, value, n FROM run_metrics ORDER BY metric"
+    for sql in (gen_sql, score_sql, agg_sql):
+        assert _table(killed_db, sql) == _table(clean_db, sql)
+    dup = "SELECT count(*) - count(DISTINCT (run_id, sample_id)) FROM generations"
+    assert _table(killed_db, dup)[0][0] == 0
+    assert _table(killed_db, "SELECT status FROM runs")[0][0] == "finished"
+
+
+def test_adapter_exception_isolated_to_one_sample(tmp_path, data_root):
+    card = resolve_model("prior-box")
+    spec = resolve_tasks("phantom-abnormality-grounding")[0]
+    adapter = build_adapter(card)
+    adapter.prepare(spec, lambda: load_samples(spec, data_root, split="train"))
+    samples = load_samples(spec, data_root)[:6]
+    bad_id = samples[3].sample_id
+    generate = adapter.generate
+
+    def flaky(requests):
+        if any(r.sample.sample_id == bad_id for r in requests):
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return generate(requests)
+
+    adapter.generate = flaky
+    with Store(tmp_path / "r.duckdb") as store:
+        summary = Runner(store, spec, card, adapter, samples=samples, batch_size=4, progress=False).run()
+        errors = store.query("SELECT sample_id, error FROM generations WHERE error IS NOT NULL")
+    assert summary.errors == 1
+    assert errors[0]["sample_id"] == bad_id and "out of memory" in errors[0]["error"]
+    # On the next run the failed sample is retried (and now succeeds); the others are not regenerated.
+    adapter.generate = generate
+    with Store(tmp_path / "r.duckdb") as store:
+        again = Runner(store, spec, card, adapter, samples=samples, batch_size=4, progress=False).run()
+    assert again.errors == 0 and again.generated + again.from_cache == 1
