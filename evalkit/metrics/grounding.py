@@ -127,3 +127,38 @@ class RadVLMMap50(_GroundingMetric):
             value, matches = radvlm_ap50(pred.boxes, sample.reference_boxes)
             out.append(SampleScore(value, {**_record(pred, sample), "matches": matches}))
         return out
+
+
+def soft_f1_iou(predicted: Sequence[Box], reference: Sequence[Box]) -> tuple[float, list[tuple[int, int, float]]]:
+    """IoU-weighted soft F1 with a Hungarian (maximum total IoU) one-to-one assignment.
+
+    soft precision = sum of matched IoUs / #predictions, soft recall = sum / #references, F1 their harmonic
+    mean; 0 when either side is empty. This is the RadVLM-GRPO grounding reward; training/rewards.py uses this
+    very function. Returns (value, [(pred index, ref index, iou), ...]).
+    """
+    if not predicted or not reference:
+        return 0.0, []
+    from scipy.optimize import linear_sum_assignment
+
+    ious = iou_matrix(predicted, reference)
+    rows, cols = linear_sum_assignment(ious, maximize=True)
+    pairs = [(int(r), int(c), float(ious[r, c])) for r, c in zip(rows, cols, strict=True)]
+    total = sum(p[2] for p in pairs)
+    precision, recall = total / len(predicted), total / len(reference)
+    value = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return value, pairs
+
+
+@register_metric
+class SoftF1IoU(_GroundingMetric):
+    name = "soft_f1_iou"
+    description = "IoU-weighted soft F1 with Hungarian matching (the RadVLM-GRPO grounding reward)"
+
+    def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+        out = []
+        for pred, sample in zip(predictions, samples, strict=True):
+            value, pairs = soft_f1_iou(pred.boxes, sample.reference_boxes)
+            out.append(
+                SampleScore(value, {**_record(pred, sample), "pairs": [[p, r, round(i, 6)] for p, r, i in pairs]})
+            )
+        return out
