@@ -2,7 +2,8 @@
 
 Box formats (a model card's `box_format`, also `evalkit score --box-format`):
 - `unit01`: floats in 0-1 written in text, e.g. ``[0.12, 0.30, 0.55, 0.80]`` (RadVLM).
-- `qwen1000`: integers on a 0-1000 grid, usually JSON ``{"bbox_2d": [x1, y1, x2, y2], "label": ...}`` (Qwen3-VL).
+- `qwen1000`: integers on a 0-1000 grid, usually JSON ``{"bbox_2d": [x1, y1, x2, y2], "label": ...}`` (Qwen3-VL;
+  with or without a code fence, one dict or a list of them), or Qwen2-VL's corner pair ``(x1,y1),(x2,y2)``.
 - `pixels_resized`: pixels of the image after the model's smart resize (Qwen2.5-VL).
 - `pixels`: pixels of the original image.
 Malformed answers give a `Parsed` with `parse_error` set and no boxes; parsing never raises.
@@ -17,10 +18,13 @@ from evalkit.sample import Box, Parsed
 
 _THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 _NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
-# Four numbers inside brackets or parentheses, separated by commas and/or spaces.
-_BOX_RE = re.compile(rf"[\[(]\s*({_NUMBER})\s*[, ]\s*({_NUMBER})\s*[, ]\s*({_NUMBER})\s*[, ]\s*({_NUMBER})\s*[\])]")
-# Any bracketed list of numbers, to detect wrong arity (e.g. three numbers) as a parse error.
-_LIST_RE = re.compile(rf"[\[(]\s*{_NUMBER}(?:\s*[, ]\s*{_NUMBER})*\s*[\])]")
+# Any bracketed list of numbers separated by commas and/or spaces: `[x1, y1, x2, y2]`, `(x1 y1 x2 y2)`, the
+# `bbox_2d` lists of Qwen3-VL JSON; four numbers make a box, two or more otherwise make the answer malformed.
+_LIST_RE = re.compile(rf"[\[(]\s*({_NUMBER}(?:\s*[, ]\s*{_NUMBER})*)\s*[\])]")
+_NUMBER_RE = re.compile(_NUMBER)
+# Qwen2-VL's corner pair `(x1,y1),(x2,y2)` (0-1000 grid), optionally inside <|box_start|>...<|box_end|>.
+_POINT = rf"\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)"
+_POINT_PAIR_RE = re.compile(rf"{_POINT}\s*,?\s*{_POINT}")
 
 
 def split_thinking(text: str, mode: str = "tags") -> tuple[str, str | None, bool]:
@@ -72,6 +76,19 @@ def _scale_for(box_format: str, image_size: tuple[int, int] | None, resized_size
     return float(size[0]), float(size[1])
 
 
+def _coordinate_lists(answer: str) -> tuple[list[tuple[float, ...]], str | None]:
+    """Every box-like list in `answer`, in the order written, or an error for a list of the wrong length."""
+    found = [(m.start(), tuple(float(v) for v in m.groups())) for m in _POINT_PAIR_RE.finditer(answer)]
+    rest = _POINT_PAIR_RE.sub(lambda m: " " * len(m.group(0)), answer)
+    for m in _LIST_RE.finditer(rest):
+        numbers = _NUMBER_RE.findall(m.group(1))
+        if len(numbers) == 4:
+            found.append((m.start(), tuple(float(v) for v in numbers)))
+        elif len(numbers) >= 2:
+            return [], f"found a coordinate list without exactly four numbers: {m.group(0)}"
+    return [numbers for _, numbers in sorted(found)], None
+
+
 def parse_boxes(
     answer: str,
     box_format: str,
@@ -80,18 +97,19 @@ def parse_boxes(
 ) -> tuple[list[Box], str | None]:
     """All boxes in `answer`, converted to 0-1 `[x1, y1, x2, y2]`, plus a parse error or None.
 
-    A box outside its format's range (negative, > 1 for unit01, > 1000 for qwen1000, beyond the image for
-    pixels) or with x2 <= x1 / y2 <= y1 makes the whole answer a parse failure: silently clipping would
-    reward a malformed answer.
+    Boxes are returned in the order they are written (the ranking COCO AP and RadVLM's AP use). A box outside
+    its format's range (negative, > 1 for unit01, > 1000 for qwen1000, beyond the image for pixels), with
+    x2 <= x1 / y2 <= y1, or a coordinate list of two, three or five+ numbers makes the whole answer a parse
+    failure: silently clipping or skipping would reward a malformed answer.
     """
     scale = _scale_for(box_format, image_size, resized_size)
     if scale is None:
         return [], f"box_format '{box_format}' needs the image size, which the sample does not record"
     sx, sy = scale
-    raw = [tuple(float(v) for v in m.groups()) for m in _BOX_RE.finditer(answer)]
+    raw, error = _coordinate_lists(answer)
+    if error:
+        return [], error
     if not raw:
-        if _LIST_RE.search(answer):
-            return [], "found a coordinate list without exactly four numbers"
         return [], "no box found in the answer"
     boxes: list[Box] = []
     for x1, y1, x2, y2 in raw:

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import evalkit
 from evalkit.config import ModelCard, TaskSpec
 from evalkit.data import get_loader
+from evalkit.data.issues import collect_issues, issues_summary
 from evalkit.errors import EvalkitError, SampleError
 from evalkit.images import image_hash, load_image
 from evalkit.metrics import get_metric
@@ -57,7 +58,8 @@ def load_samples(task: TaskSpec, data_root: Path, split: str | None = None) -> l
             f"task '{task.name}': data folder {root} does not exist; pass --data-root (or set EVALKIT_DATA_ROOT) "
             f"to the folder holding '{task.dataset.root or task.dataset.loader}'"
         )
-    samples = get_loader(task.dataset.loader)(task.dataset, root, task.name, split or task.dataset.split)
+    with collect_issues(task.name, split or task.dataset.split):  # malformed rows -> the run summary
+        samples = get_loader(task.dataset.loader)(task.dataset, root, task.name, split or task.dataset.split)
     seen: set[str] = set()
     for sample in samples:
         if sample.sample_id in seen:
@@ -389,6 +391,7 @@ class Runner:
                 "generated": summary.generated,
                 "from_cache": summary.from_cache,
                 "unavailable": summary.unavailable,
+                "data_issues": issues_summary(self.task.name, self.task.dataset.split),
                 "seconds": round(summary.seconds, 3),
             },
         )

@@ -42,7 +42,7 @@ def test_radvlm_ap_multi_box_reference_and_miss():
     assert radvlm_ap50([[0.6, 0.0, 0.9, 0.3], B], [A, B])[0] == pytest.approx(0.25)
 
 
-def test_greedy_match_takes_best_unmatched_reference():
+def test_greedy_match_pairs_each_prediction_with_its_best_reference():
     # The first prediction overlaps both references; it takes the better one, the second takes the other.
     refs = [[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.45]]
     assert greedy_matches([[0.0, 0.0, 0.5, 0.45], [0.0, 0.0, 0.5, 0.5]], refs) == [1, 0]

@@ -1,20 +1,33 @@
 """Grounding metrics on 0-1 boxes: per-sample match records first, aggregation second (as COCOeval splits them).
 
-Definitions (each named for what it is, because papers use the same words for different things):
+Definitions (each named for what it is, because papers use the same words for different things; docs/grounding.md
+gives the sources and worked examples):
+- `radvlm_map50`: RadVLM's per-sample "mAP@0.5" (`evaluate_boxes` in RadVLM's
+  `radvlm/evaluation/compute_metrics_tasks.py`): predictions in output order; each takes the reference with the
+  highest IoU over *all* references (first on ties) and is a true positive only if that IoU is >= 0.5 and that
+  reference is not yet matched (it does not fall back to the next-best reference); VOC all-point AP per sample; an
+  empty prediction or an empty reference gives 0; mean over samples. It is not COCO mAP.
+- `coco_ap`, `coco_ap50`: pycocotools COCOeval, class-agnostic (one category), area range `all`, 100 detections,
+  every predicted box scored 1.0. With equal scores COCO ranks detections by their order: within a sample the
+  model's output order, across samples the image-id order, which evalkit assigns by sorted `sample_id`.
 - `miou`: per sample, the mean over reference boxes of the best IoU any predicted box reaches; mean over samples.
 - `acc50`: per sample, the fraction of reference boxes whose best IoU is >= 0.5; mean over samples.
-- `radvlm_map50`: RadVLM's per-sample "mAP@0.5": predictions in output order, each greedily matched to the
-  best still-unmatched reference at IoU >= 0.5, VOC all-point AP per sample; an empty prediction or an empty
-  reference gives 0; mean over samples. It is not COCO mAP.
+- `soft_f1_iou`: RadVLM-GRPO's grounding reward (`soft_f1_hungarian` in `verl/custom_rewards/grounding_reward.py`):
+  a Hungarian assignment maximising total IoU; matched pairs with IoU > 0 give the "TP mass" (sum of their IoUs);
+  precision = mass / (mass + unmatched predictions), recall = mass / #references, F1 their harmonic mean, with the
+  reward's 1e-8 guards; 0 when either side is empty.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from evalkit.errors import EvalkitError
 from evalkit.metrics import register_metric
 from evalkit.metrics.base import Metric, SampleScore
 from evalkit.sample import Box, Parsed, Sample
@@ -43,19 +56,26 @@ def best_iou_per_reference(predicted: Sequence[Box], reference: Sequence[Box]) -
     return iou_matrix(predicted, reference).max(axis=0).tolist()
 
 
+# --- RadVLM per-sample AP@0.5 -------------------------------------------------------------------------------------
+
+
 def greedy_matches(predicted: Sequence[Box], reference: Sequence[Box], threshold: float = 0.5) -> list[int]:
-    """For each prediction in output order, the index of the reference it matched, or -1 (a false positive)."""
+    """RadVLM's matching: for each prediction in output order, the reference it matched, or -1 (a false positive).
+
+    Each prediction looks only at its best reference over all references (`np.argmax`, so the first on ties); it
+    is a match when that IoU is >= `threshold` and that reference is still unmatched. A prediction whose best
+    reference is taken is a false positive even if another free reference overlaps it enough.
+    """
     ious = iou_matrix(predicted, reference)
     taken: set[int] = set()
     matches: list[int] = []
     for row in ious:
-        best = -1  # the first best reference wins ties
-        for j, value in enumerate(row):
-            if j not in taken and value >= threshold and (best < 0 or value > row[best]):
-                best = j
-        if best >= 0:
+        best = int(np.argmax(row))
+        if row[best] >= threshold and best not in taken:
             taken.add(best)
-        matches.append(best)
+            matches.append(best)
+        else:
+            matches.append(-1)
     return matches
 
 
@@ -70,6 +90,7 @@ def voc_ap(recall: Sequence[float], precision: Sequence[float]) -> float:
 
 
 def radvlm_ap50(predicted: Sequence[Box], reference: Sequence[Box]) -> tuple[float, list[int]]:
+    """RadVLM's per-sample AP at IoU 0.5 and the match of each prediction (see `greedy_matches`)."""
     if not predicted or not reference:
         return 0.0, [-1] * len(predicted)
     matches = greedy_matches(predicted, reference, 0.5)
@@ -78,6 +99,169 @@ def radvlm_ap50(predicted: Sequence[Box], reference: Sequence[Box]) -> tuple[flo
     recall = tp / len(reference)
     precision = tp / np.maximum(tp + fp, np.finfo(float).eps)
     return voc_ap(recall, precision), matches
+
+
+# --- IoU-weighted soft F1 (RadVLM-GRPO reward) --------------------------------------------------------------------
+
+
+def soft_f1_iou(predicted: Sequence[Box], reference: Sequence[Box]) -> tuple[float, list[tuple[int, int, float]]]:
+    """RadVLM-GRPO's IoU-weighted soft F1 with a Hungarian (maximum total IoU) one-to-one assignment.
+
+    TP mass = sum of the IoUs of assigned pairs with IoU > 0; unmatched predictions = #predictions - #such pairs;
+    precision = mass / (mass + unmatched + 1e-8), recall = mass / (#references + 1e-8),
+    F1 = 2PR / (P + R + 1e-8); 0 when either side is empty. The 1e-8 guards are the reward's own, kept so that this
+    function and the published reward agree to the last bit (a perfect answer scores 1 - ~1e-8, not 1).
+    training/rewards.py uses this very function. Returns (value, [(pred index, ref index, iou), ...]) for the pairs
+    that count (IoU > 0).
+    """
+    if not predicted or not reference:
+        return 0.0, []
+    from scipy.optimize import linear_sum_assignment
+
+    ious = iou_matrix(predicted, reference)
+    # `1 - IoU` minimised, exactly as the reward calls it, so that ties are broken the same way.
+    rows, cols = linear_sum_assignment(1.0 - ious)
+    assigned = ious[rows, cols]
+    valid = assigned > 0.0
+    mass = float(assigned[valid].sum())  # numpy's summation, as the reward: bit-identical values
+    unmatched = len(predicted) - int(valid.sum())
+    pairs = [(int(r), int(c), float(v)) for r, c, v in zip(rows[valid], cols[valid], assigned[valid], strict=True)]
+    recall = mass / (len(reference) + 1e-8)
+    precision = mass / (mass + unmatched + 1e-8)
+    return float(2.0 * precision * recall / (precision + recall + 1e-8)), pairs
+
+
+# --- COCO AP (pycocotools COCOeval, class-agnostic, every score 1.0) ----------------------------------------------
+
+# The very expressions of pycocotools' `Params.setDetParams`, so the floats are bit-identical.
+COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
+COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+COCO_MAX_DETECTIONS = 100
+
+
+def _xywh(boxes: Sequence[Box]) -> np.ndarray:
+    b = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+
+
+def coco_iou(predicted_xywh: np.ndarray, reference_xywh: np.ndarray) -> np.ndarray:
+    """IoU on COCO `[x, y, w, h]` boxes with the same floating-point operations as pycocotools' `bbIou`."""
+    d, g = predicted_xywh[:, None, :], reference_xywh[None, :, :]
+    w = np.fmin(d[..., 2] + d[..., 0], g[..., 2] + g[..., 0]) - np.fmax(d[..., 0], g[..., 0])
+    h = np.fmin(d[..., 3] + d[..., 1], g[..., 3] + g[..., 1]) - np.fmax(d[..., 1], g[..., 1])
+    inter = w * h
+    union = d[..., 2] * d[..., 3] + g[..., 2] * g[..., 3] - inter
+    overlap = (w > 0) & (h > 0)
+    return np.where(overlap, inter / np.where(overlap, union, 1.0), 0.0)
+
+
+def coco_matches(predicted: Sequence[Box], reference: Sequence[Box]) -> list[int]:
+    """COCOeval's per-image matching, one bit mask per kept prediction: bit t set = true positive at IoU thr t.
+
+    Mirrors `COCOeval.evaluateImg` for one category, area `all`, no crowd boxes: predictions (all scored 1.0, so in
+    output order) beyond the first 100 are dropped; at each threshold each prediction takes, among the unmatched
+    references with IoU >= min(t, 1 - 1e-10), the one with the highest IoU, the last one on ties.
+    """
+    kept = list(predicted[:COCO_MAX_DETECTIONS])
+    if not kept or not reference:
+        return [0] * len(kept)
+    ious = coco_iou(_xywh(kept), _xywh(reference)).tolist()
+    bits = [0] * len(kept)
+    for t_index, t in enumerate(COCO_IOU_THRESHOLDS.tolist()):
+        start = min(t, 1 - 1e-10)
+        taken = [False] * len(reference)
+        for d_index, row in enumerate(ious):
+            best, match = start, -1
+            for g_index, value in enumerate(row):
+                if taken[g_index] or value < best:
+                    continue
+                best, match = value, g_index
+            if match >= 0:
+                taken[match] = True
+                bits[d_index] |= 1 << t_index
+    return bits
+
+
+def coco_precision(records: Sequence[dict[str, Any]]) -> np.ndarray | None:
+    """COCOeval's `accumulate` for area `all`, 100 detections: the (T, R) interpolated precision table.
+
+    `records` are per-sample `{"coco_tp": [bit masks], "n_ref": int}` in image order. None when there is no
+    reference box at all (COCO leaves the table at -1).
+    """
+    n_ref = sum(int(r["n_ref"]) for r in records)
+    if n_ref == 0:
+        return None
+    masks = [m for r in records for m in r["coco_tp"]]
+    n_thr, n_rec = len(COCO_IOU_THRESHOLDS), len(COCO_RECALL_THRESHOLDS)
+    if not masks:
+        return np.zeros((n_thr, n_rec))
+    bits = np.asarray(masks, dtype=np.int64)
+    tps = ((bits[None, :] >> np.arange(n_thr, dtype=np.int64)[:, None]) & 1).astype(bool)
+    tp_sum = np.cumsum(tps, axis=1).astype(float)
+    fp_sum = np.cumsum(~tps, axis=1).astype(float)
+    recall = tp_sum / n_ref
+    precision = tp_sum / (fp_sum + tp_sum + np.spacing(1))
+    precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # the right-to-left envelope
+    n_det = bits.shape[0]
+    table = np.zeros((n_thr, n_rec))
+    for t in range(n_thr):
+        index = np.searchsorted(recall[t], COCO_RECALL_THRESHOLDS, side="left")
+        valid = index < n_det
+        table[t, valid] = precision[t, index[valid]]
+    return table
+
+
+def coco_ap_from_records(records: Sequence[dict[str, Any]]) -> tuple[float, float]:
+    """(AP@[.5:.95], AP@.5) exactly as `COCOeval.summarize` reports them (NaN where COCO reports -1)."""
+    table = coco_precision(records)
+    if table is None:
+        return float("nan"), float("nan")
+    return float(np.mean(table[table > -1])), float(np.mean(table[0][table[0] > -1]))
+
+
+def coco_ap_pycocotools(predicted: Sequence[Sequence[Box]], reference: Sequence[Sequence[Box]]) -> tuple[float, float]:
+    """(AP@[.5:.95], AP@.5) from pycocotools itself: image i+1 holds predicted[i] (score 1.0) and reference[i].
+
+    pycocotools' `loadRes` cannot take an empty result list; with no prediction at all COCO's arithmetic gives
+    precision 0 everywhere, so the answer is (0, 0) when there are references.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images = [{"id": i + 1} for i in range(len(reference))]
+    ground_truth, detections = [], []
+    for image_index, (preds, refs) in enumerate(zip(predicted, reference, strict=True)):
+        for box in _xywh(refs).tolist():
+            ground_truth.append(
+                {
+                    "id": len(ground_truth) + 1,
+                    "image_id": image_index + 1,
+                    "category_id": 1,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                }
+            )
+        for box in _xywh(preds).tolist():
+            detections.append({"image_id": image_index + 1, "category_id": 1, "bbox": box, "score": 1.0})
+    if not ground_truth:
+        return float("nan"), float("nan")
+    if not detections:
+        return 0.0, 0.0
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = {"images": images, "annotations": ground_truth, "categories": [{"id": 1, "name": "box"}]}
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(detections)
+        evaluator = COCOeval(coco_gt, coco_dt, "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    ap, ap50 = (float(v) for v in evaluator.stats[:2])
+    return (float("nan") if ap < 0 else ap), (float("nan") if ap50 < 0 else ap50)
+
+
+# --- Metric classes -----------------------------------------------------------------------------------------------
 
 
 def _record(pred: Parsed, sample: Sample) -> dict[str, Any]:
@@ -112,47 +296,31 @@ class AccuracyAt50(_GroundingMetric):
         for pred, sample in zip(predictions, samples, strict=True):
             best = best_iou_per_reference(pred.boxes, sample.reference_boxes)
             value = float(np.mean([v >= 0.5 for v in best])) if best else 0.0
-            out.append(SampleScore(value, _record(pred, sample)))
+            out.append(SampleScore(value, {**_record(pred, sample), "best_iou": [round(v, 6) for v in best]}))
         return out
 
 
 @register_metric
 class RadVLMMap50(_GroundingMetric):
     name = "radvlm_map50"
+    version = "2"  # 2: RadVLM's own matching rule (best reference over all references), see greedy_matches
     description = "RadVLM per-sample greedy AP@0.5 (VOC all-point), mean over samples; not COCO mAP"
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         out = []
         for pred, sample in zip(predictions, samples, strict=True):
             value, matches = radvlm_ap50(pred.boxes, sample.reference_boxes)
-            out.append(SampleScore(value, {**_record(pred, sample), "matches": matches}))
+            ious = iou_matrix(pred.boxes, sample.reference_boxes)
+            match_iou = [round(float(ious[i, m]), 6) if m >= 0 else None for i, m in enumerate(matches)]
+            out.append(SampleScore(value, {**_record(pred, sample), "matches": matches, "match_iou": match_iou}))
         return out
-
-
-def soft_f1_iou(predicted: Sequence[Box], reference: Sequence[Box]) -> tuple[float, list[tuple[int, int, float]]]:
-    """IoU-weighted soft F1 with a Hungarian (maximum total IoU) one-to-one assignment.
-
-    soft precision = sum of matched IoUs / #predictions, soft recall = sum / #references, F1 their harmonic
-    mean; 0 when either side is empty. This is the RadVLM-GRPO grounding reward; training/rewards.py uses this
-    very function. Returns (value, [(pred index, ref index, iou), ...]).
-    """
-    if not predicted or not reference:
-        return 0.0, []
-    from scipy.optimize import linear_sum_assignment
-
-    ious = iou_matrix(predicted, reference)
-    rows, cols = linear_sum_assignment(ious, maximize=True)
-    pairs = [(int(r), int(c), float(ious[r, c])) for r, c in zip(rows, cols, strict=True)]
-    total = sum(p[2] for p in pairs)
-    precision, recall = total / len(predicted), total / len(reference)
-    value = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-    return value, pairs
 
 
 @register_metric
 class SoftF1IoU(_GroundingMetric):
     name = "soft_f1_iou"
-    description = "IoU-weighted soft F1 with Hungarian matching (the RadVLM-GRPO grounding reward)"
+    version = "2"  # 2: RadVLM-GRPO's precision (mass / (mass + unmatched)) and 1e-8 guards
+    description = "RadVLM-GRPO grounding reward: IoU-weighted soft F1 with Hungarian matching"
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         out = []
@@ -162,3 +330,67 @@ class SoftF1IoU(_GroundingMetric):
                 SampleScore(value, {**_record(pred, sample), "pairs": [[p, r, round(i, 6)] for p, r, i in pairs]})
             )
         return out
+
+
+class _CocoMetric(_GroundingMetric):
+    """COCO AP over the whole corpus, re-aggregated from per-sample match records (bootstraps re-run nothing).
+
+    Options:
+        backend: `evalkit` (default) accumulates the stored per-sample COCOeval match records, an exact
+            reimplementation of `COCOeval.accumulate` (tests/test_grounding_coco.py proves it equal to pycocotools);
+            `pycocotools` rebuilds the COCO objects from the stored boxes and runs COCOeval itself (slower).
+    """
+
+    corpus = True
+    requires = "pycocotools (backend: pycocotools)"
+    _index: ClassVar[int]  # 0: AP@[.5:.95], 1: AP@.5
+    BACKENDS: ClassVar[tuple[str, ...]] = ("evalkit", "pycocotools")
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        unknown = set(options) - {"backend"}
+        if unknown:
+            raise EvalkitError(f"metric '{self.name}': unknown option(s) {sorted(unknown)}; known: ['backend']")
+        self.backend = options.get("backend", "evalkit")
+        if self.backend not in self.BACKENDS:
+            raise EvalkitError(f"metric '{self.name}': backend must be one of {self.BACKENDS}, not '{self.backend}'")
+
+    def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+        out = []
+        for pred, sample in zip(predictions, samples, strict=True):
+            stats = {
+                **_record(pred, sample),
+                "sample_id": sample.sample_id,
+                "pred_boxes": [list(map(float, b)) for b in pred.boxes],
+                "ref_boxes": [list(map(float, b)) for b in sample.reference_boxes],
+                "coco_tp": coco_matches(pred.boxes, sample.reference_boxes),
+            }
+            value = coco_ap_from_records([stats])[self._index] if sample.reference_boxes else None
+            out.append(SampleScore(value, stats))
+        return out
+
+    def aggregate(self, values: Sequence[float], stats: Sequence[dict[str, Any]]) -> float:
+        # Image ids follow sorted sample ids: with equal scores COCO's ranking depends on image order, and rows come
+        # back from the store in no fixed order.
+        records = sorted((s for s in stats if "coco_tp" in s), key=lambda s: str(s["sample_id"]))
+        if not records:
+            return float("nan")
+        if self.backend == "pycocotools":
+            result = coco_ap_pycocotools([r["pred_boxes"] for r in records], [r["ref_boxes"] for r in records])
+        else:
+            result = coco_ap_from_records(records)
+        return result[self._index]
+
+
+@register_metric
+class CocoAP(_CocoMetric):
+    name = "coco_ap"
+    description = "COCO AP@[.5:.95] (pycocotools COCOeval, class-agnostic, every box scored 1.0, output order)"
+    _index = 0
+
+
+@register_metric
+class CocoAP50(_CocoMetric):
+    name = "coco_ap50"
+    description = "COCO AP@.5 (pycocotools COCOeval, class-agnostic, every box scored 1.0, output order)"
+    _index = 1
