@@ -35,7 +35,21 @@ from evalkit.store import Store, dumps, loads
 from model_adapters.base import Adapter, GenerationRequest, GenerationResult, stable_hash
 
 DEFAULT_DATA_ROOT = Path("data")
-SCORE_CHUNK = 256
+SCORE_CHUNK = 1024
+CACHE_COLUMNS = ("cache_key", "text", "tokens", "latency", "created_at")
+GENERATION_COLUMNS = (
+    "run_id",
+    "sample_id",
+    "prompt_hash",
+    "prompt",
+    "text",
+    "parsed",
+    "tokens",
+    "latency",
+    "error",
+    "cache_key",
+)
+SCORE_COLUMNS = ("run_id", "sample_id", "metric", "metric_version", "value", "stats")
 
 
 def data_root_default() -> Path:
@@ -241,14 +255,11 @@ class Runner:
                     row.get("cache_key"),
                 ]
             )
+        now = datetime.now(UTC).replace(tzinfo=None)
         with self.store.transaction() as con:
-            if new_cache:
-                con.executemany("INSERT OR REPLACE INTO generation_cache VALUES (?, ?, ?, ?, now())", new_cache)
-            con.executemany("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", generation_rows)
-            con.execute("CREATE TEMP TABLE IF NOT EXISTS _ids (sample_id VARCHAR)")
-            con.execute("DELETE FROM _ids")
-            con.executemany("INSERT INTO _ids VALUES (?)", [[i] for i in ids])
-            con.execute("DELETE FROM scores WHERE run_id = ? AND sample_id IN (SELECT sample_id FROM _ids)", [run_id])
+            self.store.insert_rows("generation_cache", CACHE_COLUMNS, [[*row, now] for row in new_cache])
+            self.store.insert_rows("generations", GENERATION_COLUMNS, generation_rows)
+            con.execute("DELETE FROM scores WHERE run_id = ? AND list_contains(?::VARCHAR[], sample_id)", [run_id, ids])
         return counts
 
     def _call_adapter(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
@@ -294,9 +305,10 @@ class Runner:
             for chunk in _chunks(rows, SCORE_CHUNK):
                 samples = [by_id[sid] for sid, _ in chunk]
                 scores = _safe_score(metric, [p for _, p in chunk], samples)
-                with self.store.transaction() as con:
-                    con.executemany(
-                        "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?)",
+                with self.store.transaction():
+                    self.store.insert_rows(
+                        "scores",
+                        SCORE_COLUMNS,
                         [
                             [run_id, sid, metric.name, metric.version, score.value, dumps(score.stats)]
                             for (sid, _), score in zip(chunk, scores, strict=True)
