@@ -112,6 +112,23 @@ class Store:
         columns = [d[0] for d in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """INSERT OR REPLACE many rows through a registered Arrow table.
+
+        DuckDB's executemany costs about 4 ms a row here; Arrow makes a 3,000-sample batch a few milliseconds.
+        """
+        if not rows:
+            return
+        import pyarrow as pa
+
+        data = {c: [row[i] for row in rows] for i, c in enumerate(columns)}
+        name = f"_rows_{table}"
+        self.con.register(name, pa.table(data))
+        try:
+            self.con.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) SELECT * FROM {name}")
+        finally:
+            self.con.unregister(name)
+
     # --- runs -------------------------------------------------------------------------------------------------
     def upsert_run(self, row: dict[str, Any]) -> None:
         existing = self.query("SELECT started_at FROM runs WHERE run_id = ?", [row["run_id"]])
@@ -135,9 +152,17 @@ class Store:
 
     # --- samples ----------------------------------------------------------------------------------------------
     def put_samples(self, rows: Iterable[Sequence[Any]]) -> None:
-        rows = list(rows)
-        if rows:
-            self.con.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        columns = (
+            "task",
+            "sample_id",
+            "image_paths",
+            "prompt_vars",
+            "reference_text",
+            "reference_boxes",
+            "reference_labels",
+            "meta",
+        )
+        self.insert_rows("samples", columns, list(rows))
 
     # --- generations ------------------------------------------------------------------------------------------
     def done_sample_ids(self, run_id: str) -> set[str]:
@@ -158,19 +183,23 @@ class Store:
     def get_annotations(self, annotator: str, version: str, text_hashes: Sequence[str]) -> dict[str, Any]:
         if not text_hashes:
             return {}
-        self.con.execute("CREATE TEMP TABLE IF NOT EXISTS _wanted (h VARCHAR)")
-        self.con.execute("DELETE FROM _wanted")
-        self.con.executemany("INSERT INTO _wanted VALUES (?)", [[h] for h in set(text_hashes)])
-        rows = self.con.execute(
-            "SELECT a.text_hash, a.value FROM annotation_cache a JOIN _wanted w ON a.text_hash = w.h "
-            "WHERE a.annotator = ? AND a.annotator_version = ?",
-            [annotator, version],
-        ).fetchall()
+        import pyarrow as pa
+
+        # A registered Arrow table, not executemany: DuckDB's executemany costs ~5 ms a row.
+        self.con.register("_wanted_hashes", pa.table({"h": sorted(set(text_hashes))}))
+        try:
+            rows = self.con.execute(
+                "SELECT a.text_hash, a.value FROM annotation_cache a JOIN _wanted_hashes w ON a.text_hash = w.h "
+                "WHERE a.annotator = ? AND a.annotator_version = ?",
+                [annotator, version],
+            ).fetchall()
+        finally:
+            self.con.unregister("_wanted_hashes")
         return {h: json.loads(v) for h, v in rows}
 
     def put_annotations(self, annotator: str, version: str, values: dict[str, Any]) -> None:
-        if values:
-            self.con.executemany(
-                "INSERT OR REPLACE INTO annotation_cache VALUES (?, ?, ?, ?)",
-                [[annotator, version, h, dumps(v)] for h, v in values.items()],
-            )
+        self.insert_rows(
+            "annotation_cache",
+            ("annotator", "annotator_version", "text_hash", "value"),
+            [[annotator, version, h, dumps(v)] for h, v in values.items()],
+        )
