@@ -1,4 +1,4 @@
-"""Leaderboard rows from stored aggregates: the latest finished run per (task, model)."""
+"""Leaderboard rows from stored aggregates: the latest run per (task, model), with bootstrap 95% CIs."""
 
 from __future__ import annotations
 
@@ -26,8 +26,23 @@ def latest_runs(store: Store, task: str | None = None, model: str | None = None)
     )
 
 
-def leaderboard_rows(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
-    """One row per (task, model, metric): value, n, direction, availability, whether it is the primary metric."""
+def leaderboard_rows(
+    store: Store,
+    task: str | None = None,
+    model: str | None = None,
+    *,
+    ci: bool = True,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """One row per (task, model, metric): value, n, direction, availability, whether it is the primary metric.
+
+    With `ci`, `ci_low`/`ci_high` are percentile-bootstrap 95% bounds from the stored per-sample scores
+    (evalkit.stats; corpus metrics re-aggregated per resample, those without a vectorised path on the first
+    500 resamples); None where a metric has no stored scores.
+    """
+    from evalkit.stats import DISPLAY_MAX_GENERIC, run_intervals
+
     metrics = all_metrics()
     tasks = all_tasks()
     rows: list[dict[str, Any]] = []
@@ -36,6 +51,7 @@ def leaderboard_rows(store: Store, task: str | None = None, model: str | None = 
         order = spec.metric_names if spec else []
         stored = {m["metric"]: m for m in store.query("SELECT * FROM run_metrics WHERE run_id = ?", [run["run_id"]])}
         names = [n for n in order if n in stored] + sorted(n for n in stored if n not in order)
+        bounds = run_intervals(store, run, n_boot=n_boot, seed=seed, max_generic=DISPLAY_MAX_GENERIC) if ci else {}
         for name in names:
             m = stored[name]
             cls = metrics.get(name)
@@ -46,6 +62,8 @@ def leaderboard_rows(store: Store, task: str | None = None, model: str | None = 
                     "metric": name,
                     "value": m["value"],
                     "n": m["n"],
+                    "ci_low": _finite(bounds[name].ci_low) if name in bounds else None,
+                    "ci_high": _finite(bounds[name].ci_high) if name in bounds else None,
                     "higher_is_better": cls.higher_is_better if cls else True,
                     "status": m["status"],
                     "reason": m["reason"],
@@ -55,3 +73,7 @@ def leaderboard_rows(store: Store, task: str | None = None, model: str | None = 
                 }
             )
     return rows
+
+
+def _finite(value: float) -> float | None:
+    return value if value == value and abs(value) != float("inf") else None

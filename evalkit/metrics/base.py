@@ -2,6 +2,12 @@
 
 Corpus-level metrics (corpus BLEU, CheXbert micro/macro F1, COCO AP) keep per-sample sufficient statistics so
 that a bootstrap resample re-aggregates stored numbers and never re-runs a model.
+
+Resampling (evalkit/stats.py) is vectorised when the aggregate is a function of column sums of a per-sample
+matrix: `sufficient_matrix` gives that matrix and `from_sums` maps sums (one row per resample) to values. Mean
+metrics get this for free; a count-based corpus metric (BLEU, CheXbert micro F1) overrides both methods; any
+other corpus metric (COCO AP) returns None and is re-aggregated with `aggregate` once per resample (slow), unless
+it implements the batch hook `aggregate_resamples`.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import numpy as np
 
 from evalkit.sample import Parsed, Sample
 
@@ -56,6 +64,37 @@ class Metric(ABC):
         """Corpus value from per-sample values/stats. Default: the mean of the per-sample values."""
         clean = [v for v in values if v is not None]
         return float(sum(clean) / len(clean)) if clean else float("nan")
+
+    def sufficient_matrix(self, values: Sequence[float | None], stats: Sequence[dict[str, Any]]) -> np.ndarray | None:
+        """Per-sample (n, k) matrix whose column sums determine the aggregate through `from_sums`, or None.
+
+        None means the aggregate is not a function of sums; resampling then calls `aggregate` per resample.
+        Default: for a mean metric, columns (value, 1) with (0, 0) for a missing value, so that
+        `from_sums` is sum / count, exactly what `aggregate` computes. A subclass that overrides `aggregate`
+        gets None unless it also overrides this method (and `from_sums`).
+        """
+        if self.corpus or type(self).aggregate is not Metric.aggregate:
+            return None
+        present = np.array([v is not None for v in values], dtype=bool)
+        value = np.array([0.0 if v is None else float(v) for v in values], dtype=float)
+        return np.column_stack([value, present.astype(float)])
+
+    def from_sums(self, sums: np.ndarray) -> np.ndarray:
+        """Aggregate values from column sums of `sufficient_matrix`: shape (..., k) -> (...). Vectorised."""
+        total, count = sums[..., 0], sums[..., 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
+
+    def aggregate_resamples(
+        self, values: Sequence[float | None], stats: Sequence[dict[str, Any]], counts: np.ndarray
+    ) -> np.ndarray | None:
+        """Optional batch path for corpus metrics that are not functions of sums (COCO AP): the aggregate under
+        each row of `counts` (resamples x samples; how often each sample is drawn), shape (resamples,).
+
+        None (the default) makes resampling call `aggregate` once per resample. Only consulted when
+        `sufficient_matrix` returns None.
+        """
+        return None
 
 
 class MetricUnavailable(Exception):

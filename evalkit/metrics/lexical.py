@@ -7,6 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from evalkit.metrics import register_metric
 from evalkit.metrics.base import Metric, SampleScore
 from evalkit.sample import Parsed, Sample
@@ -98,9 +100,47 @@ class _Bleu(Metric):
         reflen = sum(s["reflen"] for s in stats)
         return _bleu_from_counts(correct, guess, testlen, reflen, self.n)
 
+    def sufficient_matrix(self, values: Sequence[float | None], stats: Sequence[dict[str, Any]]) -> np.ndarray:
+        # Columns: correct[0..n), guess[0..n), testlen, reflen: corpus BLEU is a function of their sums.
+        return np.array(
+            [[*s["correct"][: self.n], *s["guess"][: self.n], s["testlen"], s["reflen"]] for s in stats], dtype=float
+        ).reshape(len(stats), 2 * self.n + 2)
+
+    def from_sums(self, sums: np.ndarray) -> np.ndarray:
+        """`_bleu_from_counts` on (..., 2n+2) sums, vectorised; same constants, so values agree to rounding."""
+        small, tiny = 1e-9, 1e-15
+        n = self.n
+        ratios = (sums[..., :n] + tiny) / (sums[..., n : 2 * n] + small)
+        value = np.prod(ratios, axis=-1) ** (1.0 / n)
+        ratio = (sums[..., 2 * n] + tiny) / (sums[..., 2 * n + 1] + small)
+        with np.errstate(divide="ignore", over="ignore"):
+            penalty = np.where(ratio < 1, np.exp(1 - 1 / np.where(ratio < 1, ratio, 1.0)), 1.0)
+        return value * penalty
+
 
 @register_metric
 class Bleu4(_Bleu):
     name = "bleu_4"
     n = 4
     description = "corpus BLEU-4 (pycocoevalcap arithmetic, closest reference length)"
+
+
+@register_metric
+class Bleu1(_Bleu):
+    name = "bleu_1"
+    n = 1
+    description = "corpus BLEU-1 (pycocoevalcap arithmetic, closest reference length)"
+
+
+@register_metric
+class Bleu2(_Bleu):
+    name = "bleu_2"
+    n = 2
+    description = "corpus BLEU-2 (pycocoevalcap arithmetic, closest reference length)"
+
+
+@register_metric
+class Bleu3(_Bleu):
+    name = "bleu_3"
+    n = 3
+    description = "corpus BLEU-3 (pycocoevalcap arithmetic, closest reference length)"

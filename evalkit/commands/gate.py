@@ -1,0 +1,135 @@
+"""`evalkit gate`: fail a CI build only when a candidate checkpoint is statistically worse than the baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from evalkit.commands.stats import fail, fmt, fmt_p, wide_console
+from evalkit.errors import EvalkitError
+from evalkit.store import DEFAULT_DB
+
+
+def gate(
+    task: Annotated[str, typer.Option("--task", "-t", help="Task both models ran.")],
+    candidate: Annotated[str, typer.Option("--candidate", "-c", help="Candidate model (card name or run id).")],
+    baseline: Annotated[str, typer.Option("--baseline", "-b", help="Baseline model (card name or run id).")],
+    margin: Annotated[
+        float | None,
+        typer.Option(help="Tolerated regression in metric units, for metrics without a margin in --config."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="gate.yaml: metrics, margins, alpha, n_boot, seed, correction.")
+    ] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", help="Only these metrics (repeatable); overrides the config.")
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="Significance level (default 0.05 or the config's).")] = None,
+    n_boot: Annotated[int | None, typer.Option("--n-boot", help="Bootstrap resamples (default 10000).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Resampling seed (default 0).")] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here.")] = None,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown summary here.")] = None,
+    db: Annotated[Path, typer.Option("--db", help="DuckDB results file.")] = DEFAULT_DB,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
+) -> None:
+    """Non-inferiority gate: per metric, pass when the paired-bootstrap upper bound of the candidate's regression
+    is below the margin (Holm across metrics). Exit 0 pass, 1 regression, 2 input error.
+
+    Also reports the gate's power: the chance that a candidate exactly as good as the baseline passes, for the
+    chosen margins and the number of shared samples.
+
+    Examples:
+
+      evalkit gate --task phantom-report --candidate nn-retrieval --baseline normal-template --margin 0.02
+
+      evalkit gate -t phantom-anatomy-grounding -c ./ckpt -b radvlm --config gate.yaml --junit gate.xml
+      --markdown "$GITHUB_STEP_SUMMARY"
+    """
+    from evalkit.gate import GateConfig, load_gate_config, run_gate, to_junit, to_markdown
+    from evalkit.store import Store
+
+    try:
+        settings = load_gate_config(config) if config else GateConfig()
+        overrides = {
+            k: v
+            for k, v in {
+                "margin": margin,
+                "metrics": metric or None,
+                "alpha": alpha,
+                "n_boot": n_boot,
+                "seed": seed,
+            }.items()
+            if v is not None
+        }
+        try:
+            settings = GateConfig.model_validate({**settings.model_dump(), **overrides})
+        except ValueError as exc:
+            raise EvalkitError(f"invalid gate option: {exc}") from None
+        with Store(db, read_only=True) as store:
+            result = run_gate(store, task, candidate, baseline, settings)
+    except EvalkitError as exc:
+        fail(exc)
+    report = to_markdown(result)
+    try:
+        if markdown:
+            # Append: $GITHUB_STEP_SUMMARY is shared by the steps of a job.
+            with open(markdown, "a", encoding="utf-8") as handle:
+                handle.write(report)
+        if junit:
+            Path(junit).write_text(to_junit(result), encoding="utf-8")
+    except OSError as exc:
+        fail(EvalkitError(f"cannot write the gate report: {exc}"))
+    if json_out:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        _print(result)
+    raise typer.Exit(0 if result.passed else 1)
+
+
+def _print(result) -> None:
+    console = wide_console()
+    verdict = "[bold green]PASS[/]" if result.passed else "[bold red]REGRESSION[/]"
+    table = Table(
+        title=f"gate {result.task}: candidate {result.candidate} vs baseline {result.baseline}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("metric", "n", "baseline", "candidate", "Δ", "regr. upper", "margin", "p adj", "power", "result"):
+        table.add_column(column, justify="left" if column in ("metric", "result") else "right", no_wrap=True)
+    for v in result.verdicts:
+        table.add_row(
+            f"{v.metric} {'↑' if v.higher_is_better else '↓'}",
+            str(v.n),
+            fmt(v.baseline),
+            fmt(v.candidate),
+            fmt(v.delta, signed=True),
+            fmt(v.regression_upper),
+            fmt(v.margin),
+            fmt_p(v.p_adjusted),
+            f"{v.power:.0%}",
+            "[green]pass[/]" if v.passed else "[red]fail[/]",
+        )
+    console.print(table)
+    console.print(
+        f"{verdict}  alpha {result.alpha}, {result.correction} correction, {result.n_boot} resamples, "
+        f"seed {result.seed}; power for an unchanged candidate ≈ {result.power:.0%}",
+        highlight=False,
+    )
+    for v in result.verdicts:
+        if v.power < 0.8:
+            console.print(
+                f"  {v.metric}: underpowered ({v.power:.0%}); 80% power needs margin {fmt(v.margin_for_80)} "
+                f"at n={v.n} or n≈{v.n_for_80} at margin {fmt(v.margin)}",
+                highlight=False,
+            )
+    for note in result.notes:
+        console.print(f"  note: {note}", highlight=False, markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("gate")(gate)

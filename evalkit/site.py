@@ -1,0 +1,520 @@
+"""`evalkit site build`: a static leaderboard site from the DuckDB store (Jinja2 templates under site/).
+
+What it writes, all relative links, no network (works from file://):
+- `index.html`: one sortable leaderboard per task (value and 95% CI per metric, direction, primary metric first);
+- `tasks/<task>.html`: the leaderboard, difference to the leader, CI plots, IoU distributions, sample list;
+- `models/<model>.html`: model card and provenance of every run (task version, decoding, versions, git hash, dates);
+- `samples/<task>/<sample>.html`: the image with reference and predicted boxes, reference and generated text.
+
+Privacy: per-sample pages and images exist only for `public` tasks, unless `private=True`, in which case every
+page carries a banner saying the build holds credentialed data. A task counts as credentialed when any of its
+runs (the `runs.access` column) or its task spec says so, or when neither says anything. All text goes through
+Jinja2 autoescaping; nothing a model wrote is ever marked safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import evalkit
+from evalkit.errors import EvalkitError
+from evalkit.leaderboard import latest_runs
+from evalkit.registry import PROJECT_ROOT, all_tasks
+from evalkit.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
+from evalkit.stats import DISPLAY_MAX_GENERIC, compare_paired, holm, load_pairs, metric_for, run_intervals
+from evalkit.store import Store, loads
+
+SITE_DIR = PROJECT_ROOT / "site"
+MARKER = ".evalkit-site"
+IMAGE_MAX_SIDE = 768
+
+
+def slug(name: str) -> str:
+    """A file-name-safe slug; a short hash keeps two names that differ only in odd characters apart."""
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "x"
+    return clean if clean == name else f"{clean}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+@dataclass
+class Cell:
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    status: str = "ok"
+    reason: str | None = None
+
+
+@dataclass
+class MetricColumn:
+    name: str
+    higher_is_better: bool
+    primary: bool
+    description: str = ""
+
+
+@dataclass
+class ModelRow:
+    model: str
+    model_slug: str
+    run: dict[str, Any]
+    cells: dict[str, Cell]
+    n: int
+    rank: int = 0
+    vs_leader: dict[str, Any] | None = None
+
+
+@dataclass
+class TaskView:
+    name: str
+    slug: str
+    spec: Any
+    access: str
+    samples_included: bool
+    columns: list[MetricColumn]
+    rows: list[ModelRow]
+    versions: list[str]
+    kind: str
+    description: str
+    unavailable: list[tuple[str, str]] = field(default_factory=list)  # (metric, reason) not computed for any model
+    plots: list[Any] = field(default_factory=list)
+    iou_plot: Any = None
+    sample_rows: list[dict[str, Any]] = field(default_factory=list)
+    samples_truncated: int = 0
+
+
+@dataclass
+class SiteResult:
+    out: Path
+    pages: int
+    tasks: list[str]
+    withheld: list[str]
+    private: bool
+
+
+class SiteBuilder:
+    """Reads the store once per task, renders every page. Construct, then `build()`."""
+
+    def __init__(
+        self,
+        store: Store,
+        out: Path,
+        *,
+        private: bool = False,
+        n_boot: int = 2000,
+        seed: int = 0,
+        max_samples: int | None = None,
+        templates: Path = SITE_DIR,
+    ) -> None:
+        from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+        self.store, self.out, self.private = store, Path(out), private
+        self.n_boot, self.seed, self.max_samples = n_boot, seed, max_samples
+        self.templates = Path(templates)
+        if not (self.templates / "templates" / "base.html").exists():
+            raise EvalkitError(f"{self.templates}: site templates not found (expected templates/base.html there)")
+        self.env = Environment(
+            loader=FileSystemLoader(self.templates / "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["num"] = _num
+        self.env.filters["signed"] = _signed
+        self.env.filters["pval"] = _pval
+        self.pages = 0
+        self.images: dict[str, tuple[str, int, int] | None] = {}
+
+    # --- entry point ------------------------------------------------------------------------------------------
+    def build(self) -> SiteResult:
+        self._prepare_out()
+        runs = latest_runs(self.store)
+        specs = all_tasks()
+        by_task: dict[str, list[dict[str, Any]]] = {}
+        for run in runs:
+            by_task.setdefault(run["task"], []).append(run)
+        tasks = [self._task_view(name, task_runs, specs.get(name)) for name, task_runs in sorted(by_task.items())]
+        withheld = [t.name for t in tasks if t.access != "public" and not t.samples_included]
+        credentialed = [t.name for t in tasks if t.access != "public"]
+        self.context = {
+            "build": {
+                "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "version": evalkit.__version__,
+                "git_sha": _git_sha(),
+                "db_name": self.store.path.name,
+                "private": self.private,
+                "credentialed": credentialed,
+                "n_boot": self.n_boot,
+                "max_generic": min(self.n_boot, DISPLAY_MAX_GENERIC),
+                "seed": self.seed,
+            },
+            "tasks": tasks,
+        }
+        models = sorted({r.model for t in tasks for r in t.rows})
+        model_slugs = {m: slug(m) for m in models}
+        self._render("index.html", "index.html", root="", title="Leaderboard")
+        for task in tasks:
+            self._render("task.html", f"tasks/{task.slug}.html", root="../", title=task.name, task=task)
+            if task.samples_included:
+                self._sample_pages(task)
+        for model in models:
+            runs_of_model = [(t, r) for t in tasks for r in t.rows if r.model == model]
+            self._render(
+                "model.html",
+                f"models/{model_slugs[model]}.html",
+                root="../",
+                title=model,
+                model=model,
+                card=_card_of(runs_of_model),
+                entries=runs_of_model,
+            )
+        assets = self.out / "assets"
+        assets.mkdir(parents=True, exist_ok=True)
+        for path in (self.templates / "static").iterdir():
+            if path.is_file():
+                shutil.copy2(path, assets / path.name)
+        (self.out / MARKER).write_text("built by evalkit site build; the folder is replaced on every build\n")
+        return SiteResult(self.out, self.pages, [t.name for t in tasks], withheld, self.private)
+
+    def _prepare_out(self) -> None:
+        """Start from an empty folder, so nothing of an earlier (e.g. private) build survives in a public one."""
+        if self.out.exists():
+            if not self.out.is_dir():
+                raise EvalkitError(f"{self.out}: exists and is not a folder")
+            if any(self.out.iterdir()) and not (self.out / MARKER).exists():
+                raise EvalkitError(
+                    f"{self.out}: folder is not empty and was not made by `evalkit site build`; "
+                    "choose another --out (the build replaces the whole folder)"
+                )
+            shutil.rmtree(self.out)
+        self.out.mkdir(parents=True)
+
+    def _render(self, template: str, path: str, **context: Any) -> None:
+        target = self.out / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        html = self.env.get_template(template).render(**self.context, **context)
+        target.write_text(html, encoding="utf-8")
+        self.pages += 1
+
+    # --- one task ---------------------------------------------------------------------------------------------
+    def _task_view(self, name: str, runs: list[dict[str, Any]], spec: Any) -> TaskView:
+        access = _access(runs, spec)
+        include = access == "public" or self.private
+        metric_names: list[str] = []
+        stored: dict[str, dict[str, dict[str, Any]]] = {}
+        for run in runs:
+            rows = self.store.query("SELECT * FROM run_metrics WHERE run_id = ?", [run["run_id"]])
+            stored[run["run_id"]] = {r["metric"]: r for r in rows}
+            for r in rows:
+                if r["metric"] not in metric_names:
+                    metric_names.append(r["metric"])
+        order = [spec.primary_metric, *spec.metric_names] if spec else []
+        metric_names.sort(key=lambda m: (order.index(m) if m in order else len(order), m))
+        primary = spec.primary_metric if spec and spec.primary_metric in metric_names else None
+        if primary is None and metric_names:
+            primary = metric_names[0]
+        instances = {m: metric_for(name, m) for m in metric_names}
+        columns = [
+            MetricColumn(m, instances[m].higher_is_better, m == primary, instances[m].description) for m in metric_names
+        ]
+        rows = []
+        for run in runs:
+            bounds = run_intervals(self.store, run, n_boot=self.n_boot, seed=self.seed, max_generic=DISPLAY_MAX_GENERIC)
+            cells = {}
+            for m in metric_names:
+                row = stored[run["run_id"]].get(m)
+                if row is None:
+                    cells[m] = Cell(None, status="missing")
+                elif row["status"] != "ok":
+                    cells[m] = Cell(None, status=row["status"], reason=row["reason"])
+                else:
+                    b = bounds.get(m)
+                    cells[m] = Cell(
+                        _finite(row["value"]), _finite(b.ci_low) if b else None, _finite(b.ci_high) if b else None
+                    )
+            n = max((r["n"] or 0 for r in stored[run["run_id"]].values()), default=0)
+            rows.append(ModelRow(run["model"], slug(run["model"]), _provenance(run), cells, n))
+        # Metrics no model could compute here (e.g. clinical metrics without their weights) become one note.
+        unavailable = [
+            (c.name, next((r.cells[c.name].reason for r in rows if r.cells[c.name].reason), "") or "")
+            for c in columns
+            if not c.primary and all(r.cells[c.name].status != "ok" for r in rows)
+        ]
+        columns = [c for c in columns if c.name not in {name for name, _ in unavailable}]
+        if primary:
+            good = instances[primary].higher_is_better
+
+            def key(r: ModelRow) -> float:
+                v = r.cells[primary].value
+                return math.inf if v is None else (-v if good else v)
+
+            rows.sort(key=key)
+        for i, r in enumerate(rows, 1):
+            r.rank = i
+        view = TaskView(
+            name=name,
+            slug=slug(name),
+            spec=spec,
+            access=access,
+            samples_included=include,
+            columns=columns,
+            rows=rows,
+            versions=sorted({str(r["task_version"]) for r in runs}),
+            kind=spec.kind if spec else "",
+            description=spec.description if spec else "",
+            unavailable=unavailable,
+        )
+        if primary and len(rows) > 1:
+            self._vs_leader(view, primary)
+        for column in columns:
+            points = [
+                Point(
+                    r.model, r.cells[column.name].value, r.cells[column.name].low, r.cells[column.name].high, colour(i)
+                )
+                for i, r in enumerate(rows)
+            ]
+            view.plots.append(ci_plot(points, column.name, column.higher_is_better))
+        if view.kind == "grounding" or any(c.name == "miou" for c in columns):
+            view.iou_plot = self._iou_plot(rows)
+        if include:
+            view.sample_rows, view.samples_truncated = self._sample_index(view)
+        return view
+
+    def _vs_leader(self, view: TaskView, primary: str) -> None:
+        """Paired bootstrap of each model against the leader on the primary metric; Holm across models."""
+        leader = view.rows[0]
+        if leader.cells[primary].value is None:
+            return
+        found = []
+        for row in view.rows[1:]:
+            try:
+                paired = load_pairs(self.store, view.name, row.run, leader.run, [primary])
+            except EvalkitError:
+                continue
+            comparison = compare_paired(paired, n_boot=self.n_boot, n_perm=0, seed=self.seed)
+            if comparison:
+                found.append((row, comparison[0]))
+        adjusted = holm([c.p_bootstrap for _, c in found])
+        for (row, c), p_adj in zip(found, adjusted, strict=True):
+            row.vs_leader = {
+                "delta": _finite(c.delta),
+                "low": _finite(c.ci_low),
+                "high": _finite(c.ci_high),
+                "p": _finite(p_adj),
+                "n": c.n_shared,
+                "tied": p_adj >= 0.05,
+            }
+
+    def _iou_plot(self, rows: Sequence[ModelRow]) -> Any:
+        series = []
+        for i, r in enumerate(rows):
+            values: list[float] = []
+            for value, stats in self.store.con.execute(
+                "SELECT value, stats FROM scores WHERE run_id = ? AND metric = 'miou'", [r.run["run_id"]]
+            ).fetchall():
+                best = loads(stats, {}).get("best_iou")
+                values.extend(best if best else ([value] if value is not None else []))
+            series.append((r.model, values, colour(i)))
+        return histogram_plot(series, "best IoU of each reference box (histogram per model)")
+
+    # --- samples ----------------------------------------------------------------------------------------------
+    def _sample_index(self, view: TaskView) -> tuple[list[dict[str, Any]], int]:
+        ids = [
+            r[0]
+            for r in self.store.con.execute(
+                "SELECT DISTINCT g.sample_id FROM generations g WHERE g.run_id IN (SELECT unnest(?)) ORDER BY 1",
+                [[r.run["run_id"] for r in view.rows]],
+            ).fetchall()
+        ]
+        truncated = 0
+        if self.max_samples is not None and len(ids) > self.max_samples:
+            truncated = len(ids) - self.max_samples
+            ids = ids[: self.max_samples]
+        primary = next((c.name for c in view.columns if c.primary), None)
+        scores: dict[tuple[str, str], float | None] = {}
+        if primary:
+            for row in view.rows:
+                for sid, value in self.store.con.execute(
+                    "SELECT sample_id, value FROM scores WHERE run_id = ? AND metric = ?", [row.run["run_id"], primary]
+                ).fetchall():
+                    scores[(row.model, sid)] = _finite(value)
+        return [
+            {"sample_id": sid, "slug": slug(sid), "scores": [scores.get((r.model, sid)) for r in view.rows]}
+            for sid in ids
+        ], truncated
+
+    def _sample_pages(self, view: TaskView) -> None:
+        wanted = {s["sample_id"]: s for s in view.sample_rows}
+        samples = {
+            r["sample_id"]: r
+            for r in self.store.query("SELECT * FROM samples WHERE task = ?", [view.name])
+            if r["sample_id"] in wanted
+        }
+        outputs: dict[str, list[dict[str, Any]]] = {sid: [] for sid in wanted}
+        for index, row in enumerate(view.rows):
+            generations = {
+                g["sample_id"]: g
+                for g in self.store.query(
+                    "SELECT sample_id, text, parsed, error FROM generations WHERE run_id = ?", [row.run["run_id"]]
+                )
+            }
+            per_sample: dict[str, dict[str, float | None]] = {}
+            for sid, metric, value in self.store.con.execute(
+                "SELECT sample_id, metric, value FROM scores WHERE run_id = ?", [row.run["run_id"]]
+            ).fetchall():
+                per_sample.setdefault(sid, {})[metric] = _finite(value)
+            for sid in wanted:
+                g = generations.get(sid)
+                if g is None:
+                    continue
+                parsed = loads(g["parsed"], {}) or {}
+                outputs[sid].append(
+                    {
+                        "model": row.model,
+                        "model_slug": row.model_slug,
+                        "layer": f"m{index}",
+                        "colour": colour(index),
+                        "answer": parsed.get("answer", g["text"]),
+                        "raw": g["text"],
+                        "thinking": parsed.get("thinking"),
+                        "boxes": [b for b in parsed.get("boxes", []) if _is_box(b)],
+                        "parse_error": parsed.get("parse_error"),
+                        "error": g["error"],
+                        "scores": [(c.name, per_sample.get(sid, {}).get(c.name)) for c in view.columns],
+                    }
+                )
+        ids = [s["sample_id"] for s in view.sample_rows]
+        for position, sid in enumerate(ids):
+            sample = samples.get(sid, {})
+            image = self._image(loads(sample.get("image_paths"), []) or [])
+            reference_boxes = [b for b in loads(sample.get("reference_boxes"), []) or [] if _is_box(b)]
+            labels = loads(sample.get("reference_labels"), []) or []
+            self._render(
+                "sample.html",
+                f"samples/{view.slug}/{wanted[sid]['slug']}.html",
+                root="../../",
+                title=f"{sid} · {view.name}",
+                task=view,
+                sample_id=sid,
+                sample=sample,
+                prompt_vars=loads(sample.get("prompt_vars"), {}) or {},
+                image=image,
+                reference_boxes=[(b, labels[i] if i < len(labels) else "") for i, b in enumerate(reference_boxes)],
+                reference_colour=REFERENCE_COLOUR,
+                outputs=outputs[sid],
+                previous=wanted[ids[position - 1]]["slug"] if position > 0 else None,
+                next=wanted[ids[position + 1]]["slug"] if position + 1 < len(ids) else None,
+            )
+
+    def _image(self, paths: list[str]) -> dict[str, Any] | None:
+        """The sample's first image as a PNG under images/ (downscaled), shared by every page that shows it."""
+        if not paths:
+            return None
+        path = str(paths[0])
+        if path not in self.images:
+            self.images[path] = _copy_image(Path(path), self.out / "images")
+        found = self.images[path]
+        return None if found is None else {"src": f"images/{found[0]}", "width": found[1], "height": found[2]}
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+def _access(runs: Sequence[dict[str, Any]], spec: Any) -> str:
+    """'public' only when every run and the task spec that exist say public; unknown counts as credentialed."""
+    said = {r.get("access") for r in runs if r.get("access")}
+    if spec is not None:
+        said.add(spec.access)
+    return "public" if said == {"public"} else "credentialed"
+
+
+def _provenance(run: dict[str, Any]) -> dict[str, Any]:
+    card = loads(run.get("card"), {}) or {}
+    return {
+        **run,
+        "card_data": card,
+        "decoding_data": loads(run.get("decoding"), {}) or {},
+        "summary_data": loads(run.get("summary"), {}) or {},
+        "started": _date(run.get("started_at")),
+        "finished": _date(run.get("finished_at")),
+    }
+
+
+def _card_of(entries: Sequence[tuple[TaskView, ModelRow]]) -> dict[str, Any]:
+    latest = max(entries, key=lambda e: str(e[1].run.get("started_at") or ""), default=None)
+    return latest[1].run["card_data"] if latest else {}
+
+
+def _date(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else str(value)
+
+
+def _is_box(box: Any) -> bool:
+    return (
+        isinstance(box, list | tuple)
+        and len(box) == 4
+        and all(isinstance(v, int | float) and math.isfinite(v) for v in box)
+    )
+
+
+def _copy_image(source: Path, folder: Path) -> tuple[str, int, int] | None:
+    from PIL import Image
+
+    try:
+        with Image.open(source) as image:
+            image.load()
+            converted = image.convert("L" if image.mode in ("L", "I", "I;16", "F", "1") else "RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    converted.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
+    name = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:16] + ".png"
+    folder.mkdir(parents=True, exist_ok=True)
+    converted.save(folder / name, optimize=True)
+    return name, converted.width, converted.height
+
+
+def _git_sha() -> str | None:
+    from evalkit.runner import git_sha
+
+    return git_sha()
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    v = _finite(value)
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def _signed(value: Any, digits: int = 3) -> str:
+    v = _finite(value)
+    return "—" if v is None else f"{v:+.{digits}f}"
+
+
+def _pval(value: Any) -> str:
+    v = _finite(value)
+    if v is None:
+        return "—"
+    return f"{v:.3f}" if v >= 0.001 else "<0.001"
+
+
+def build_site(
+    store: Store,
+    out: Path,
+    *,
+    private: bool = False,
+    n_boot: int = 2000,
+    seed: int = 0,
+    max_samples: int | None = None,
+) -> SiteResult:
+    return SiteBuilder(store, out, private=private, n_boot=n_boot, seed=seed, max_samples=max_samples).build()

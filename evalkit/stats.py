@@ -1,0 +1,561 @@
+"""Resampling statistics over stored per-sample scores: bootstrap CIs, paired tests, Holm correction.
+
+Nothing here re-runs a model or a metric's `score`: every resample re-aggregates stored numbers. A resample is a
+row of counts (how often each sample is drawn), so for any metric whose aggregate is a function of column sums
+(`Metric.sufficient_matrix` / `Metric.from_sums`: every mean metric, corpus BLEU, CheXbert-style micro F1) a
+block of resamples is one matrix product. Other corpus metrics (COCO AP) fall back to `Metric.aggregate` once
+per resample, with the same resamples.
+
+Conventions:
+- CIs are percentile bootstrap intervals (default 95%, 10,000 resamples), seeded; metrics scored on the same
+  samples share the same resamples, so a CI does not depend on which other metrics were asked for.
+- Paired comparisons use only the samples both runs scored for that metric; `delta` is A − B in the metric's own
+  units and direction (RadCliQ stays lower-is-better; nothing is inverted).
+- Paired bootstrap p-value: two-sided, from the bootstrap distribution of the delta shifted to the null,
+  (1 + #{|δ* − δ| ≥ |δ|}) / (B + 1). Approximate randomisation: each sample's two outputs are swapped with
+  probability 1/2 (a sign flip for mean metrics), p = (1 + #{|δ_perm| ≥ |δ|}) / (P + 1).
+- Holm's step-down adjustment across the metrics of one comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evalkit.errors import EvalkitError
+from evalkit.metrics import metric_class
+from evalkit.metrics.base import Metric, SampleScore
+from evalkit.store import Store, loads
+
+DEFAULT_N_BOOT = 10_000
+DEFAULT_LEVEL = 0.95
+# Display uses (leaderboard, site) give metrics on the slow generic path at most this many resamples.
+DISPLAY_MAX_GENERIC = 500
+# Resamples per block: keeps a block's (resamples x samples) count matrix near 64 MB.
+_BLOCK_CELLS = 8_000_000
+
+
+class StoredMean(Metric):
+    """Stand-in for a metric no longer registered: the mean of its stored per-sample values."""
+
+    name = "stored_mean"
+
+    def __init__(self, name: str, higher_is_better: bool = True, description: str = "") -> None:
+        super().__init__()
+        self.name = name  # type: ignore[misc]
+        self.higher_is_better = higher_is_better  # type: ignore[misc]
+        self.description = description  # type: ignore[misc]
+
+    def score(self, predictions: Sequence[Any], samples: Sequence[Any]) -> list[SampleScore]:
+        raise NotImplementedError("a stored-mean stand-in cannot score")
+
+
+def metric_for(task: str | None, name: str) -> Metric:
+    """The metric instance a task uses (with the task's options), for re-aggregation."""
+    from evalkit.registry import all_tasks
+
+    options: dict[str, Any] = {}
+    spec = all_tasks().get(task) if task else None
+    if spec is not None:
+        for m in spec.metrics:
+            if m.name == name:
+                options = dict(m.options)
+    try:
+        cls = metric_class(name)
+    except EvalkitError:
+        return StoredMean(name)
+    if not cls.corpus and cls.aggregate is Metric.aggregate and cls.sufficient_matrix is Metric.sufficient_matrix:
+        # A plain mean: re-aggregating needs no scorer, so skip the metric's (possibly heavy) constructor.
+        return StoredMean(name, cls.higher_is_better, cls.description)
+    try:
+        return cls(**options)
+    except Exception as exc:
+        if not cls.corpus:
+            return StoredMean(name, cls.higher_is_better, cls.description)
+        raise EvalkitError(f"metric '{name}' cannot be constructed to re-aggregate its stored scores: {exc}") from exc
+
+
+# --- one metric's stored data, ready to be resampled ------------------------------------------------------------
+class Resampler:
+    """One (run, metric)'s per-sample values and statistics, re-aggregated under resampling weights."""
+
+    def __init__(self, metric: Metric, values: Sequence[float | None], stats: Sequence[dict[str, Any]]) -> None:
+        self.metric = metric
+        self.values = list(values)
+        self.stats = list(stats)
+        self.matrix: np.ndarray | None
+        try:
+            matrix = metric.sufficient_matrix(self.values, self.stats)
+        except (KeyError, TypeError, ValueError, IndexError):
+            matrix = None  # malformed stats on some row: the generic path reports what aggregate makes of them
+        self.matrix = None if matrix is None else np.asarray(matrix, dtype=float).reshape(len(self.values), -1)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def vectorised(self) -> bool:
+        return self.matrix is not None
+
+    def point(self) -> float:
+        """The aggregate over all samples, by the metric's own `aggregate` (the leaderboard's number)."""
+        try:
+            return float(self.metric.aggregate(self.values, self.stats))
+        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
+            return float("nan")
+
+    def subset(self, index: np.ndarray) -> Resampler:
+        clone = object.__new__(Resampler)
+        clone.metric = self.metric
+        clone.values = [self.values[i] for i in index]
+        clone.stats = [self.stats[i] for i in index]
+        clone.matrix = None if self.matrix is None else self.matrix[index]
+        return clone
+
+    def aggregate_at(self, index: np.ndarray) -> float:
+        """Generic path: `aggregate` on the samples at `index` (with repeats)."""
+        try:
+            return float(self.metric.aggregate([self.values[i] for i in index], [self.stats[i] for i in index]))
+        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
+            return float("nan")
+
+
+def _bootstrap_blocks(rng: np.random.Generator, n: int, n_boot: int) -> Iterator[np.ndarray]:
+    """Blocks of bootstrap count matrices, float64 (block, n); row b says how often each sample is drawn."""
+    block = max(1, min(n_boot, _BLOCK_CELLS // max(n, 1)))
+    done = 0
+    while done < n_boot:
+        size = min(block, n_boot - done)
+        draws = rng.integers(0, n, size=(size, n))
+        draws += (np.arange(size) * n)[:, None]
+        yield np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(float)
+        done += size
+
+
+def _indices_from_counts(counts: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(counts.shape[0]), counts.astype(np.int64))
+
+
+def _stack(resamplers: Sequence[Resampler]) -> tuple[np.ndarray | None, list[slice]]:
+    """Side by side matrices of the vectorised resamplers, and each one's column slice."""
+    slices, columns, start = [], [], 0
+    for r in resamplers:
+        if r.matrix is None:
+            slices.append(slice(0, 0))
+            continue
+        k = r.matrix.shape[1]
+        slices.append(slice(start, start + k))
+        columns.append(r.matrix)
+        start += k
+    return (np.hstack(columns) if columns else None), slices
+
+
+def bootstrap_distribution(
+    resamplers: Sequence[Resampler], n_boot: int, seed: int, max_generic: int | None = None
+) -> list[np.ndarray]:
+    """Bootstrap replicates (n_boot,) of each resampler's aggregate; all on the same samples and resamples.
+
+    `max_generic` caps the resamples of metrics on the slow generic path (the rest stay NaN and are ignored by
+    `percentile_interval`); they are the first resamples of the same stream, so the fast metrics are unaffected.
+    """
+    n = resamplers[0].n
+    if any(r.n != n for r in resamplers):
+        raise ValueError("resamplers of one bootstrap must hold the same samples")
+    rng = np.random.default_rng(seed)
+    out = [np.empty(n_boot) for _ in resamplers]
+    matrix, slices = _stack(resamplers)
+    done = 0
+    for counts in _bootstrap_blocks(rng, n, n_boot):
+        size = counts.shape[0]
+        sums = counts @ matrix if matrix is not None else None
+        generic = []
+        for j, r in enumerate(resamplers):
+            if r.vectorised:
+                out[j][done : done + size] = r.metric.from_sums(sums[:, slices[j]])
+                continue
+            batch = r.metric.aggregate_resamples(r.values, r.stats, counts)
+            if batch is not None:
+                out[j][done : done + size] = batch
+            else:
+                generic.append(j)
+        limit = size if max_generic is None else max(0, min(size, max_generic - done))
+        for b in range(size):
+            index = _indices_from_counts(counts[b]) if generic and b < limit else None
+            for j in generic:
+                out[j][done + b] = resamplers[j].aggregate_at(index) if index is not None else np.nan
+        done += size
+    return out
+
+
+def paired_bootstrap_distribution(
+    pairs: Sequence[tuple[Resampler, Resampler]], n_boot: int, seed: int
+) -> list[np.ndarray]:
+    """Bootstrap replicates of aggregate(A) − aggregate(B), the same resample applied to both runs."""
+    flat = [r for pair in pairs for r in pair]
+    reps = bootstrap_distribution(flat, n_boot, seed)
+    return [reps[2 * j] - reps[2 * j + 1] for j in range(len(pairs))]
+
+
+def permutation_distribution(pairs: Sequence[tuple[Resampler, Resampler]], n_perm: int, seed: int) -> list[np.ndarray]:
+    """Approximate randomisation: deltas after swapping each sample's A/B outputs with probability 1/2."""
+    n = pairs[0][0].n
+    rng = np.random.default_rng(seed)
+    out = [np.empty(n_perm) for _ in pairs]
+    block = max(1, min(n_perm, _BLOCK_CELLS // max(n, 1)))
+    vector = [j for j, (a, b) in enumerate(pairs) if a.vectorised and b.vectorised]
+    if vector:
+        diff = np.hstack([pairs[j][1].matrix - pairs[j][0].matrix for j in vector])  # type: ignore[operator]
+        tot_a = np.concatenate([pairs[j][0].matrix.sum(axis=0) for j in vector])  # type: ignore[union-attr]
+        tot_b = np.concatenate([pairs[j][1].matrix.sum(axis=0) for j in vector])  # type: ignore[union-attr]
+        widths = [pairs[j][0].matrix.shape[1] for j in vector]  # type: ignore[union-attr]
+        bounds = np.cumsum([0, *widths])
+    generic = {j: _object_columns(a, b) for j, (a, b) in enumerate(pairs) if j not in vector}
+    done = 0
+    while done < n_perm:
+        size = min(block, n_perm - done)
+        swap = (rng.random((size, n)) < 0.5).astype(float)
+        if vector:
+            moved = swap @ diff  # what sample swaps move from A's sums to B's
+            sums_a, sums_b = tot_a + moved, tot_b - moved
+            for k, j in enumerate(vector):
+                cols = slice(bounds[k], bounds[k + 1])
+                metric = pairs[j][0].metric
+                out[j][done : done + size] = metric.from_sums(sums_a[:, cols]) - metric.from_sums(sums_b[:, cols])
+        for j in generic:
+            values_a, values_b, stats_a, stats_b = generic[j]
+            metric = pairs[j][0].metric
+            for row in range(size):
+                flip = swap[row] > 0
+                out[j][done + row] = metric.aggregate(
+                    np.where(flip, values_b, values_a).tolist(), np.where(flip, stats_b, stats_a).tolist()
+                ) - metric.aggregate(
+                    np.where(flip, values_a, values_b).tolist(), np.where(flip, stats_a, stats_b).tolist()
+                )
+        done += size
+    return out
+
+
+def _object_columns(a: Resampler, b: Resampler) -> tuple[np.ndarray, ...]:
+    columns = []
+    for items in (a.values, b.values, a.stats, b.stats):
+        column = np.empty(len(items), dtype=object)
+        column[:] = items
+        columns.append(column)
+    return tuple(columns)
+
+
+# --- small pure helpers ---------------------------------------------------------------------------------------
+def percentile_interval(replicates: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    finite = replicates[np.isfinite(replicates)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    low, high = np.quantile(finite, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def _tolerance(observed: float) -> float:
+    # Resampled deltas equal to the observed one up to float rounding count as "as extreme".
+    return 1e-12 * max(1.0, abs(observed))
+
+
+def bootstrap_p_value(replicates: np.ndarray, observed: float) -> float:
+    """Two-sided p for H0: delta = 0, from the bootstrap distribution shifted to the null."""
+    finite = replicates[np.isfinite(replicates)]
+    if not np.isfinite(observed) or finite.size == 0:
+        return float("nan")
+    extreme = np.abs(finite - observed) >= abs(observed) - _tolerance(observed)
+    return float((1 + extreme.sum()) / (finite.size + 1))
+
+
+def permutation_p_value(replicates: np.ndarray, observed: float) -> float:
+    finite = replicates[np.isfinite(replicates)]
+    if not np.isfinite(observed) or finite.size == 0:
+        return float("nan")
+    extreme = np.abs(finite) >= abs(observed) - _tolerance(observed)
+    return float((1 + extreme.sum()) / (finite.size + 1))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (same order as given); NaN stays NaN and is not counted."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(np.isfinite(p))
+    m = valid.size
+    running = 0.0
+    for rank, i in enumerate(valid[np.argsort(p[valid], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+# --- reading the store ----------------------------------------------------------------------------------------
+@dataclass
+class MetricScores:
+    """Stored per-sample scores of one (run, metric), ordered by sample id."""
+
+    metric: str
+    sample_ids: list[str]
+    values: list[float | None]
+    stats: list[dict[str, Any]]
+
+
+def load_run_scores(store: Store, run_id: str, metrics: Sequence[str] | None = None) -> dict[str, MetricScores]:
+    """Per-sample scores of a run, at the metric version its aggregate (`run_metrics`) was computed with."""
+    versions = {
+        r["metric"]: r["metric_version"]
+        for r in store.query("SELECT metric, metric_version FROM run_metrics WHERE run_id = ?", [run_id])
+        if r["metric_version"] is not None
+    }
+    rows = store.con.execute(
+        "SELECT metric, metric_version, sample_id, value, stats FROM scores WHERE run_id = ? "
+        "ORDER BY metric, sample_id",
+        [run_id],
+    ).fetchall()
+    out: dict[str, MetricScores] = {}
+    for metric, version, sample_id, value, stats in rows:
+        if metrics is not None and metric not in metrics:
+            continue
+        if metric in versions and version != versions[metric]:
+            continue
+        entry = out.setdefault(metric, MetricScores(metric, [], [], []))
+        entry.sample_ids.append(sample_id)
+        entry.values.append(value)
+        entry.stats.append(loads(stats, {}))
+    return out
+
+
+def find_run(store: Store, task: str, model_or_run: str) -> dict[str, Any]:
+    """A run by id, or the most recent run of a model on a task; EvalkitError naming what exists otherwise."""
+    rows = store.query("SELECT * FROM runs WHERE run_id = ? AND task = ?", [model_or_run, task])
+    if rows:
+        return rows[0]
+    rows = store.query(
+        "SELECT * FROM runs WHERE task = ? AND model = ? ORDER BY started_at DESC LIMIT 1", [task, model_or_run]
+    )
+    if rows:
+        return rows[0]
+    tasks = [r["task"] for r in store.query("SELECT DISTINCT task FROM runs ORDER BY task")]
+    if task not in tasks:
+        raise EvalkitError(f"{store.path}: no runs of task '{task}'; tasks with runs: {', '.join(tasks) or 'none'}")
+    models = [r["model"] for r in store.query("SELECT DISTINCT model FROM runs WHERE task = ? ORDER BY 1", [task])]
+    raise EvalkitError(
+        f"{store.path}: no run of model (or run id) '{model_or_run}' on task '{task}'; models: {', '.join(models)}"
+    )
+
+
+# --- confidence intervals per (run, metric) --------------------------------------------------------------------
+@dataclass
+class Interval:
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    level: float
+    n_boot: int
+    vectorised: bool
+
+
+def intervals(
+    scores: dict[str, MetricScores],
+    metrics: dict[str, Metric],
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+    max_generic: int | None = None,
+) -> dict[str, Interval]:
+    """Bootstrap CIs of each metric's aggregate; metrics on the same samples share resamples.
+
+    `max_generic`: at most this many resamples for metrics without a vectorised path (display uses; the CI of
+    such a metric then rests on fewer resamples, recorded in `Interval.n_boot`).
+    """
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, s in scores.items():
+        if s.sample_ids:
+            groups.setdefault(tuple(s.sample_ids), []).append(name)
+    out: dict[str, Interval] = {}
+    for names in groups.values():
+        resamplers = [Resampler(metrics[name], scores[name].values, scores[name].stats) for name in names]
+        replicates = bootstrap_distribution(resamplers, n_boot, seed, max_generic)
+        for name, r, reps in zip(names, resamplers, replicates, strict=True):
+            low, high = percentile_interval(reps, level)
+            used = int(np.isfinite(reps).sum()) if not r.vectorised else n_boot
+            out[name] = Interval(name, r.point(), low, high, r.n, level, used, r.vectorised)
+    return out
+
+
+def run_intervals(
+    store: Store,
+    run: dict[str, Any],
+    metrics: Sequence[str] | None = None,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+    max_generic: int | None = None,
+) -> dict[str, Interval]:
+    """CIs of every stored metric of a run (a `runs` row)."""
+    scores = load_run_scores(store, run["run_id"], metrics)
+    instances = {name: metric_for(run["task"], name) for name in scores}
+    return intervals(scores, instances, n_boot=n_boot, seed=seed, level=level, max_generic=max_generic)
+
+
+# --- paired comparison of two runs ----------------------------------------------------------------------------
+@dataclass
+class Comparison:
+    """Run A versus run B on one metric, over the samples both scored."""
+
+    metric: str
+    higher_is_better: bool
+    n_shared: int
+    value_a: float
+    value_b: float
+    delta: float  # A − B in the metric's units
+    ci_low: float
+    ci_high: float
+    p_bootstrap: float
+    p_permutation: float
+    p_bootstrap_holm: float = float("nan")
+    p_permutation_holm: float = float("nan")
+    vectorised: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class PairedData:
+    """Both runs' stored scores of one metric, restricted to the shared samples, aligned by sample id."""
+
+    metric: str
+    a: Resampler
+    b: Resampler
+    sample_ids: list[str] = field(default_factory=list)
+
+
+def pair_scores(
+    scores_a: dict[str, MetricScores],
+    scores_b: dict[str, MetricScores],
+    metrics: dict[str, Metric],
+    names: Sequence[str] | None = None,
+) -> list[PairedData]:
+    """Align two runs' scores on their shared samples, per metric (a metric's failures can differ per run)."""
+    out = []
+    for name in names if names is not None else [m for m in scores_a if m in scores_b]:
+        if name not in scores_a or name not in scores_b:
+            continue
+        sa, sb = scores_a[name], scores_b[name]
+        index_b = {sid: i for i, sid in enumerate(sb.sample_ids)}
+        shared = [(i, index_b[sid]) for i, sid in enumerate(sa.sample_ids) if sid in index_b]
+        ia = np.array([i for i, _ in shared], dtype=np.int64)
+        ib = np.array([j for _, j in shared], dtype=np.int64)
+        ra = Resampler(metrics[name], sa.values, sa.stats).subset(ia)
+        rb = Resampler(metrics[name], sb.values, sb.stats).subset(ib)
+        out.append(PairedData(name, ra, rb, [sa.sample_ids[i] for i in ia]))
+    return out
+
+
+def compare_paired(
+    paired: Sequence[PairedData],
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    n_perm: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+) -> list[Comparison]:
+    """Paired bootstrap CI and p-value, approximate-randomisation p-value, Holm across the metrics."""
+    results: dict[str, Comparison] = {}
+    groups: dict[tuple[str, ...], list[PairedData]] = {}
+    for p in paired:
+        if p.sample_ids:
+            groups.setdefault(tuple(p.sample_ids), []).append(p)
+    for group in groups.values():
+        pairs = [(p.a, p.b) for p in group]
+        boot = paired_bootstrap_distribution(pairs, n_boot, seed)
+        perm = permutation_distribution(pairs, n_perm, seed + 1) if n_perm > 0 else [np.array([])] * len(pairs)
+        for p, reps, perms in zip(group, boot, perm, strict=True):
+            value_a, value_b = p.a.point(), p.b.point()
+            delta = value_a - value_b
+            low, high = percentile_interval(reps, level)
+            results[p.metric] = Comparison(
+                metric=p.metric,
+                higher_is_better=p.a.metric.higher_is_better,
+                n_shared=p.a.n,
+                value_a=value_a,
+                value_b=value_b,
+                delta=delta,
+                ci_low=low,
+                ci_high=high,
+                p_bootstrap=bootstrap_p_value(reps, delta),
+                p_permutation=permutation_p_value(perms, delta) if n_perm > 0 else float("nan"),
+                vectorised=p.a.vectorised and p.b.vectorised,
+            )
+    ordered = [results[p.metric] for p in paired if p.metric in results]
+    for key in ("p_bootstrap", "p_permutation"):
+        for c, adjusted in zip(ordered, holm([getattr(c, key) for c in ordered]), strict=True):
+            setattr(c, f"{key}_holm", adjusted)
+    return ordered
+
+
+def compare_runs(
+    store: Store,
+    task: str,
+    model_a: str,
+    model_b: str,
+    metrics: Sequence[str] | None = None,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    n_perm: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+) -> tuple[dict[str, Any], dict[str, Any], list[Comparison]]:
+    """Compare the latest runs (or given run ids) of two models on a task. Returns (run A, run B, comparisons)."""
+    run_a, run_b = find_run(store, task, model_a), find_run(store, task, model_b)
+    if run_a["run_id"] == run_b["run_id"]:
+        raise EvalkitError(f"both sides name the same run ({run_a['run_id']}); compare two different models")
+    paired = load_pairs(store, task, run_a, run_b, metrics)
+    return run_a, run_b, compare_paired(paired, n_boot=n_boot, n_perm=n_perm, seed=seed, level=level)
+
+
+def load_pairs(
+    store: Store, task: str, run_a: dict[str, Any], run_b: dict[str, Any], metrics: Sequence[str] | None = None
+) -> list[PairedData]:
+    """Shared-sample pairs of two runs; EvalkitError when a named metric is missing or nothing is shared."""
+    scores_a = load_run_scores(store, run_a["run_id"], metrics)
+    scores_b = load_run_scores(store, run_b["run_id"], metrics)
+    names = list(metrics) if metrics else sorted(set(scores_a) & set(scores_b), key=_metric_order(task))
+    for name in names:
+        for run, scores in ((run_a, scores_a), (run_b, scores_b)):
+            if name not in scores:
+                raise EvalkitError(
+                    f"metric '{name}' has no stored scores in run {run['run_id']} ({run['model']} on {task}); "
+                    f"scored there: {', '.join(sorted(scores)) or 'nothing'}"
+                )
+    if not names:
+        raise EvalkitError(f"runs {run_a['run_id']} and {run_b['run_id']} share no scored metric")
+    instances = {name: metric_for(task, name) for name in names}
+    paired = pair_scores(scores_a, scores_b, instances, names)
+    if all(not p.sample_ids for p in paired):
+        raise EvalkitError(
+            f"runs {run_a['run_id']} ({run_a['model']}) and {run_b['run_id']} ({run_b['model']}) share no scored "
+            "sample: paired statistics need the same samples"
+        )
+    return [p for p in paired if p.sample_ids]
+
+
+def _metric_order(task: str):
+    """Sort key: the task's metric order, primary metric first, then the rest by name."""
+    from evalkit.registry import all_tasks
+
+    spec = all_tasks().get(task)
+    order = [spec.primary_metric, *spec.metric_names] if spec else []
+
+    def key(name: str) -> tuple[int, str]:
+        return (order.index(name) if name in order else len(order), name)
+
+    return key

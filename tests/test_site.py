@@ -1,0 +1,295 @@
+"""The static site: pages, escaping, privacy of credentialed tasks; in a real headless Chromium where present."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from evalkit.cli import app
+
+XSS_REPORT = "<script>alert(1)</script> <img src=x onerror=alert(2)> The lungs are clear."
+XSS_MODEL = "<img src=x onerror=alert(3)>"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _run(db: Path, data_root: Path, model: str, task: str, limit: int | None = None) -> None:
+    from evalkit.registry import resolve_model, resolve_tasks
+    from evalkit.runner import Runner, build_adapter, load_samples
+    from evalkit.store import Store
+
+    card, spec = resolve_model(model), resolve_tasks(task)[0]
+    adapter = build_adapter(card)
+    adapter.prepare(spec, lambda: load_samples(spec, data_root, split="train"))
+    with Store(db) as store:
+        Runner(store, spec, card, adapter, data_root=data_root, progress=False, limit=limit).run()
+
+
+def _build(db: Path, out: Path, *extra: str):
+    result = CliRunner().invoke(app, ["site", "build", "--db", str(db), "--out", str(out), "--n-boot", "200", *extra])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def public_db(tmp_path_factory, data_root) -> Path:
+    from evalkit.registry import resolve_tasks
+    from evalkit.runner import load_samples
+
+    db = tmp_path_factory.mktemp("site") / "results.duckdb"
+    for model in ("nn-retrieval", "normal-template"):
+        _run(db, data_root, model, "phantom-report")
+    for model in ("prior-box", "whole-image"):
+        _run(db, data_root, model, "phantom-abnormality-grounding", limit=8)
+    samples = load_samples(resolve_tasks("phantom-report")[0], data_root)
+    predictions = db.parent / "xss.jsonl"
+    predictions.write_text(
+        "".join(json.dumps({"sample_id": s.sample_id, "prediction": XSS_REPORT}) + "\n" for s in samples[:4])
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--task",
+            "phantom-report",
+            "--predictions",
+            str(predictions),
+            "--model-name",
+            XSS_MODEL,
+            "--db",
+            str(db),
+            "--data-root",
+            str(data_root),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return db
+
+
+@pytest.fixture(scope="module")
+def public_site(public_db, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("public-site") / "site"
+    _build(public_db, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def credentialed(tmp_path_factory, data_root):
+    """A credentialed copy of the report task (as MIMIC-CXR would be), run by two baselines."""
+    folder = tmp_path_factory.mktemp("cred")
+    tasks = folder / "tasks"
+    tasks.mkdir()
+    text = Path(__file__).parents[1].joinpath("tasks/phantom-report.yaml").read_text()
+    text = text.replace("name: phantom-report", "name: cred-report").replace("access: public", "access: credentialed")
+    (tasks / "cred-report.yaml").write_text(text)
+    db = folder / "results.duckdb"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EVALKIT_TASKS_PATH", str(tasks))
+        for model in ("nn-retrieval", "normal-template"):
+            _run(db, data_root, model, "cred-report")
+        public, private = folder / "public", folder / "private"
+        _build(db, public)
+        _build(db, private, "--private")
+    from evalkit.store import Store
+
+    with Store(db, read_only=True) as store:
+        texts = store.query("SELECT reference_text AS t, sample_id FROM samples WHERE task = 'cred-report'")
+        generations = store.query("SELECT text AS t FROM generations")
+    secrets = {r["t"] for r in texts if r["t"]} | {r["sample_id"] for r in texts}
+    secrets |= {r["t"] for r in generations if r["t"] and len(r["t"]) > 8}
+    return {"db": db, "public": public, "private": private, "secrets": secrets}
+
+
+def _pages(site: Path) -> list[Path]:
+    return sorted(site.rglob("*.html"))
+
+
+# --- without a browser ------------------------------------------------------------------------------------------
+def test_site_has_every_page_kind(public_site):
+    assert (public_site / "index.html").exists()
+    assert (public_site / "tasks" / "phantom-report.html").exists()
+    assert (public_site / "models" / "nn-retrieval.html").exists()
+    assert len(list((public_site / "samples" / "phantom-report").glob("*.html"))) == 16
+    assert len(list((public_site / "samples" / "phantom-abnormality-grounding").glob("*.html"))) == 8
+    assert list((public_site / "images").glob("*.png"))
+    index = (public_site / "index.html").read_text()
+    assert "rouge_l" in index and "primary" in index and "↑" in index
+    model = (public_site / "models" / "nn-retrieval.html").read_text()
+    for field in ("task version", "decoding", "evalkit version", "git hash", "started", "model fingerprint"):
+        assert field in model
+    for page in _pages(public_site):
+        html = page.read_text()
+        assert "https://" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+        assert "Private build" not in html
+
+
+def test_model_text_is_escaped_in_the_html(public_site):
+    for page in _pages(public_site):
+        html = page.read_text()
+        assert "<script>alert" not in html and "<img src=x" not in html, page
+    sample_pages = "".join(p.read_text() for p in (public_site / "samples" / "phantom-report").glob("*.html"))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in sample_pages
+    assert "&lt;img src=x onerror=alert(3)&gt;" in (public_site / "index.html").read_text()
+
+
+def test_public_build_of_a_credentialed_task_has_no_sample_text(credentialed):
+    public = credentialed["public"]
+    assert not (public / "samples").exists() and not (public / "images").exists()
+    blobs = [p.read_bytes() for p in public.rglob("*") if p.is_file()]
+    assert blobs
+    for secret in credentialed["secrets"]:
+        needle = secret.encode()
+        assert not any(needle in blob for blob in blobs), f"sample text leaked: {secret[:60]!r}"
+    task_page = (public / "tasks" / "cred-report.html").read_text()
+    assert "withheld" in task_page and "rouge_l" in task_page
+
+
+def test_private_build_includes_samples_and_says_so_on_every_page(credentialed):
+    private = credentialed["private"]
+    pages = _pages(private)
+    assert len(list((private / "samples" / "cred-report").glob("*.html"))) == 16
+    for page in pages:
+        assert "Private build." in page.read_text(), page
+    joined = "".join(p.read_text() for p in pages)
+    assert any(secret in joined for secret in credentialed["secrets"])
+
+
+def test_build_refuses_a_foreign_folder_and_replaces_its_own(public_db, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(app, ["site", "build", "--db", str(public_db), "--out", str(foreign)])
+    assert result.exit_code == 2 and "not made by `evalkit site build`" in result.output
+    assert (foreign / "notes.txt").exists()
+    out = tmp_path / "site"
+    _build(public_db, out)
+    (out / "stale.html").write_text("from an earlier build")
+    _build(public_db, out)
+    assert not (out / "stale.html").exists()
+
+
+# --- in a real headless Chromium --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("browser tests need Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("browser tests need the Python package playwright (pip install -e '.[dev]')")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Visit:
+    """A page with its console errors, uncaught exceptions and dialogs (alerts) recorded."""
+
+    def __init__(self, browser, path: Path) -> None:
+        self.page = browser.new_page()
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.goto(path.resolve().as_uri())
+        self.page.wait_for_load_state("load")
+
+    def close(self) -> None:
+        self.page.close()
+
+
+def _column(page, table, index: int) -> list[str]:
+    return table.locator("tbody tr").evaluate_all(
+        f"rows => rows.map(r => r.cells[{index}].getAttribute('data-sort') ?? r.cells[{index}].textContent.trim())"
+    )
+
+
+@pytest.mark.browser
+def test_pages_load_without_console_errors(browser, public_site):
+    pages = [public_site / "index.html", *sorted((public_site / "tasks").glob("*.html"))]
+    pages += sorted((public_site / "models").glob("*.html"))
+    for task in (public_site / "samples").iterdir():
+        pages += sorted(task.glob("*.html"))[:3]
+    for path in pages:
+        visit = Visit(browser, path)
+        assert visit.errors == [], (path, visit.errors)
+        assert visit.dialogs == [], (path, visit.dialogs)
+        assert visit.page.locator("link[rel=stylesheet]").count() == 1
+        # The stylesheet really applied (file:// and the page's CSP allow it).
+        assert visit.page.evaluate("getComputedStyle(document.querySelector('header.top')).backgroundColor") != (
+            "rgba(0, 0, 0, 0)"
+        )
+        visit.close()
+
+
+@pytest.mark.browser
+def test_tables_sort_on_header_click(browser, public_site):
+    visit = Visit(browser, public_site / "index.html")
+    table = visit.page.locator("#phantom-report table.sortable")
+    headers = table.locator("thead th")
+    names = [headers.nth(i).inner_text() for i in range(headers.count())]
+    model_col = names.index("model")
+    rouge_col = next(i for i, n in enumerate(names) if n.startswith("rouge_l"))
+    headers.nth(model_col).locator("button").click()
+    models = _column(visit.page, table, model_col)
+    assert models == sorted(models)
+    headers.nth(model_col).locator("button").click()
+    assert _column(visit.page, table, model_col) == sorted(models, reverse=True)
+    headers.nth(rouge_col).locator("button").click()  # higher is better: best first
+    values = [float(v) for v in _column(visit.page, table, rouge_col)]
+    assert values == sorted(values, reverse=True)
+    assert headers.nth(rouge_col).get_attribute("aria-sort") == "descending"
+    headers.nth(rouge_col).locator("button").click()
+    assert [float(v) for v in _column(visit.page, table, rouge_col)] == sorted(values)
+    assert visit.errors == []
+    visit.close()
+
+
+@pytest.mark.browser
+def test_script_in_a_report_renders_as_text(browser, public_site):
+    pages = [
+        p for p in sorted((public_site / "samples" / "phantom-report").glob("*.html")) if "alert(1)" in p.read_text()
+    ]
+    assert len(pages) == 4
+    for path in pages[:2]:
+        visit = Visit(browser, path)
+        assert visit.dialogs == [] and visit.errors == []
+        assert any("<script>alert(1)</script>" in t for t in visit.page.locator("pre.generated").all_text_contents())
+        assert any(XSS_MODEL in t for t in visit.page.locator("article.output h3").all_text_contents())
+        assert visit.page.locator("main script").count() == 0 and visit.page.locator("main img").count() == 0
+        visit.close()
+    for path in (public_site / "index.html", public_site / "tasks" / "phantom-report.html"):
+        visit = Visit(browser, path)
+        assert visit.dialogs == [] and visit.errors == []
+        assert XSS_MODEL in visit.page.locator("main").inner_text()
+        assert visit.page.locator("main img").count() == 0
+        visit.close()
+
+
+@pytest.mark.browser
+def test_box_layers_toggle(browser, public_site):
+    path = sorted((public_site / "samples" / "phantom-abnormality-grounding").glob("*.html"))[0]
+    visit = Visit(browser, path)
+    reference = visit.page.locator("svg.overlay g[data-layer=ref]")
+    assert visit.page.locator("svg.overlay rect.box.ref").count() >= 1
+    assert reference.is_visible()
+    visit.page.locator("input[data-toggle=ref]").uncheck()
+    assert reference.evaluate("g => getComputedStyle(g).display") == "none"
+    visit.page.locator("input[data-toggle=ref]").check()
+    assert reference.evaluate("g => getComputedStyle(g).display") != "none"
+    assert visit.page.evaluate("document.querySelector('svg.overlay image').getBBox().width") > 0
+    assert visit.errors == []
+    visit.close()
