@@ -47,29 +47,35 @@ def _run_pairs(tasks, card, store, data_root, limit, batch_size, adapter_options
     root = data_root or data_root_default()
     adapter = build_adapter(card, **adapter_options)
     summaries = []
-    for task in tasks:
-        adapter.prepare(task, lambda task=task: load_samples(task, root, split="train"))
-        runner = Runner(
-            store,
-            task,
-            card,
-            adapter,
-            data_root=root,
-            limit=limit,
-            batch_size=batch_size,
-            progress=not quiet and sys.stderr.isatty(),
-        )
-        summary = runner.run()
-        summaries.append(summary)
-        if not quiet:
-            metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
-            unavailable = "".join(f"\n    {k}: unavailable: {v}" for k, v in summary.unavailable.items())
-            console.print(
-                f"[bold]{task.name}[/] · {card.name}: n={summary.n_samples} generated={summary.generated} "
-                f"cached={summary.from_cache} errors={summary.errors} parse_failures={summary.parse_failures} "
-                f"({summary.seconds:.1f}s)\n    {metrics}{unavailable}",
-                highlight=False,
+    try:
+        for task in tasks:
+            adapter.prepare(task, lambda task=task: load_samples(task, root, split="train"))
+            runner = Runner(
+                store,
+                task,
+                card,
+                adapter,
+                data_root=root,
+                limit=limit,
+                batch_size=batch_size,
+                progress=not quiet and sys.stderr.isatty(),
             )
+            summary = runner.run()
+            summaries.append(summary)
+            if not quiet:
+                metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
+                unavailable = "".join(f"\n    {k}: unavailable: {v}" for k, v in summary.unavailable.items())
+                console.print(
+                    f"[bold]{task.name}[/] · {card.name}: n={summary.n_samples} generated={summary.generated} "
+                    f"cached={summary.from_cache} errors={summary.errors} parse_failures={summary.parse_failures} "
+                    f"({summary.seconds:.1f}s)\n    {metrics}{unavailable}",
+                    highlight=False,
+                )
+    finally:
+        # Adapters that own a process (a managed `vllm serve`) stop it here, also after an error or Ctrl-C.
+        close = getattr(adapter, "close", None)
+        if callable(close):
+            close()
     return summaries
 
 
@@ -81,47 +87,109 @@ def run(
     data_root: DataRootOption = None,
     dataset: Annotated[str | None, typer.Option(help="For a task group: which data set's tasks.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N samples of each task.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Samples per generate call.")] = 16,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            "-b",
+            help="Samples per generate call and per commit (default: vllm 256, openai 64, else 16).",
+        ),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="transformers adapter: cpu or cuda.")] = None,
+    adapter: Annotated[
+        str | None, typer.Option("--adapter", help="Back end instead of the card's: vllm | openai | transformers.")
+    ] = None,
+    tp: Annotated[int | None, typer.Option("--tp", min=1, help="vLLM tensor parallel size (GPUs per replica).")] = None,
+    dp: Annotated[
+        int | None, typer.Option("--dp", min=1, help="vLLM data parallel size (replicas; >1 runs `vllm serve`).")
+    ] = None,
+    max_pixels: Annotated[
+        int | None, typer.Option("--max-pixels", min=1, help="Image pixel cap (part of the model fingerprint).")
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
+    ] = None,
+    allow_remote_credentialed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote-credentialed",
+            help="Allow credentialed (PhysioNet) tasks on a non-local --endpoint; only for a server you control "
+            "under the data use agreement.",
+        ),
+    ] = False,
 ) -> None:
     """Run a model on a task (or task group); resumes where an earlier run of the same pair stopped.
+
+    The card gives the back end and its settings; --adapter, --tp, --dp, --max-pixels and --endpoint override
+    them for this run. Parallelism and the endpoint do not change the model fingerprint (same run, same cache);
+    --adapter and --max-pixels do.
 
     Examples:
 
       evalkit run --model nn-retrieval --task phantom-report
 
-      evalkit run --model radvlm-grpo --task grounding --data-root /data/cxr
+      evalkit run --model radvlm-grpo --task grounding --data-root /data/cxr --tp 4
+
+      evalkit run --model qwen3-vl-8b-instruct --task grounding --adapter openai --endpoint http://127.0.0.1:8000/v1
 
       evalkit run --model ./checkpoints/sft --task phantom-grounding --limit 50
     """
     from evalkit.registry import resolve_model, resolve_tasks
     from evalkit.store import Store
+    from model_adapters.base import adapter_options, card_with_overrides, default_batch_size
 
     try:
         tasks = resolve_tasks(task, dataset)
-        card = resolve_model(model)
-        options = {"device": device} if device and card.adapter == "transformers" else {}
-        if card.adapter == "transformers":
-            options["batch_size"] = batch_size
+        card = card_with_overrides(
+            resolve_model(model),
+            adapter=adapter,
+            tensor_parallel_size=tp,
+            data_parallel_size=dp,
+            max_pixels=max_pixels,
+            endpoint=endpoint,
+        )
+        batch = batch_size if batch_size is not None else default_batch_size(card)
+        options = adapter_options(
+            card, batch_size=batch, device=device, allow_remote_credentialed=allow_remote_credentialed
+        )
         with Store(db) as store:
-            _run_pairs(tasks, card, store, data_root, limit, batch_size, options)
+            _run_pairs(tasks, card, store, data_root, limit, batch, options)
     except EvalkitError as exc:
         _fail(exc)
 
 
 @app.command()
 def score(
-    task: Annotated[str, typer.Option("--task", "-t", help="Task the predictions answer.")],
-    predictions: Annotated[Path, typer.Option(help="JSONL: one {sample_id, prediction} per line.")],
-    model_name: Annotated[str, typer.Option("--model-name", help="Name shown on the leaderboard.")],
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Task the predictions answer.")] = None,
+    predictions: Annotated[Path | None, typer.Option(help="JSONL: one {sample_id, prediction} per line.")] = None,
+    model_name: Annotated[str | None, typer.Option("--model-name", help="Name shown on the leaderboard.")] = None,
     box_format: Annotated[str, typer.Option(help="unit01 | qwen1000 | pixels_resized | pixels")] = "unit01",
     thinking: Annotated[str, typer.Option(help="none | tags | suffix")] = "none",
     db: DbOption = DEFAULT_DB,
     data_root: DataRootOption = None,
+    pairs: Annotated[
+        Path | None, typer.Option(help="JSONL of free report pairs: one {reference, prediction} per line (no task).")
+    ] = None,
+    metric_names: Annotated[
+        str | None,
+        typer.Option("--metrics", help="With --pairs: comma-separated metrics (default: all report metrics)."),
+    ] = None,
+    metric_options: Annotated[
+        Path | None, typer.Option(help="With --pairs: YAML/JSON file {metric: {option: value}} (weights paths...).")
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="With --pairs: print {metrics, per_sample} as JSON.")
+    ] = False,
 ) -> None:
-    """Score predictions made elsewhere against a task's references.
+    """Score predictions made elsewhere against a task's references, or free report pairs (--pairs).
 
-    Example: evalkit score --task phantom-report --predictions preds.jsonl --model-name my-model
+    Examples:
+
+      evalkit score --task phantom-report --predictions preds.jsonl --model-name my-model
+
+      evalkit score --pairs pairs.jsonl --metrics rouge_l,bleu_4,bertscore
+
+      evalkit score --pairs pairs.jsonl --json > scores.json
     """
     from evalkit.config import BOX_FORMATS, ModelCard
     from evalkit.registry import resolve_tasks
@@ -129,7 +197,14 @@ def score(
     from evalkit.store import Store
     from model_adapters.predictions import PredictionsAdapter, read_predictions
 
+    if pairs is not None:
+        _score_pairs(pairs, metric_names, metric_options, db, json_out)
+        return
     try:
+        if task is None or predictions is None or model_name is None:
+            raise EvalkitError("give --task, --predictions and --model-name (or --pairs FILE.jsonl for free pairs)")
+        if metric_names or metric_options or json_out:
+            raise EvalkitError("--metrics, --metric-options and --json go with --pairs; a task lists its own metrics")
         if box_format not in BOX_FORMATS:
             raise EvalkitError(f"--box-format must be one of {', '.join(BOX_FORMATS)}, not '{box_format}'")
         if thinking not in ("none", "tags", "suffix"):
@@ -173,6 +248,42 @@ def score(
             console.print(f"  {name}: unavailable: {reason}")
     except EvalkitError as exc:
         _fail(exc)
+
+
+def _score_pairs(path: Path, metric_names: str | None, options_file: Path | None, db: Path, json_out: bool) -> None:
+    from evalkit.config import load_yaml
+    from evalkit.metrics import metric_class
+    from evalkit.reports import read_pairs, score_reports
+
+    try:
+        refs, preds = read_pairs(path)
+        names = [m.strip() for m in metric_names.split(",") if m.strip()] if metric_names else None
+        options = load_yaml(options_file) if options_file else {}
+        if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+            raise EvalkitError(f"{options_file}: expected a mapping of metric name -> options mapping")
+        result = score_reports(refs, preds, names, options=options, db=db)
+    except EvalkitError as exc:
+        _fail(exc)
+    if json_out:
+        print(_json_dump(result))
+        return
+    intervals = result.intervals(n_boot=10_000) if len(refs) > 1 else {}
+    table = Table("metric", "direction", "value", "95% CI", title=f"{path} · {len(refs)} pairs", title_justify="left")
+    for name, value in result.metrics.items():
+        low, high = intervals.get(name, (None, None))
+        ci = "—" if low is None else f"[{_fmt(low)}, {_fmt(high)}]"
+        table.add_row(name, "↑" if metric_class(name).higher_is_better else "↓", _fmt(value), ci)
+    console.print(table)
+    for name, reason in result.unavailable.items():
+        console.print(f"  {name}: unavailable: {reason}", highlight=False, soft_wrap=True)
+    console.print("CI: percentile bootstrap over pairs, 10,000 resamples of the stored per-pair statistics.")
+
+
+def _json_dump(result) -> str:
+    """JSON with NaN written as null, so the output parses everywhere."""
+    from evalkit.store import dumps
+
+    return dumps(result.to_json())
 
 
 @app.command()

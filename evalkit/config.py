@@ -114,6 +114,32 @@ class CardDecoding(Strict):
     thinking_retries: int = 0
 
 
+class ServingSpec(Strict):
+    """How a model is run (parallelism, engine and server settings), as opposed to what it is.
+
+    Parallelism and server addresses change speed, not outputs, so adapters leave them out of the model
+    fingerprint; `engine_args` and `extra_body` can change outputs (dtype, sampling extras) and are in it.
+    """
+
+    tensor_parallel_size: int = Field(default=1, ge=1, description="vLLM: GPUs per model replica.")
+    data_parallel_size: int = Field(default=1, ge=1, description="vLLM: model replicas (vLLM's own DP).")
+    distributed_backend: Literal["mp", "ray"] | None = Field(
+        default=None, description="vLLM executor backend; 'ray' spans nodes of a running Ray cluster."
+    )
+    endpoint: str | None = Field(default=None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    served_model_name: str | None = Field(default=None, description="Model name on the server (default: checkpoint).")
+    max_concurrency: int = Field(default=16, ge=1, description="OpenAI adapter: requests in flight at once.")
+    request_timeout_s: float = Field(default=600.0, gt=0, description="OpenAI adapter: seconds per HTTP request.")
+    max_request_retries: int = Field(default=6, ge=0, description="OpenAI adapter: retries on 429/5xx/network errors.")
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="Environment variable holding the API key, if any.")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="Extra JSON fields for every chat request (e.g. vLLM's top_k)."
+    )
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict, description="Extra keyword arguments for vllm.LLM (max_model_len, dtype, ...)."
+    )
+
+
 class ModelCard(Strict):
     """How to load and talk to one model. See model_adapters/cards/*.yaml."""
 
@@ -131,6 +157,7 @@ class ModelCard(Strict):
     prompt_suffix: str | None = None
     system_prompt: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
     source: str = ""
     description: str = ""
     training: dict[str, Any] | None = Field(default=None, description="Provenance written by `evalkit train`.")

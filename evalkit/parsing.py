@@ -144,11 +144,21 @@ def parse_output(
     thinking: str = "none",
     image_size: tuple[int, int] | None = None,
     resized_size: tuple[int, int] | None = None,
+    answer_pattern: str | None = None,
 ) -> Parsed:
-    """Parse a raw model output for a task's parser (`report` or `boxes`)."""
+    """Parse a raw model output for a task's parser (`report` or `boxes`).
+
+    `answer_pattern` (a card's `options.answer_pattern`, e.g. DeepMedix-R1's ``\\boxed{(.*)}``) narrows the answer
+    to the last match of the pattern's first group when it matches; otherwise the whole answer is kept.
+    """
     answer, trace, complete = split_thinking(text or "", "tags" if thinking == "none" else thinking)
     if not complete:
         return Parsed(answer="", thinking=trace, parse_error="thinking not closed: no </think> in the output")
+    if answer_pattern:
+        matches = re.findall(answer_pattern, answer, flags=re.DOTALL)
+        if matches:
+            last = matches[-1]
+            answer = (last[0] if isinstance(last, tuple) else last).strip()
     if parser == "report":
         error = None if answer.strip() else "empty answer"
         return Parsed(answer=answer, thinking=trace, parse_error=error)

@@ -20,7 +20,10 @@ def choose_template(task: TaskSpec, sample_id: str) -> str:
 
 def render_prompt(task: TaskSpec, card: ModelCard, sample: Sample) -> tuple[str | None, str]:
     """(system prompt, user prompt) for one sample."""
-    template = choose_template(task, sample.sample_id)
+    # Some models were trained on one fixed report instruction (their card's `options.report_prompt`); asking
+    # them with another one is how published numbers fail to reproduce.
+    card_prompt = card.options.get("report_prompt") if task.kind == "report_generation" else None
+    template = card_prompt or choose_template(task, sample.sample_id)
     fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
     missing = fields - set(sample.prompt_vars)
     if missing:

@@ -189,7 +189,8 @@ class Runner:
         if size is not None and self.card.box_format == "pixels_resized":
             kwargs = {k: v for k, v in self.card.image.model_dump().items() if v is not None}
             resized = smart_resize(size[0], size[1], factor=int(self.card.options.get("resize_factor", 28)), **kwargs)
-        return parse_output(text, self.task.parser, self.card.box_format, self.card.thinking, size, resized)
+        pattern = self.card.options.get("answer_pattern")
+        return parse_output(text, self.task.parser, self.card.box_format, self.card.thinking, size, resized, pattern)
 
     def _generate_batch(self, batch: Sequence[Sample], fingerprint: str, run_id: str) -> dict[str, int]:
         counts = {"generated": 0, "from_cache": 0, "errors": 0}

@@ -62,7 +62,98 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
     return hashlib.sha256(payload).hexdigest()[:length]
 
 
+# Card fields that never change what a model outputs. `serving` (tensor/data parallel sizes, endpoint, concurrency)
+# is left out so that one checkpoint run at TP 4 and at TP 1, or through two servers, shares one run and one cache;
+# adapters put the output-relevant serving settings (`engine_args`, `extra_body`) into `extra` themselves.
+NON_IDENTITY_FIELDS: frozenset[str] = frozenset({"name", "description", "source", "public", "training", "serving"})
+
+
 def card_fingerprint(card: ModelCard, extra: Any = None) -> str:
     """Fingerprint of a card's output-relevant settings; adapters add their own state via `extra`."""
-    relevant = card.model_dump(exclude={"name", "description", "source", "public", "training"})
+    relevant = card.model_dump(exclude=set(NON_IDENTITY_FIELDS))
     return stable_hash(relevant, extra)
+
+
+GENERATING_ADAPTERS: tuple[str, ...] = ("vllm", "openai", "transformers")
+
+
+def card_with_overrides(
+    card: ModelCard,
+    *,
+    adapter: str | None = None,
+    tensor_parallel_size: int | None = None,
+    data_parallel_size: int | None = None,
+    max_pixels: int | None = None,
+    endpoint: str | None = None,
+) -> ModelCard:
+    """The card with command-line overrides applied, validated like a card read from YAML.
+
+    Args:
+        card: The card as loaded from its file.
+        adapter: Back end to use instead of the card's (vllm | openai | transformers).
+        tensor_parallel_size: vLLM tensor parallel size (speed only: not part of the fingerprint).
+        data_parallel_size: vLLM data parallel size (speed only: not part of the fingerprint).
+        max_pixels: Image pixel cap (changes what the model sees, so it is part of the fingerprint).
+        endpoint: OpenAI-compatible base URL.
+    """
+    from pydantic import ValidationError
+
+    from evalkit.errors import EvalkitError
+
+    if adapter is not None and adapter not in GENERATING_ADAPTERS:
+        raise EvalkitError(f"--adapter must be one of {', '.join(GENERATING_ADAPTERS)}, not '{adapter}'")
+    if adapter is not None and card.adapter not in GENERATING_ADAPTERS:
+        kind = "a weight-free baseline" if card.adapter == "baseline" else "run with its own inference code"
+        raise EvalkitError(f"model '{card.name}' is {kind}; --adapter applies to cards of vllm/openai/transformers")
+    data = card.model_dump()
+    if adapter is not None:
+        data["adapter"] = adapter
+    serving = data["serving"]
+    if tensor_parallel_size is not None:
+        serving["tensor_parallel_size"] = tensor_parallel_size
+    if data_parallel_size is not None:
+        serving["data_parallel_size"] = data_parallel_size
+    if endpoint is not None:
+        serving["endpoint"] = endpoint
+    if max_pixels is not None:
+        data["image"]["max_pixels"] = max_pixels
+        min_pixels = data["image"].get("min_pixels")
+        if min_pixels is not None and min_pixels > max_pixels:
+            raise EvalkitError(f"--max-pixels {max_pixels} is below the card's min_pixels {min_pixels}")
+    try:
+        return ModelCard.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise EvalkitError(f"model '{card.name}': invalid override: {problems}") from None
+
+
+# Samples the runner hands to one `generate` call (and commits in one transaction) when --batch-size is not
+# given: vLLM schedules a whole batch at once, so it gets many; a server is limited by its concurrency anyway.
+DEFAULT_BATCH_SIZES: dict[str, int] = {"vllm": 256, "openai": 64, "transformers": 16}
+
+
+def default_batch_size(card: ModelCard) -> int:
+    return DEFAULT_BATCH_SIZES.get(card.adapter, 16)
+
+
+def adapter_options(
+    card: ModelCard,
+    *,
+    batch_size: int,
+    device: str | None = None,
+    allow_remote_credentialed: bool = False,
+) -> dict[str, Any]:
+    """Constructor options for the card's adapter from command-line settings that apply to it."""
+    if card.adapter == "external":
+        from evalkit.errors import EvalkitError
+
+        raise EvalkitError(
+            f"model '{card.name}' runs with its own inference code ({card.checkpoint}); its card records the "
+            "prompt, decoding and box conventions to use. Make predictions with that code, then score them with "
+            f"`evalkit score --model-name {card.name} --box-format {card.box_format} --predictions FILE.jsonl`."
+        )
+    if card.adapter == "transformers":
+        return {"batch_size": batch_size, **({"device": device} if device else {})}
+    if card.adapter == "openai":
+        return {"allow_remote_credentialed": allow_remote_credentialed}
+    return {}

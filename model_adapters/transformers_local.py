@@ -16,6 +16,8 @@ from evalkit.config import ModelCard, TaskSpec
 from evalkit.errors import EvalkitError
 from evalkit.sample import Sample
 from model_adapters.base import GenerationRequest, GenerationResult, card_fingerprint, stable_hash
+from model_adapters.chat import chat_messages, decoding_for, raw_prompt
+from model_adapters.thinking import Attempt, generate_with_retries, retry_seed
 
 # Files whose content defines what a checkpoint outputs (besides the weights, which are summarised cheaply).
 _CONFIG_FILES: tuple[str, ...] = (
@@ -56,11 +58,8 @@ def checkpoint_digest(path: Path) -> dict[str, Any]:
     return digest
 
 
-def _decoding_for(card: ModelCard, request: GenerationRequest) -> dict[str, Any]:
-    """Card decoding overridden by the request's non-null values (the task's `decoding` block)."""
-    decoding = card.decoding.model_dump()
-    decoding.update({k: v for k, v in (request.decoding or {}).items() if v is not None})
-    return decoding
+# Kept for callers of the old private name; the shared helper lives in model_adapters.chat.
+_decoding_for = decoding_for
 
 
 def generated_length(tokens: Sequence[int], eos_ids: set[int]) -> int:
@@ -68,8 +67,8 @@ def generated_length(tokens: Sequence[int], eos_ids: set[int]) -> int:
     return next((i + 1 for i, token in enumerate(tokens) if token in eos_ids), len(tokens))
 
 
-def _error_result(error: Exception) -> GenerationResult:
-    return GenerationResult(text="", error=f"{type(error).__name__}: {error}")
+def _error_attempt(error: Exception) -> Attempt:
+    return Attempt(text="", error=f"{type(error).__name__}: {error}")
 
 
 class TransformersAdapter:
@@ -93,6 +92,24 @@ class TransformersAdapter:
         self._local_path = self._resolve_local_path(card)
         self.model, self.processor = self._load()
         self._fingerprint: str | None = None
+
+    @classmethod
+    def from_model(cls, card: ModelCard, model: Any, processor: Any, batch_size: int = 8) -> TransformersAdapter:
+        """An adapter around a model already in memory (benchmarks, GPU checks); it runs where the model is.
+
+        The fingerprint then covers the card and the model's config (not its weights): use it for timing, not
+        for results that go into a shared database.
+        """
+        adapter = cls.__new__(cls)
+        adapter.card = card
+        adapter.batch_size = max(1, int(batch_size))
+        adapter.device = str(model.device)
+        adapter.dtype = model.dtype
+        adapter._local_path = None
+        adapter.model, adapter.processor = model.eval(), processor
+        adapter._prepare_tokenizer(processor)
+        adapter._fingerprint = None
+        return adapter
 
     @staticmethod
     def _resolve_local_path(card: ModelCard) -> Path | None:
@@ -129,12 +146,16 @@ class TransformersAdapter:
                 f"{f' (revision {card.revision})' if card.revision else ''}: {exc}"
             ) from exc
         model.to(self.device).eval()
+        self._prepare_tokenizer(processor)
+        return model, processor
+
+    @staticmethod
+    def _prepare_tokenizer(processor: Any) -> None:
         tokenizer = getattr(processor, "tokenizer", processor)
         # Decoder-only batching: prompts must end where generation starts, so pad on the left.
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        return model, processor
 
     def prepare(self, task: TaskSpec, train_samples: Callable[[], list[Sample]]) -> None:
         """Nothing to fit: a checkpoint is evaluated as it is."""
@@ -156,26 +177,50 @@ class TransformersAdapter:
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         results: list[GenerationResult] = []
         for batch in self._batches(requests):
-            try:
-                results.extend(self._generate_batch(batch))
-            except Exception as batch_error:
-                if len(batch) == 1:
-                    results.append(_error_result(batch_error))
-                    continue
-                # One bad request must not sink its neighbours: rerun each alone to find it.
-                for request in batch:
-                    try:
-                        results.extend(self._generate_batch([request]))
-                    except Exception as error:
-                        results.append(_error_result(error))
+            decoding = decoding_for(self.card, batch[0])
+            retries = int(decoding.get("thinking_retries") or 0)
+            # Greedy decoding here is deterministic: a retry would reproduce the same text, so it is skipped.
+            greedy = float(decoding.get("temperature") or 0.0) <= 0.0
+
+            def attempt(
+                indices: Sequence[int], round_index: int, batch: list = batch, decoding: dict = decoding
+            ) -> list[Attempt]:
+                return self._attempt([batch[i] for i in indices], decoding, round_index)
+
+            outcomes = generate_with_retries(
+                len(batch), attempt, thinking=self.card.thinking, retries=0 if greedy else retries
+            )
+            for result, meta in outcomes:
+                if greedy and retries and not meta["complete"]:
+                    meta["retries_skipped"] = "greedy decoding repeats itself"
+                latency = meta.pop("latency_s", None)
+                text = result.text if result.error is None else ""
+                results.append(
+                    GenerationResult(text=text, tokens=result.tokens, latency_s=latency, error=result.error, meta=meta)
+                )
         return results
+
+    def _attempt(self, batch: list[GenerationRequest], decoding: dict[str, Any], round_index: int) -> list[Attempt]:
+        """One batched `generate`; if it raises, each request alone so that one bad request fails by itself."""
+        try:
+            return self._generate_batch(batch, decoding, round_index)
+        except Exception as batch_error:
+            if len(batch) == 1:
+                return [_error_attempt(batch_error)]
+        attempts: list[Attempt] = []
+        for request in batch:
+            try:
+                attempts.extend(self._generate_batch([request], decoding, round_index))
+            except Exception as error:
+                attempts.append(_error_attempt(error))
+        return attempts
 
     def _batches(self, requests: Sequence[GenerationRequest]) -> list[list[GenerationRequest]]:
         """Consecutive runs of requests with equal decoding settings, at most `batch_size` each, in order."""
         batches: list[list[GenerationRequest]] = []
         previous_key: str | None = None
         for request in requests:
-            key = stable_hash(_decoding_for(self.card, request))
+            key = stable_hash(decoding_for(self.card, request))
             if batches and key == previous_key and len(batches[-1]) < self.batch_size:
                 batches[-1].append(request)
             else:
@@ -184,14 +229,7 @@ class TransformersAdapter:
         return batches
 
     def _messages(self, request: GenerationRequest) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        system = request.system if request.system is not None else self.card.system_prompt
-        if system:
-            messages.append({"role": "system", "content": system})
-        content: list[dict[str, Any]] = [{"type": "image"} for _ in request.images]
-        content.append({"type": "text", "text": request.prompt})
-        messages.append({"role": "user", "content": content})
-        return messages
+        return chat_messages(request, self.card, lambda image: {"type": "image"})
 
     def _image_kwargs(self) -> dict[str, Any]:
         """Card pixel limits as the Qwen image processor's `size` (both bounds are required together)."""
@@ -206,13 +244,16 @@ class TransformersAdapter:
             size["longest_edge"] = spec.max_pixels
         return {"images_kwargs": {"size": size}}
 
-    def _generate_batch(self, batch: list[GenerationRequest]) -> list[GenerationResult]:
+    def _generate_batch(
+        self, batch: list[GenerationRequest], decoding: dict[str, Any] | None = None, round_index: int = 0
+    ) -> list[Attempt]:
         import torch
 
         started = time.perf_counter()
-        decoding = _decoding_for(self.card, batch[0])
+        decoding = decoding if decoding is not None else decoding_for(self.card, batch[0])
         texts = [
-            self.processor.apply_chat_template(self._messages(r), add_generation_prompt=True, tokenize=False)
+            raw_prompt(r, self.card)
+            or self.processor.apply_chat_template(self._messages(r), add_generation_prompt=True, tokenize=False)
             for r in batch
         ]
         images = [image for r in batch for image in r.images]
@@ -228,10 +269,8 @@ class TransformersAdapter:
         generation = self.model.generation_config
         eos = generation.eos_token_id if generation.eos_token_id is not None else tokenizer.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
-        options: dict[str, Any] = {
-            "max_new_tokens": int(decoding["max_new_tokens"]),
-            "pad_token_id": tokenizer.pad_token_id,
-        }
+        max_new_tokens = int(decoding["max_new_tokens"])
+        options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
         temperature = float(decoding.get("temperature") or 0.0)
         if temperature > 0:
             # top_k off: a checkpoint's generation_config (Qwen3-VL ships top_k=20) must not add a filter the
@@ -239,8 +278,9 @@ class TransformersAdapter:
             options.update(
                 do_sample=True, temperature=temperature, top_p=float(decoding.get("top_p") or 1.0), top_k=None
             )
-            # generate() draws from the global RNG: seeding it per batch makes sampled runs repeatable.
-            torch.manual_seed(int(decoding.get("seed") or 0))
+            # generate() draws from the global RNG: seeding it per batch (and retry round) makes sampled runs
+            # repeatable.
+            torch.manual_seed(retry_seed(decoding.get("seed"), round_index))
         else:
             options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
 
@@ -250,14 +290,19 @@ class TransformersAdapter:
         new_tokens = output[:, prompt_length:].tolist()
         latency = (time.perf_counter() - started) / len(batch)
 
-        results = []
+        attempts = []
         for row, mask in zip(new_tokens, inputs["attention_mask"].tolist(), strict=True):
             length = generated_length(row, eos_ids)
-            text = tokenizer.decode(row[:length], skip_special_tokens=True)
-            results.append(
-                GenerationResult(text=text, tokens=length, latency_s=latency, meta={"prompt_tokens": int(sum(mask))})
+            stopped = length <= len(row) and length > 0 and row[length - 1] in eos_ids
+            attempts.append(
+                Attempt(
+                    text=tokenizer.decode(row[:length], skip_special_tokens=True),
+                    finish_reason="stop" if stopped else "length",
+                    tokens=length,
+                    meta={"prompt_tokens": int(sum(mask)), "latency_s": latency},
+                )
             )
-        return results
+        return attempts
 
     def __repr__(self) -> str:
         return f"TransformersAdapter(card={self.card.name!r}, device={self.device!r}, dtype={self.dtype})"

@@ -194,3 +194,16 @@ def test_listing_commands():
 def test_leaderboard_without_db(tmp_path):
     result = invoke("leaderboard", "--db", tmp_path / "none.duckdb")
     assert result.exit_code == 2 and "no results database" in result.output
+
+
+def test_card_report_prompt_overrides_the_task_pool():
+    from evalkit.config import ModelCard
+    from evalkit.prompts import render_prompt
+    from evalkit.registry import resolve_tasks
+    from evalkit.sample import Sample
+
+    report, grounding = resolve_tasks("phantom-report")[0], resolve_tasks("phantom-abnormality-grounding")[0]
+    card = ModelCard(name="m", adapter="baseline", checkpoint="x", options={"report_prompt": "Findings:"})
+    sample = Sample("s1", "t", [], prompt_vars={"label": "nodule"})
+    assert render_prompt(report, card, sample)[1] == "Findings:"
+    assert "nodule" in render_prompt(grounding, card, sample)[1]

@@ -75,3 +75,11 @@ def test_format_then_parse_round_trips(fmt):
     parsed, error = parse_boxes(format_boxes([box], fmt, (1000, 1000)), fmt, image_size=(1000, 1000))
     assert error is None
     assert all(math.isclose(a, b, abs_tol=0.005) for a, b in zip(parsed[0], box, strict=True))
+
+
+def test_answer_pattern_takes_the_last_match():
+    text = "<think>a, b</think>Reasoning done. \\boxed{No acute findings.} and finally \\boxed{Small left effusion.}"
+    parsed = parse_output(text, "report", thinking="tags", answer_pattern=r"\\boxed\{(.*?)\}")
+    assert parsed.answer == "Small left effusion."
+    unmatched = parse_output("Plain answer.", "report", answer_pattern=r"\\boxed\{(.*?)\}")
+    assert unmatched.answer == "Plain answer."
