@@ -428,7 +428,8 @@ def _print_leaderboard(rows: list[dict]) -> None:
                 elif r["status"] == "unavailable":
                     row.append("[dim]unavailable[/]")
                 else:
-                    row.append(_fmt(r["value"]))
+                    ci = "" if r.get("ci_low") is None else f" [dim][{r['ci_low']:.3f}, {r['ci_high']:.3f}][/]"
+                    row.append(_fmt(r["value"]) + ci)
                     n = max(n, r["n"] or 0)
             row.append(str(n))
             table.add_row(*row)
