@@ -1,7 +1,20 @@
 """evalkit: evaluation harness, leaderboard and training kit for chest X-ray vision-language models."""
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
 
 from evalkit.errors import EvalkitError
 
-__all__ = ["EvalkitError", "__version__"]
+__all__ = ["EvalkitError", "__version__", "score_reports"]
+
+
+def __getattr__(name: str) -> Any:
+    # `evalkit.score_reports` is imported on first use, so that `import evalkit` (and the CLI) stays light.
+    if name == "score_reports":
+        from evalkit.reports import score_reports
+
+        return score_reports
+    raise AttributeError(f"module 'evalkit' has no attribute {name!r}")

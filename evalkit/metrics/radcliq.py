@@ -1,0 +1,174 @@
+"""RadCliQ-v1 (Yu et al., Patterns 2023), reported raw: lower is better, never inverted.
+
+RadCliQ-v1 = w . z + b, where z standardises four per-report features with the published scaler and (w, b)
+are the published linear-model coefficients (CXR-Report-Metric's `radcliq-v1.pkl`, as transcribed in RadEval's
+`RadCliQv1/radcliq.py`). The features are computed as CXR-Report-Metric's `run_eval.py` computes them:
+
+- radgraph_combined: (entity F1 + relation F1) / 2, entities {(tokens, label)} and relations
+  {((tokens, label), (tokens, label), relation)} from RadGraph annotations (`radgraph_evaluate_model.py`),
+  with the original RadGraph model (model_type "radgraph") by default;
+- bertscore: BERTScore F1, distilroberta-base, its default layer (5), baseline-rescaled, runs of spaces
+  squeezed first;
+- semb_score: cosine similarity of the CheXbert [CLS] embeddings of reference and prediction (`encode.py`);
+- bleu_score: BLEU-2 of fast_bleu (nltk's algorithm, smoothing method 1, closest reference length) on
+  lower-cased, "." -> " ." whitespace-split tokens.
+
+The per-sample value is the RadCliQ-v1 of that report; the corpus value is the mean (as the paper reports).
+Every feature comes from the shared compute-once annotation caches of the RadGraph, BERTScore and CheXbert
+metrics, so RadCliQ adds no model run when those metrics ran on the same texts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from evalkit.metrics import register_metric
+from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.bertscore import BertScoreClient
+from evalkit.metrics.chexbert import CheXbertClient, embedding
+from evalkit.metrics.radgraph import RadGraphClient
+from evalkit.sample import Parsed, Sample
+
+FEATURES = ("radgraph_combined", "bertscore", "semb_score", "bleu_score")
+SCALER_MEAN = np.array([0.53792312, 0.61757256, 0.76479421, 0.44738335])
+SCALER_SCALE = np.array([0.30282584, 0.22430938, 0.25394391, 0.29892717])
+COEFFICIENTS = np.array([-3.77083683e-01, -3.70300100e-01, -2.52616218e-01, 4.31504841e-12])
+INTERCEPT = 2.46655256e-10
+
+
+def radcliq_v1(features: np.ndarray) -> np.ndarray:
+    """RadCliQ-v1 of (n, 4) features in FEATURES order (StandardScaler.transform, then the linear model)."""
+    z = (np.asarray(features, dtype=float) - SCALER_MEAN) / SCALER_SCALE
+    return z @ COEFFICIENTS + INTERCEPT
+
+
+# --- features ---------------------------------------------------------------------------------------------------
+def _set_f1(test: set, retrieved: set) -> float:
+    """CXR-Report-Metric's `compute_f1` (test = reference, retrieved = prediction)."""
+    tp = len(test & retrieved)
+    fp, fn = len(retrieved) - tp, len(test) - tp
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def entities_and_relations(annotation: dict[str, Any]) -> tuple[set, set]:
+    """CXR-Report-Metric's `parse_entity_relation` for one report."""
+    entities = annotation.get("entities", {})
+    ents = {(e["tokens"], e["label"]) for e in entities.values()}
+    rels = set()
+    for e in entities.values():
+        for relation in e["relations"]:
+            target = entities[relation[1]]
+            rels.add(((e["tokens"], e["label"]), (target["tokens"], target["label"]), relation[0]))
+    return ents, rels
+
+
+def radgraph_combined(reference: dict[str, Any], prediction: dict[str, Any]) -> float:
+    ref_ents, ref_rels = entities_and_relations(reference)
+    pred_ents, pred_rels = entities_and_relations(prediction)
+    return (_set_f1(ref_ents, pred_ents) + _set_f1(ref_rels, pred_rels)) / 2
+
+
+def bleu_tokens(text: str) -> list[str]:
+    """CXR-Report-Metric's `prep_reports`: lower-case, '.' -> ' .', split on ' ', drop empty strings."""
+    return [t for t in str(text).lower().replace(".", " .").split(" ") if t != ""]
+
+
+def _ngrams(tokens: list[str], n: int) -> Counter:
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def bleu2(reference: list[str], hypothesis: list[str]) -> float:
+    """fast_bleu's BLEU (weights (1/2, 1/2), one reference, smoothing function 1: a zero count becomes 0.1)."""
+    precisions = []
+    for n in (1, 2):
+        counts = _ngrams(hypothesis, n)
+        ref_counts = _ngrams(reference, n)
+        denominator = max(1, sum(counts.values()))
+        numerator = sum(min(c, ref_counts[g]) for g, c in counts.items())
+        if n == 1 and numerator == 0:
+            return 0.0
+        precisions.append(numerator / denominator if numerator else 0.1 / denominator)
+    hyp_len, ref_len = len(hypothesis), len(reference)
+    penalty = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
+    return penalty * math.exp(sum(0.5 * math.log(p) for p in precisions))
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    return float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@register_metric
+class RadCliQV1(Metric):
+    """RadCliQ-v1 per report and its mean; lower is better."""
+
+    name = "radcliq_v1"
+    version = "1"
+    higher_is_better = False
+    requires = "RadGraph (original model), CheXbert and distilroberta-base weights, available locally"
+    description = "RadCliQ-v1 (published scaler + coefficients), mean over samples; lower is better"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.radgraph = RadGraphClient(options.get("radgraph", {}), default_model="radgraph")
+        self.chexbert = CheXbertClient(options.get("chexbert", {}))
+        self.bertscore = BertScoreClient(
+            options.get("bertscore", {}), model_type="distilroberta-base", num_layers=5, collapse_spaces=True
+        )
+
+    def available(self) -> str | None:
+        reasons = [
+            f"{part}: {reason}"
+            for part, reason in (
+                ("RadGraph", self.radgraph.unavailable()),
+                ("CheXbert", self.chexbert.unavailable()),
+                ("BERTScore", self.bertscore.unavailable()),
+            )
+            if reason
+        ]
+        return "; ".join(reasons) or None
+
+    def fingerprint(self) -> str:
+        return f"{self.radgraph.version()}|{self.chexbert.version()}|{self.bertscore.version()}"
+
+    def features(self, references: Sequence[str], predictions: Sequence[str]) -> np.ndarray:
+        n = len(references)
+        graphs = self.radgraph.annotate([*references, *predictions], self.cache)
+        labels = self.chexbert.annotate([*references, *predictions], self.cache)
+        berts = self.bertscore.pair_scores(references, predictions, self.cache)
+        rows = []
+        for i in range(n):
+            if "error" in graphs[i] or "error" in graphs[n + i]:
+                rows.append([float("nan")] * len(FEATURES))
+                continue
+            rows.append(
+                [
+                    radgraph_combined(graphs[i], graphs[n + i]),
+                    berts[i]["f"],
+                    cosine(embedding(labels[i]), embedding(labels[n + i])),
+                    bleu2(bleu_tokens(references[i]), bleu_tokens(predictions[i])),
+                ]
+            )
+        return np.array(rows, dtype=float).reshape(n, len(FEATURES))
+
+    def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+        refs = [s.reference_text or "" for s in samples]
+        preds = [p.answer or "" for p in predictions]
+        features = self.features(refs, preds)
+        values = radcliq_v1(features)
+        out = []
+        for v, row in zip(values, features, strict=True):
+            if np.isnan(row).any():
+                out.append(
+                    SampleScore(None, {"error": "a RadCliQ feature could not be computed (RadGraph input too long)"})
+                )
+            else:
+                out.append(SampleScore(float(v), dict(zip(FEATURES, map(float, row), strict=True))))
+        return out

@@ -1,0 +1,207 @@
+"""Score free (reference, prediction) report pairs: `evalkit.score_reports` and `evalkit score --pairs`.
+
+No task, image or run is involved: the metrics are the same classes the runner uses, with the same
+compute-once caches. With a results database, each metric's per-pair result is also cached under
+(metric, metric version, options, hash of both texts), so scoring the same pairs again runs nothing at all,
+and a new set of predictions against the same references reuses every reference annotation.
+
+    >>> from evalkit import score_reports
+    >>> result = score_reports(["No effusion."], ["No pleural effusion."], metrics=["rouge_l", "bleu_4"])
+    >>> result.metrics["rouge_l"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalkit.errors import EvalkitError
+from evalkit.metrics import get_metric
+from evalkit.metrics._annotations import pair_hash
+from evalkit.metrics.base import Metric, SampleScore
+from evalkit.sample import Parsed, Sample
+
+DEFAULT_METRICS = (
+    "rouge_l",
+    "bleu_1",
+    "bleu_2",
+    "bleu_3",
+    "bleu_4",
+    "bertscore",
+    "chexbert_micro_f1_14",
+    "chexbert_macro_f1_14",
+    "chexbert_micro_f1_5",
+    "chexbert_macro_f1_5",
+    "radgraph_f1_simple",
+    "radgraph_f1_partial",
+    "radgraph_f1_complete",
+    "radcliq_v1",
+    "green",
+)
+CHUNK = 512
+
+
+@dataclass
+class ReportScores:
+    """Corpus values, per-pair values and statistics, and the metrics that could not run (with why)."""
+
+    metrics: dict[str, float]
+    per_sample: list[dict[str, float | None]]
+    stats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    instances: dict[str, Metric] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metrics": self.metrics, "per_sample": self.per_sample, "unavailable": self.unavailable}
+
+    def intervals(self, n_boot: int = 2_000, seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
+        """Percentile bootstrap CIs of each corpus value, re-aggregated from the stored per-pair statistics."""
+        from evalkit.stats import MetricScores, intervals
+
+        ids = [str(i) for i in range(len(self.per_sample))]
+        scores = {
+            name: MetricScores(name, ids, [row.get(name) for row in self.per_sample], self.stats[name])
+            for name in self.metrics
+        }
+        found = intervals(scores, self.instances, n_boot=n_boot, seed=seed, level=level)
+        return {name: (i.ci_low, i.ci_high) for name, i in found.items()}
+
+
+def clean_text(value: Any) -> str:
+    """A report as text: None -> "", other types refused, lone surrogates (bad input) made valid UTF-8."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise EvalkitError(f"a report must be a string, not {type(value).__name__}: {value!r:.60}")
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _options_key(options: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _safe_score(metric: Metric, predictions: list[Parsed], samples: list[Sample]) -> list[SampleScore]:
+    """Score a chunk; if the metric raises, score one by one so one bad pair cannot sink the others."""
+    try:
+        return metric.score(predictions, samples)
+    except Exception:
+        if len(predictions) == 1:
+            message = traceback.format_exc(limit=1).strip().splitlines()[-1]
+            return [SampleScore(None, {"error": f"{metric.name} failed: {message}"})]
+        return [s for p, x in zip(predictions, samples, strict=True) for s in _safe_score(metric, [p], [x])]
+
+
+def _score_metric(metric: Metric, options: dict[str, Any], refs: list[str], preds: list[str], store: Any):
+    keys = [pair_hash(r, p) for r, p in zip(refs, preds, strict=True)]
+    # The per-pair cache depends on the metric's code version and, for model-backed metrics, on the weights.
+    fingerprint = getattr(metric, "fingerprint", None)
+    version = f"{metric.version}:{fingerprint()}" if fingerprint else metric.version
+    annotator = f"score:{metric.name}:{_options_key(options)}"
+    known: dict[str, Any] = store.get_annotations(annotator, version, keys) if store is not None else {}
+    todo = list(dict.fromkeys(k for k in keys if k not in known))
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start : start + CHUNK]
+        samples = [Sample(sample_id=k, task="pairs", image_paths=[], reference_text=refs[first[k]]) for k in chunk]
+        scores = _safe_score(metric, [Parsed(answer=preds[first[k]]) for k in chunk], samples)
+        new = {k: {"value": s.value, "stats": s.stats} for k, s in zip(chunk, scores, strict=True)}
+        known.update(new)
+        if store is not None:  # errors are not cached: the next scoring tries them again
+            store.put_annotations(annotator, version, {k: v for k, v in new.items() if "error" not in v["stats"]})
+    return [known[k]["value"] for k in keys], [known[k]["stats"] for k in keys]
+
+
+def score_reports(
+    references: Sequence[str],
+    predictions: Sequence[str],
+    metrics: Sequence[str] | None = None,
+    *,
+    options: dict[str, dict[str, Any]] | None = None,
+    db: str | Path | None = None,
+    store: Any = None,
+) -> ReportScores:
+    """Score report pairs with the field's metrics.
+
+    Args:
+        references: Reference reports.
+        predictions: Generated reports, one per reference.
+        metrics: Metric names (default: every report metric, see `DEFAULT_METRICS`); a model-backed metric
+            whose weights are not available is listed in `unavailable` with the reason, never given a number.
+        options: Per-metric options, e.g. `{"bertscore": {"model_path": "/models/distilbert"}}`.
+        db: A DuckDB results file for the compute-once caches (annotations of texts and per-pair scores).
+            Without it (and without `store`) caching lasts for the Python process only.
+        store: An open `evalkit.store.Store`, instead of `db`.
+
+    Returns:
+        `ReportScores` with `.metrics` (corpus values), `.per_sample` (one dict per pair), `.unavailable`,
+        and `.intervals()` for bootstrap CIs.
+    """
+    if len(references) != len(predictions):
+        raise EvalkitError(f"{len(references)} references but {len(predictions)} predictions")
+    refs = [clean_text(r) for r in references]
+    preds = [clean_text(p) for p in predictions]
+    names = list(dict.fromkeys(metrics or DEFAULT_METRICS))
+    options = options or {}
+    own_store = None
+    if store is None and db is not None:
+        from evalkit.store import Store
+
+        store = own_store = Store(db)
+    try:
+        corpus: dict[str, float] = {}
+        per_sample: list[dict[str, float | None]] = [{} for _ in refs]
+        stats: dict[str, list[dict[str, Any]]] = {}
+        unavailable: dict[str, str] = {}
+        instances: dict[str, Metric] = {}
+        for name in names:
+            metric = get_metric(name, **options.get(name, {}))
+            if metric.kind != "report":
+                raise EvalkitError(f"metric '{name}' scores {metric.kind} outputs, not reports")
+            reason = metric.available()
+            if reason:
+                unavailable[name] = reason
+                continue
+            metric.cache = store
+            values, metric_stats = _score_metric(metric, options.get(name, {}), refs, preds, store)
+            corpus[name] = float(metric.aggregate(values, metric_stats)) if refs else float("nan")
+            stats[name], instances[name] = metric_stats, metric
+            for row, value in zip(per_sample, values, strict=True):
+                row[name] = value
+        return ReportScores(corpus, per_sample, stats, unavailable, instances)
+    finally:
+        if own_store is not None:
+            own_store.close()
+
+
+def read_pairs(path: Path) -> tuple[list[str], list[str]]:
+    """`{"reference": ..., "prediction": ...}` per line; errors name the file and line.
+
+    Bytes that are not UTF-8 are replaced (U+FFFD) rather than refused: a scorer must not die on one bad line.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise EvalkitError(f"{path}: cannot read pairs: {exc.strerror or exc}") from exc
+    refs, preds = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvalkitError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
+        if not isinstance(record, dict) or "reference" not in record or "prediction" not in record:
+            raise EvalkitError(f"{path}:{number}: each line needs the fields 'reference' and 'prediction'")
+        for field_name in ("reference", "prediction"):
+            if record[field_name] is not None and not isinstance(record[field_name], str):
+                raise EvalkitError(f"{path}:{number}: '{field_name}' must be a string")
+        refs.append(clean_text(record["reference"]))
+        preds.append(clean_text(record["prediction"]))
+    if not refs:
+        raise EvalkitError(f"{path}: no pairs (expected one JSON object per line with 'reference' and 'prediction')")
+    return refs, preds
