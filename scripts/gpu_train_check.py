@@ -105,6 +105,8 @@ def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
     from training.modeling import write_card
     from training.sft import corpus_of
 
+    if not smoke and not torch.cuda.is_available():
+        raise RuntimeError("no CUDA device here; `scripts/gpu_train_check.sh --cpu-smoke` runs the CPU path")
     s = sizes(smoke)
     card = demo_card(work / "base")
     rows = build_rows([Source(t) for t in GROUNDING], card, work / "data", with_completion=True)
@@ -212,13 +214,14 @@ def _config(recipe: str, work: Path, smoke: bool, **grpo: Any) -> Any:
     from training.config import TrainConfig
 
     s = sizes(smoke)
-    cuda = not smoke
+    # float32 master weights with bf16 autocast on CUDA (train.bf16: auto): pure-bf16 weights would round away
+    # most of the small model's updates at these learning rates.
     data = {"train": [{"task": t} for t in GROUNDING], "root": str(work / "data")}
     if recipe == "sft":
         raw = {
             "recipe": "sft",
             "name": "gpu-check-sft",
-            "model": {"checkpoint": str(work / "base"), "dtype": "bfloat16" if cuda else "float32"},
+            "model": {"checkpoint": str(work / "base"), "dtype": "float32"},
             "data": data,
             "train": {
                 "output_dir": str(work / "sft"),
@@ -227,7 +230,7 @@ def _config(recipe: str, work: Path, smoke: bool, **grpo: Any) -> Any:
                 "warmup_ratio": 0.05,
                 "max_steps": s["sft_steps"],
                 "per_device_train_batch_size": s["sft_batch"],
-                "logging_steps": 25,
+                "logging_steps": max(1, min(25, s["sft_steps"] // 4)),
             },
             "sft": {"max_length": None},
         }
@@ -235,7 +238,7 @@ def _config(recipe: str, work: Path, smoke: bool, **grpo: Any) -> Any:
         raw = {
             "recipe": "grpo",
             "name": grpo.pop("name"),
-            "model": {"checkpoint": str(work / "sft"), "dtype": "bfloat16" if cuda else "float32"},
+            "model": {"checkpoint": str(work / "sft"), "dtype": "float32"},
             "data": data,
             "train": {
                 "output_dir": str(work / grpo.pop("output")),

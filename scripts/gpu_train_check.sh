@@ -14,8 +14,16 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python3}
 if [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ] && [ "${1:-}" = "--cpu-smoke" ]; then PY=.venv/bin/python; fi
 WHEELS=${WHEEL_DIR:-.whl}
-if compgen -G "$WHEELS/*.whl" >/dev/null; then
-  echo "installing wheels from $WHEELS (no index, no deps)"
-  "$PY" -m pip install -q --no-index --no-deps "$WHEELS"/*.whl || echo "note: some wheels did not install"
+# Only packages this Python lacks are installed (WHEELS_FORCE=1: every wheel), one wheel at a time so that a
+# wheel for another platform or Python does not stop the others. Never with --cpu-smoke (the development venv).
+if [ "${1:-}" != "--cpu-smoke" ] && compgen -G "$WHEELS/*.whl" >/dev/null; then
+  for wheel in "$WHEELS"/*.whl; do
+    dist=$(basename "$wheel" | cut -d- -f1)
+    if [ "${WHEELS_FORCE:-0}" != "1" ] && "$PY" -c "import importlib.metadata as m, sys; m.version(sys.argv[1])" "$dist" 2>/dev/null; then
+      continue
+    fi
+    echo "installing $(basename "$wheel") (no index, no deps)"
+    "$PY" -m pip install -q --no-index --no-deps "$wheel" 2>/dev/null || echo "note: $(basename "$wheel") did not install here"
+  done
 fi
 exec "$PY" scripts/gpu_train_check.py "$@"

@@ -35,8 +35,9 @@ def _minimal(recipe: str = "sft") -> dict:
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_shipped_recipes_validate(path: Path) -> None:
-    config = load_train_config(path)
+def test_shipped_recipes_validate(path: Path, tmp_path: Path) -> None:
+    overrides = [f"data.thinking_traces={tmp_path / 't.jsonl'}"] if path.name == "coldstart-thinking.yaml" else []
+    config = load_train_config(path, overrides)
     assert isinstance(config, TrainConfig)
     assert {p.name for p in CONFIGS} >= PAPER | {SFT_CONFIG.name, GRPO_CONFIG.name}
 
@@ -57,6 +58,11 @@ def test_paper_values_carry_their_source() -> None:
     sft = load_train_config(SFT_CONFIG.parent / "sft.yaml")
     assert (sft.train.learning_rate, sft.train.warmup_ratio, sft.train.num_train_epochs) == (1e-5, 0.1, 1)
     assert sft.train.lr_scheduler_type == "cosine" and not sft.model.freeze_vision
+
+
+def test_cold_start_needs_traces() -> None:
+    with pytest.raises(EvalkitError, match=r"needs 'data\.thinking_traces'"):
+        load_train_config(SFT_CONFIG.parent / "coldstart-thinking.yaml")
 
 
 def test_unknown_field_names_file_and_field(tmp_path: Path) -> None:
@@ -129,3 +135,40 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("- sft\n", encoding="utf-8")
     with pytest.raises(EvalkitError, match="expected a mapping"):
         load_train_config(bad)
+
+
+def test_paper_batch_terms_map_onto_trl() -> None:
+    from training.grpo import batch_args
+
+    config = load_train_config(SFT_CONFIG.parent / "grpo-grounding.yaml")
+    # 8 processes x 16 completions per micro-step: 128 prompts x 8 = 1024 completions per optimiser step,
+    # 512 prompts x 8 = 4096 completions per rollout.
+    assert batch_args(config, world=8) == {"gradient_accumulation_steps": 8, "steps_per_generation": 32}
+    assert batch_args(config, world=1) == {"gradient_accumulation_steps": 64, "steps_per_generation": 256}
+    with pytest.raises(EvalkitError, match=r"grpo\.prompts_per_update"):
+        batch_args(config, world=3)
+
+
+def test_trainer_args_pass_through_and_unknown_fields(tmp_path: Path) -> None:
+    pytest.importorskip("trl")
+    from trl import GRPOConfig
+
+    from training.grpo import grpo_args
+    from training.modeling import make_trl_config
+    from training.rewards import build_reward
+
+    config = load_train_config(
+        GRPO_CONFIG, ["train.trainer_args={top_k: 5}", "grpo.beta=0.01", f"train.output_dir={tmp_path}"]
+    )
+    rewards = [build_reward("soft_f1_iou", _card_for_tests())]
+    args = make_trl_config(GRPOConfig, grpo_args(config, tmp_path, rewards))
+    assert (args.top_k, args.beta, args.epsilon_high, args.num_generations) == (5, 0.01, 0.28, 8)
+    assert args.temperature == 0.5 and args.use_cpu and not args.remove_unused_columns
+    with pytest.raises(EvalkitError, match=r"no field\(s\) \['not_a_field'\]"):
+        make_trl_config(GRPOConfig, {"output_dir": str(tmp_path), "not_a_field": 1})
+
+
+def _card_for_tests():
+    from evalkit.config import ModelCard
+
+    return ModelCard(name="m", adapter="transformers", checkpoint="x", box_format="unit01")

@@ -227,3 +227,17 @@ def test_ship_checkpoints_and_recreate_the_base(chain: dict[str, Any], tmp_path:
     assert built.keys() == recreated.keys() and _changed(built, recreated) == 0
     assert resolve_model(str(base)).name == SHIPPED_NAMES["base"]
     assert materialize_base(written["base"], tmp_path / "models") == base  # reused
+
+
+def test_lora_sft_is_merged_into_a_plain_checkpoint(chain: dict[str, Any], tmp_path: Path) -> None:
+    from training.sft import run_sft
+
+    recipe = _sft_recipe(chain["root"], max_steps=2, output_dir=str(tmp_path / "lora"))
+    recipe["lora"] = {"enabled": True, "r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    result = run_sft(parse_spec(TrainConfig, recipe, Path("lora.yaml")), data_root=chain["data_root"])
+    assert not (tmp_path / "lora" / "adapter_config.json").exists()
+    base, merged = _weights(chain["root"] / "seed0" / "base"), _weights(tmp_path / "lora")
+    assert base.keys() == merged.keys()  # no lora_A / lora_B tensors left: loads without PEFT
+    changed = [k for k in base if not base[k].equal(merged[k])]
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
+    assert result.card.training["lora"]["r"] == 4

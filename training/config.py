@@ -116,6 +116,9 @@ class TrainSpec(Strict):
 class SFTSpec(Strict):
     max_length: int | None = Field(default=4096, description="Truncate longer sequences (None: no truncation).")
     completion_only_loss: bool = True
+    require_thinking_traces: bool = Field(
+        default=False, description="A cold-start recipe: refuse to run without data.thinking_traces."
+    )
 
 
 class RewardSpec(Strict):
@@ -211,6 +214,11 @@ class TrainConfig(Strict):
             self.sft = SFTSpec()
         if self.recipe == "grpo" and self.grpo is None:
             raise ValueError("recipe 'grpo' needs a 'grpo' section with at least 'rewards'")
+        if self.sft is not None and self.sft.require_thinking_traces and not self.data.thinking_traces:
+            raise ValueError(
+                "this cold-start recipe needs 'data.thinking_traces' (a JSONL of sample_id + thinking); "
+                "pass --set data.thinking_traces=FILE"
+            )
         if self.recipe == "grpo" and self.data.thinking_traces:
             raise ValueError("'data.thinking_traces' is for SFT (cold start); GRPO samples its own thinking")
         return self

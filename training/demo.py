@@ -177,43 +177,49 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def print_table(report: dict[str, Any], console: Console) -> None:
-    from rich.table import Table
-
-    table = Table(
-        title="held-out phantom grounding (test split; mean over "
-        f"{len(report['tasks'])} tasks), per seed and mean ± sd",
-        title_justify="left",
-    )
-    table.add_column("model")
+def table_lines(report: dict[str, Any]) -> list[str]:
+    """The per-seed results and mean ± sd as fixed-width text (also what the README quotes)."""
     seeds = list(report["seeds"])
+    n = len(report["tasks"])
+    header = f"{'model':10s}"
     for metric in EVAL_METRICS:
-        for seed in seeds:
-            table.add_column(f"{metric} s{seed}", justify="right")
-        table.add_column(f"{metric} mean±sd", justify="right")
+        header += f" | {metric:>12s}: " + " ".join(f"{'s' + s:>6s}" for s in seeds) + f" {'mean ± sd':>15s}"
+    lines = [header, "-" * len(header)]
     for stage in STAGES:
-        row = [STAGE_LABELS[stage]]
+        line = f"{STAGE_LABELS[stage]:10s}"
         for metric in EVAL_METRICS:
-            row += [f"{report['seeds'][s]['mean'][stage][metric]:.3f}" for s in seeds]
+            values = " ".join(f"{report['seeds'][s]['mean'][stage][metric]:6.3f}" for s in seeds)
             cell = report["summary"][f"{stage}/{metric}"]
-            row.append(f"{cell['mean']:.3f} ± {cell['sd']:.3f}")
-        table.add_row(*row)
-    console.print(table)
+            line += f" | {'':>12s}  {values} {cell['mean']:7.3f} ± {cell['sd']:.3f}"
+        lines.append(line)
+    lines.insert(
+        0, f"held-out phantom grounding: test split of {n} tasks, mean over tasks ({', '.join(report['tasks'])})"
+    )
+    return lines
+
+
+def print_table(report: dict[str, Any], console: Console) -> None:
+    for line in table_lines(report):
+        console.print(line, highlight=False, soft_wrap=True)
     holds = report["summary"]["ordering_holds_every_seed"]
     console.print(
         f"SFT+GRPO > SFT > untrained on both metrics for every seed: {'yes' if holds else 'NO'}; "
         f"total {report['seconds']:.0f}s",
         highlight=False,
+        soft_wrap=True,
     )
 
 
-def ship_checkpoints(seed_folder: Path, dest: Path = SHIPPED_DIR) -> dict[str, Path]:
+def ship_checkpoints(
+    seed_folder: Path, dest: Path = SHIPPED_DIR, evaluation: dict[str, Any] | None = None
+) -> dict[str, Path]:
     """Copy one seed's base/SFT/SFT+GRPO chain to `dest` (small enough to commit).
 
     SFT and SFT+GRPO weights are stored in float16 (loading upcasts to float32 on the CPU). The untrained base is
     shipped without weights: they are its seeded random initialisation, which `materialize_base` recreates
     bit for bit from the shipped config and build stamp. Each copy keeps its `evalkit_card.yaml` (renamed to the
-    demo names), so `evalkit demo` and `evalkit run --model <folder>` evaluate them directly.
+    demo names), so `evalkit demo` and `evalkit run --model <folder>` evaluate them directly. `evaluation`
+    (a seed's `results` from `run_demo_recipe`) is recorded in each card's `training.evaluation`.
     """
     import torch
     from safetensors.torch import load_file, save_file
@@ -234,6 +240,7 @@ def ship_checkpoints(seed_folder: Path, dest: Path = SHIPPED_DIR) -> dict[str, P
                 tensors = load_file(str(file))
                 half = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in tensors.items()}
                 save_file(half, str(target / file.name), metadata={"format": "pt"})
+                (target / file.name).chmod(0o644)
             elif file.suffix in (".json", ".jinja", ".yaml", ".txt"):
                 shutil.copyfile(file, target / file.name)
         card = resolve_model(str(source))
@@ -243,6 +250,8 @@ def ship_checkpoints(seed_folder: Path, dest: Path = SHIPPED_DIR) -> dict[str, P
             if stage == "base"
             else "float16 copy of the recipe's float32 checkpoint"
         )
+        if evaluation and stage in evaluation:
+            training["evaluation"] = evaluation[stage]
         write_card(card.model_copy(update={"name": name, "training": training}), target)
         written[stage] = target
     return written

@@ -2,8 +2,8 @@
 
 Generation runs through TRL: `model.generate` by default, or vLLM (`grpo.use_vllm`) in TRL's `colocate` mode
 (in the training processes) or `server` mode (a `trl vllm-serve` process on other GPUs). Scaling out is
-`accelerate launch --config_file training/configs/accelerate/<zero3 | multinode>.yaml -m training.grpo ...` or
-`evalkit train grpo` under accelerate; there is no RL loop or distributed code here.
+`accelerate launch --config_file training/configs/accelerate/zero3.yaml -m evalkit.cli train grpo --config ...`
+(multi-node: zero3-multinode.yaml); there is no RL loop or distributed code here.
 
 The paper's batch terms map onto TRL's as follows (G = num_generations, W = number of processes):
 `prompts_per_update` x G completions per optimiser step = per_device_train_batch_size x W x
@@ -37,8 +37,6 @@ def batch_args(config: TrainConfig, world: int | None = None) -> dict[str, Any]:
     world = world or world_size()
     per_step = train.per_device_train_batch_size * world  # completions per micro-step, all processes
     args: dict[str, Any] = {}
-    if per_step % grpo.num_generations and per_step < grpo.num_generations:
-        pass  # TRL spreads a group over several micro-steps; it checks the generation batch itself
     if grpo.prompts_per_update is not None:
         completions = grpo.prompts_per_update * grpo.num_generations
         if completions % per_step:

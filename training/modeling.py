@@ -394,7 +394,7 @@ def provenance(
             pass
     record: dict[str, Any] = {
         "recipe": config.recipe,
-        "config": str(config_path) if config_path else None,
+        "config": _project_relative(config_path) if config_path else None,
         "overrides": list(overrides or []),
         "base_checkpoint": config.model.checkpoint,
         "base_card": card.name,
@@ -419,6 +419,16 @@ def provenance(
     if config.data.thinking_traces:
         record["thinking_traces"] = config.data.thinking_traces
     return record
+
+
+def _project_relative(path: Path) -> str:
+    from evalkit.registry import PROJECT_ROOT
+
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def evaluate_checkpoint(

@@ -160,6 +160,7 @@ def register(app: typer.Typer) -> None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps(report, indent=2), encoding="utf-8")
         if ship:
-            written = ship_checkpoints(out / f"seed{seed_list[0]}")
+            first = str(seed_list[0])
+            written = ship_checkpoints(out / f"seed{first}", evaluation=report["seeds"][first]["results"])
             for stage, folder in written.items():
                 console.print(f"shipped {stage}: {folder}", highlight=False)
