@@ -22,7 +22,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Make synthetic data sets and real-layout fixtures.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
+# Piped output (CI logs, files) gets a wide console so leaderboard tables are not squeezed to 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True)
 
 DbOption = Annotated[Path, typer.Option("--db", help="DuckDB results file.")]
@@ -402,6 +403,9 @@ def _print_leaderboard(rows: list[dict]) -> None:
         by_task.setdefault(r["task"], []).append(r)
     for task_name, task_rows in by_task.items():
         metric_names = list(dict.fromkeys(r["metric"] for r in sorted(task_rows, key=lambda r: not r["primary"])))
+        # Metrics no model could compute here (no weights) become one line under the table, not empty columns.
+        absent = [m for m in metric_names if all(r["status"] == "unavailable" for r in task_rows if r["metric"] == m)]
+        metric_names = [m for m in metric_names if m not in absent]
         directions = {r["metric"]: "↑" if r["higher_is_better"] else "↓" for r in task_rows}
         table = Table(title=task_name, title_justify="left")
         table.add_column("model")
@@ -434,6 +438,8 @@ def _print_leaderboard(rows: list[dict]) -> None:
             row.append(str(n))
             table.add_row(*row)
         console.print(table)
+        if absent:
+            console.print(f"[dim]unavailable here (see `evalkit metrics`): {', '.join(absent)}[/]")
 
 
 @app.command()
