@@ -23,7 +23,7 @@ from training import modeling
 from training.config import TrainConfig
 from training.data import build_rows, to_dataset
 from training.rewards import MetricReward, build_reward
-from training.sft import TrainResult, corpus_of, finish
+from training.sft import TrainResult, corpus_of, train_and_save
 
 
 def world_size() -> int:
@@ -146,19 +146,4 @@ def run_grpo(
         peft_config=modeling.peft_config(config),
         callbacks=callbacks,
     )
-    trainer.train()
-    final = modeling.log_summary(trainer)
-    record = modeling.provenance(
-        config,
-        config_path,
-        card,
-        steps=trainer.state.global_step,
-        n_examples=len(rows),
-        started=started,
-        final_metrics=final,
-        overrides=overrides,
-    )
-    trained = modeling.save_checkpoint(trainer, processor, config, out, card, record)
-    result = TrainResult(out, trained, trainer.state.global_step, time.time() - started, final)
-    result.log_history = list(trainer.state.log_history)
-    return finish(result, config, root, db)
+    return train_and_save(trainer, processor, config, config_path, card, out, len(rows), started, overrides, root, db)

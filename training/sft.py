@@ -80,6 +80,23 @@ def run_sft(
         peft_config=modeling.peft_config(config),
         callbacks=callbacks,
     )
+    return train_and_save(trainer, processor, config, config_path, card, out, len(rows), started, overrides, root, db)
+
+
+def train_and_save(
+    trainer: Any,
+    processor: Any,
+    config: TrainConfig,
+    config_path: Path | None,
+    card: ModelCard,
+    out: Path,
+    n_examples: int,
+    started: float,
+    overrides: list[str] | None,
+    root: Path | None,
+    db: Path | None,
+) -> TrainResult:
+    """Train, then write the checkpoint with its card and provenance: the same tail for SFT and GRPO."""
     trainer.train()
     final = modeling.log_summary(trainer)
     record = modeling.provenance(
@@ -87,7 +104,7 @@ def run_sft(
         config_path,
         card,
         steps=trainer.state.global_step,
-        n_examples=len(rows),
+        n_examples=n_examples,
         started=started,
         final_metrics=final,
         overrides=overrides,
