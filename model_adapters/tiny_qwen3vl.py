@@ -194,6 +194,33 @@ def image_only_processor_class() -> type:
     return _PROCESSOR_CLASS
 
 
+def mrope_parameters(head_dim: int) -> dict:
+    """Real Qwen3-VL rope settings: theta 5e6, interleaved M-RoPE covering head_dim / 2 rotary pairs."""
+    return {
+        "rope_type": "default",
+        "rope_theta": 5_000_000.0,
+        "mrope_section": _rope_section(head_dim),
+        "mrope_interleaved": True,
+    }
+
+
+def qwen3vl_config(text_config: dict, vision_config: dict, ids: dict[str, int]):
+    """A Qwen3VLConfig wired to a tokenizer's special-token ids (shared by the tiny model and the GPU checks)."""
+    from transformers import Qwen3VLConfig
+
+    special = {"pad_token_id": ids["<|endoftext|>"], "bos_token_id": None, "eos_token_id": ids["<|im_end|>"]}
+    text = {**text_config, **special}
+    return Qwen3VLConfig(
+        text_config=text,
+        vision_config=vision_config,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+
+
 def build_tiny_qwen3vl(
     out_dir: Path,
     seed: int = 0,
@@ -216,7 +243,7 @@ def build_tiny_qwen3vl(
         vocab_corpus: Text to train the BPE tokenizer on; defaults to built-in radiology and box-answer text.
     """
     import torch
-    from transformers import Qwen2VLImageProcessorPil, Qwen3VLConfig, Qwen3VLForConditionalGeneration
+    from transformers import Qwen2VLImageProcessorPil, Qwen3VLForConditionalGeneration
 
     if text_hidden % 16 or vision_hidden % 16:
         raise ValueError(f"text_hidden ({text_hidden}) and vision_hidden ({vision_hidden}) must be multiples of 16")
@@ -241,15 +268,7 @@ def build_tiny_qwen3vl(
         # (at 0.02 it repeats one token whatever the input, which would hide batching and padding bugs).
         "initializer_range": INIT_STD,
         # Real Qwen3-VL: theta 5e6, interleaved M-RoPE; the section must cover head_dim / 2 rotary pairs.
-        "rope_parameters": {
-            "rope_type": "default",
-            "rope_theta": 5_000_000.0,
-            "mrope_section": _rope_section(head_dim),
-            "mrope_interleaved": True,
-        },
-        "pad_token_id": ids["<|endoftext|>"],
-        "bos_token_id": None,
-        "eos_token_id": ids["<|im_end|>"],
+        "rope_parameters": mrope_parameters(head_dim),
     }
     vision_config = {
         "depth": vision_depth,
@@ -265,15 +284,7 @@ def build_tiny_qwen3vl(
         "deepstack_visual_indexes": [0],
         "initializer_range": INIT_STD,
     }
-    config = Qwen3VLConfig(
-        text_config=text_config,
-        vision_config=vision_config,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-    )
+    config = qwen3vl_config(text_config, vision_config, ids)
     torch.manual_seed(seed)
     model = Qwen3VLForConditionalGeneration(config).eval()
     model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]

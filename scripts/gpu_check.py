@@ -212,25 +212,21 @@ def build_2b_shape(tiny_dir: Path, device: str, small: bool) -> tuple[Any, Any, 
     to nothing, which does not matter for timing).
     """
     import torch
-    from transformers import Qwen2VLImageProcessorPil, Qwen3VLConfig, Qwen3VLForConditionalGeneration
+    from transformers import Qwen2VLImageProcessorPil, Qwen3VLForConditionalGeneration
 
-    from model_adapters.tiny_qwen3vl import SPECIAL_TOKENS, image_only_processor_class, load_processor
+    from model_adapters.tiny_qwen3vl import (
+        SPECIAL_TOKENS,
+        image_only_processor_class,
+        load_processor,
+        qwen3vl_config,
+    )
 
     tokenizer = load_processor(tiny_dir).tokenizer
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     text = dict(SMALL_TEXT if small else QWEN3VL_2B_TEXT)
     text["vocab_size"] = text["vocab_size"] or len(tokenizer)
-    text.update(pad_token_id=ids["<|endoftext|>"], bos_token_id=None, eos_token_id=ids["<|im_end|>"])
     vision = dict(SMALL_VISION if small else QWEN3VL_2B_VISION)
-    config = Qwen3VLConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-    )
+    config = qwen3vl_config(text, vision, ids)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     torch.manual_seed(0)
     started = time.perf_counter()

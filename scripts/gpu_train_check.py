@@ -91,15 +91,16 @@ def stage_env(work: Path, smoke: bool) -> dict[str, Any]:
 def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
     """A Qwen3-VL with head_dim 64 (vLLM's attention kernels expect >= 32), tokenizer trained on phantom text."""
     import torch
-    from transformers import Qwen2VLImageProcessorPil, Qwen3VLConfig, Qwen3VLForConditionalGeneration
+    from transformers import Qwen2VLImageProcessorPil, Qwen3VLForConditionalGeneration
 
     from model_adapters.tiny_qwen3vl import (
         CHAT_TEMPLATE,
         DEFAULT_CORPUS,
         SPECIAL_TOKENS,
-        _rope_section,
         _train_tokenizer,
         image_only_processor_class,
+        mrope_parameters,
+        qwen3vl_config,
     )
     from training.data import Source, build_rows
     from training.modeling import write_card
@@ -113,8 +114,8 @@ def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
     tokenizer = _train_tokenizer(sorted(set(DEFAULT_CORPUS) | set(corpus_of(rows))), vocab_size=1536)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     head_dim = s["hidden"] // s["heads"]
-    config = Qwen3VLConfig(
-        text_config={
+    config = qwen3vl_config(
+        {
             "vocab_size": len(tokenizer),
             "hidden_size": s["hidden"],
             "intermediate_size": s["hidden"] * 3,
@@ -124,17 +125,9 @@ def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
             "head_dim": head_dim,
             "max_position_embeddings": 4096,
             "initializer_range": 0.05,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 5_000_000.0,
-                "mrope_section": _rope_section(head_dim),
-                "mrope_interleaved": True,
-            },
-            "pad_token_id": ids["<|endoftext|>"],
-            "bos_token_id": None,
-            "eos_token_id": ids["<|im_end|>"],
+            "rope_parameters": mrope_parameters(head_dim),
         },
-        vision_config={
+        {
             "depth": s["vision_depth"],
             "hidden_size": s["vision_hidden"],
             "intermediate_size": s["vision_hidden"] * 2,
@@ -147,11 +140,7 @@ def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
             "deepstack_visual_indexes": [0],
             "initializer_range": 0.05,
         },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
+        ids,
     )
     torch.manual_seed(0)
     model = Qwen3VLForConditionalGeneration(config)
