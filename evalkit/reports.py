@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import EvalkitError
+from evalkit.jsonl import read_records
 from evalkit.metrics import get_metric
 from evalkit.metrics._annotations import pair_hash
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import Metric, safe_score
 from evalkit.sample import Parsed, Sample
 
 DEFAULT_METRICS = (
@@ -85,17 +85,6 @@ def _options_key(options: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _safe_score(metric: Metric, predictions: list[Parsed], samples: list[Sample]) -> list[SampleScore]:
-    """Score a chunk; if the metric raises, score one by one so one bad pair cannot sink the others."""
-    try:
-        return metric.score(predictions, samples)
-    except Exception:
-        if len(predictions) == 1:
-            message = traceback.format_exc(limit=1).strip().splitlines()[-1]
-            return [SampleScore(None, {"error": f"{metric.name} failed: {message}"})]
-        return [s for p, x in zip(predictions, samples, strict=True) for s in _safe_score(metric, [p], [x])]
-
-
 def _score_metric(metric: Metric, options: dict[str, Any], refs: list[str], preds: list[str], store: Any):
     keys = [pair_hash(r, p) for r, p in zip(refs, preds, strict=True)]
     # The per-pair cache depends on the metric's code version and, for model-backed metrics, on the weights.
@@ -108,7 +97,7 @@ def _score_metric(metric: Metric, options: dict[str, Any], refs: list[str], pred
     for start in range(0, len(todo), CHUNK):
         chunk = todo[start : start + CHUNK]
         samples = [Sample(sample_id=k, task="pairs", image_paths=[], reference_text=refs[first[k]]) for k in chunk]
-        scores = _safe_score(metric, [Parsed(answer=preds[first[k]]) for k in chunk], samples)
+        scores = safe_score(metric, [Parsed(answer=preds[first[k]]) for k in chunk], samples)
         new = {k: {"value": s.value, "stats": s.stats} for k, s in zip(chunk, scores, strict=True)}
         known.update(new)
         if store is not None:  # errors are not cached: the next scoring tries them again
@@ -183,20 +172,8 @@ def read_pairs(path: Path) -> tuple[list[str], list[str]]:
 
     Bytes that are not UTF-8 are replaced (U+FFFD) rather than refused: a scorer must not die on one bad line.
     """
-    try:
-        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise EvalkitError(f"{path}: cannot read pairs: {exc.strerror or exc}") from exc
     refs, preds = [], []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalkitError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
-        if not isinstance(record, dict) or "reference" not in record or "prediction" not in record:
-            raise EvalkitError(f"{path}:{number}: each line needs the fields 'reference' and 'prediction'")
+    for number, record in read_records(path, ("reference", "prediction"), "pairs"):
         for field_name in ("reference", "prediction"):
             if record[field_name] is not None and not isinstance(record[field_name], str):
                 raise EvalkitError(f"{path}:{number}: '{field_name}' must be a string")

@@ -27,7 +27,7 @@ from evalkit.data.issues import collect_issues, issues_summary
 from evalkit.errors import EvalkitError, SampleError
 from evalkit.images import image_hash, load_image
 from evalkit.metrics import get_metric
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import Metric, safe_score
 from evalkit.parsing import parse_output, smart_resize
 from evalkit.prompts import render_prompt
 from evalkit.sample import Parsed, Sample
@@ -305,7 +305,7 @@ class Runner:
             rows = [(sid, Parsed.from_json(loads(p, {}))) for sid, p in rows if sid in by_id]
             for chunk in _chunks(rows, SCORE_CHUNK):
                 samples = [by_id[sid] for sid, _ in chunk]
-                scores = _safe_score(metric, [p for _, p in chunk], samples)
+                scores = safe_score(metric, [p for _, p in chunk], samples)
                 with self.store.transaction():
                     self.store.insert_rows(
                         "scores",
@@ -409,19 +409,6 @@ class Runner:
             },
         )
         return summary
-
-
-def _safe_score(metric: Metric, predictions: list[Parsed], samples: list[Sample]) -> list[SampleScore]:
-    """Score a chunk; if the metric raises, score one by one so one bad text cannot sink the chunk."""
-    try:
-        return metric.score(predictions, samples)
-    except Exception:
-        if len(predictions) == 1:
-            import traceback
-
-            message = traceback.format_exc(limit=1).strip().splitlines()[-1]
-            return [SampleScore(None, {"error": f"{metric.name} failed: {message}"})]
-        return [s for p, x in zip(predictions, samples, strict=True) for s in _safe_score(metric, [p], [x])]
 
 
 class _progress:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from evalkit.config import ModelCard, TaskSpec
 from evalkit.errors import EvalkitError
+from evalkit.jsonl import read_records
 from evalkit.sample import Sample
 from model_adapters.base import GenerationRequest, GenerationResult, card_fingerprint, stable_hash
 
@@ -15,19 +16,7 @@ from model_adapters.base import GenerationRequest, GenerationResult, card_finger
 def read_predictions(path: Path) -> dict[str, str]:
     """`{"sample_id": ..., "prediction": ...}` per line; errors name the file and line."""
     predictions: dict[str, str] = {}
-    try:
-        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise EvalkitError(f"{path}: cannot read predictions: {exc.strerror or exc}") from exc
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalkitError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
-        if not isinstance(record, dict) or "sample_id" not in record or "prediction" not in record:
-            raise EvalkitError(f"{path}:{number}: each line needs the fields 'sample_id' and 'prediction'")
+    for number, record in read_records(path, ("sample_id", "prediction"), "predictions"):
         sample_id = str(record["sample_id"])
         if sample_id in predictions:
             raise EvalkitError(f"{path}:{number}: sample_id '{sample_id}' appears twice")

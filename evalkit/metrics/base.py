@@ -99,3 +99,16 @@ class Metric(ABC):
 
 class MetricUnavailable(Exception):
     """Raised by `get_metric(..., require=True)` when the metric cannot run here."""
+
+
+def safe_score(metric: Metric, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+    """Score a chunk; if the metric raises, score one by one so one bad text cannot sink the others."""
+    try:
+        return metric.score(predictions, samples)
+    except Exception:
+        if len(predictions) == 1:
+            import traceback
+
+            message = traceback.format_exc(limit=1).strip().splitlines()[-1]
+            return [SampleScore(None, {"error": f"{metric.name} failed: {message}"})]
+        return [s for p, x in zip(predictions, samples, strict=True) for s in safe_score(metric, [p], [x])]
