@@ -97,6 +97,22 @@ class Metric(ABC):
         return None
 
 
+class ModelBackedMetric(Metric):
+    """A metric whose model lives in a client object (weights lookup, lazy loading, annotation cache).
+
+    Availability and the weights fingerprint (which keys cached per-pair results) come from the client.
+    """
+
+    client: Any
+
+    def available(self) -> str | None:
+        return self.client.unavailable()
+
+    def fingerprint(self) -> str:
+        """What, beyond `version`, a cached score depends on: the weights."""
+        return self.client.version()
+
+
 class MetricUnavailable(Exception):
     """Raised by `get_metric(..., require=True)` when the metric cannot run here."""
 

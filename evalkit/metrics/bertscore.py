@@ -26,7 +26,7 @@ from typing import Any
 from evalkit.metrics import register_metric
 from evalkit.metrics._annotations import annotate, pair_hash, weights_fingerprint
 from evalkit.metrics._weights import model_dir
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import ModelBackedMetric, SampleScore
 from evalkit.sample import Parsed, Sample
 
 CODE_VERSION = "1"
@@ -164,7 +164,7 @@ class BertScoreClient:
 
 
 @register_metric
-class BertScoreF1(Metric):
+class BertScoreF1(ModelBackedMetric):
     """BERTScore F1 per sample, mean over samples (RadVLM-GRPO settings by default)."""
 
     name = "bertscore"
@@ -175,12 +175,6 @@ class BertScoreF1(Metric):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.client = BertScoreClient(options, model_type="distilbert-base-uncased", num_layers=5)
-
-    def available(self) -> str | None:
-        return self.client.unavailable()
-
-    def fingerprint(self) -> str:
-        return self.client.version()
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         refs = [s.reference_text or "" for s in samples]

@@ -36,7 +36,7 @@ from evalkit.metrics._weights import (
     user_cache_dir,
     weights_root,
 )
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import ModelBackedMetric, SampleScore
 from evalkit.sample import Parsed, Sample
 
 CONDITIONS = (
@@ -260,7 +260,7 @@ def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, average: str)
     return per_label.mean(axis=-1)
 
 
-class _CheXbertF1(Metric):
+class _CheXbertF1(ModelBackedMetric):
     corpus = True
     version = "1"
     requires = "CheXbert weights (chexbert.pth) and the bert-base-uncased tokenizer, available locally"
@@ -270,13 +270,6 @@ class _CheXbertF1(Metric):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.client = CheXbertClient(options)
-
-    def available(self) -> str | None:
-        return self.client.unavailable()
-
-    def fingerprint(self) -> str:
-        """What, beyond `version`, a cached score depends on: the weights."""
-        return self.client.version()
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         refs = [s.reference_text or "" for s in samples]

@@ -46,7 +46,7 @@ from evalkit.metrics._weights import (
     user_cache_dir,
     weights_root,
 )
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import ModelBackedMetric, SampleScore
 from evalkit.sample import Parsed, Sample
 
 CODE_VERSION = "1"
@@ -503,7 +503,7 @@ class RadGraphClient:
         return out
 
 
-class _RadGraphF1(Metric):
+class _RadGraphF1(ModelBackedMetric):
     version = "1"
     requires = "RadGraph weights (radgraph-xl.tar.gz, extracted) and its BERT tokenizer/config, available locally"
     level_index: ClassVar[int] = 0
@@ -511,12 +511,6 @@ class _RadGraphF1(Metric):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.client = RadGraphClient(options)
-
-    def available(self) -> str | None:
-        return self.client.unavailable()
-
-    def fingerprint(self) -> str:
-        return self.client.version()
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         refs = [s.reference_text or "" for s in samples]
