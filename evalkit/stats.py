@@ -3,8 +3,9 @@
 Nothing here re-runs a model or a metric's `score`: every resample re-aggregates stored numbers. A resample is a
 row of counts (how often each sample is drawn), so for any metric whose aggregate is a function of column sums
 (`Metric.sufficient_matrix` / `Metric.from_sums`: every mean metric, corpus BLEU, CheXbert-style micro F1) a
-block of resamples is one matrix product. Other corpus metrics (COCO AP) fall back to `Metric.aggregate` once
-per resample, with the same resamples.
+block of resamples is one matrix product. Other corpus metrics either take a whole block at once through their
+batch hooks (`Metric.aggregate_resamples`, `Metric.aggregate_swaps`: COCO AP) or fall back to `Metric.aggregate`
+once per resample, with the same resamples.
 
 Conventions:
 - CIs are percentile bootstrap intervals (default 95%, 10,000 resamples), seeded; metrics scored on the same
@@ -214,6 +215,7 @@ def permutation_distribution(pairs: Sequence[tuple[Resampler, Resampler]], n_per
         widths = [pairs[j][0].matrix.shape[1] for j in vector]  # type: ignore[union-attr]
         bounds = np.cumsum([0, *widths])
     generic = {j: _object_columns(a, b) for j, (a, b) in enumerate(pairs) if j not in vector}
+    batched = {j for j in generic if _has_swap_path(pairs[j][0])}
     done = 0
     while done < n_perm:
         size = min(block, n_perm - done)
@@ -228,6 +230,12 @@ def permutation_distribution(pairs: Sequence[tuple[Resampler, Resampler]], n_per
         for j in generic:
             values_a, values_b, stats_a, stats_b = generic[j]
             metric = pairs[j][0].metric
+            if j in batched:
+                a, b = pairs[j]
+                sides = metric.aggregate_swaps(a.values, a.stats, b.values, b.stats, swap)
+                if sides is not None:
+                    out[j][done : done + size] = sides[0] - sides[1]
+                    continue
             for row in range(size):
                 flip = swap[row] > 0
                 out[j][done + row] = metric.aggregate(
@@ -237,6 +245,10 @@ def permutation_distribution(pairs: Sequence[tuple[Resampler, Resampler]], n_per
                 )
         done += size
     return out
+
+
+def _has_swap_path(r: Resampler) -> bool:
+    return type(r.metric).aggregate_swaps is not Metric.aggregate_swaps
 
 
 def _object_columns(a: Resampler, b: Resampler) -> tuple[np.ndarray, ...]:

@@ -372,7 +372,7 @@ class _CocoMetric(_GroundingMetric):
     def aggregate(self, values: Sequence[float], stats: Sequence[dict[str, Any]]) -> float:
         # Image ids follow sorted sample ids: with equal scores COCO's ranking depends on image order, and rows come
         # back from the store in no fixed order.
-        records = sorted((s for s in stats if "coco_tp" in s), key=lambda s: str(s["sample_id"]))
+        records = _image_order(stats)[1]
         if not records:
             return float("nan")
         if self.backend == "pycocotools":
@@ -380,6 +380,65 @@ class _CocoMetric(_GroundingMetric):
         else:
             result = coco_ap_from_records(records)
         return result[self._index]
+
+    def aggregate_resamples(
+        self, values: Sequence[float | None], stats: Sequence[dict[str, Any]], counts: np.ndarray
+    ) -> np.ndarray | None:
+        """`aggregate` under each row of `counts`, all rows at once (evalkit backend; see coco_resample)."""
+        if self.backend != "evalkit":
+            return None  # the user asked for COCOeval itself: the generic path runs it per resample
+        columns, records = _image_order(stats)
+        if not records:
+            return np.full(np.asarray(counts).shape[0], np.nan)
+        return self._curves(records).precision_means(counts, self._thresholds, columns)
+
+    def aggregate_swaps(
+        self,
+        values_a: Sequence[float | None],
+        stats_a: Sequence[dict[str, Any]],
+        values_b: Sequence[float | None],
+        stats_b: Sequence[dict[str, Any]],
+        swap: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The permutation test's two aggregates per row of `swap` (1: sample i takes the other run's record).
+
+        Side A holds A's record where swap is 0 and B's where it is 1, side B the opposite: both runs' records
+        side by side with 0/1 counts, so it is the bootstrap's computation on twice the samples.
+        """
+        if self.backend != "evalkit":
+            return None
+        swap = np.asarray(swap, dtype=float)
+        n = len(stats_a)
+        positions, records = _image_order([*stats_a, *stats_b])
+        if not records:
+            return np.full(swap.shape[0], np.nan), np.full(swap.shape[0], np.nan)
+        curves = self._curves(records)
+        # Record p is A's sample p (p < n) or B's sample p - n; both read column p mod n of `swap`.
+        columns, from_b = positions % n, positions >= n
+        return (
+            curves.precision_means(swap, self._thresholds, columns, complement=~from_b),
+            curves.precision_means(swap, self._thresholds, columns, complement=from_b),
+        )
+
+    @property
+    def _thresholds(self) -> list[int]:
+        return list(range(len(COCO_IOU_THRESHOLDS))) if self._index == 0 else [0]
+
+    def _curves(self, records: list[dict[str, Any]]):
+        from evalkit.metrics.coco_resample import CocoCurves
+
+        # One bootstrap hands the same stats to every block: prepare them once. The records are held with the
+        # key, so their ids cannot be reused by other objects while cached.
+        key = tuple(id(r) for r in records)
+        if getattr(self, "_curves_key", None) != key:
+            self._curves_key, self._curves_value, self._curves_records = key, CocoCurves(records), records
+        return self._curves_value
+
+
+def _image_order(stats: Sequence[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Positions and records of the samples with COCO records, in image order (sorted sample id, stable)."""
+    columns = sorted((i for i, s in enumerate(stats) if "coco_tp" in s), key=lambda i: str(stats[i]["sample_id"]))
+    return np.asarray(columns, dtype=np.int64), [stats[i] for i in columns]
 
 
 @register_metric
