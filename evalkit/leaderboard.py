@@ -32,16 +32,16 @@ def leaderboard_rows(
     model: str | None = None,
     *,
     ci: bool = True,
-    n_boot: int = 2000,
+    n_boot: int | None = None,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """One row per (task, model, metric): value, n, direction, availability, whether it is the primary metric.
 
-    With `ci`, `ci_low`/`ci_high` are percentile-bootstrap 95% bounds from the stored per-sample scores
-    (evalkit.stats; corpus metrics re-aggregated per resample, those without a vectorised path on the first
-    500 resamples); None where a metric has no stored scores.
+    With `ci`, `ci_low`/`ci_high` are percentile-bootstrap 95% bounds from the stored per-sample scores, as the
+    run stored them when it finished (evalkit.stored_cis; computed now only where none is stored); None where a
+    metric has no stored scores. `n_boot` defaults to the stored CIs' resamples.
     """
-    from evalkit.stats import DISPLAY_MAX_GENERIC, run_intervals
+    from evalkit.stored_cis import DISPLAY_N_BOOT, run_cis
 
     metrics = all_metrics()
     tasks = all_tasks()
@@ -51,7 +51,7 @@ def leaderboard_rows(
         order = spec.metric_names if spec else []
         stored = {m["metric"]: m for m in store.query("SELECT * FROM run_metrics WHERE run_id = ?", [run["run_id"]])}
         names = [n for n in order if n in stored] + sorted(n for n in stored if n not in order)
-        bounds = run_intervals(store, run, n_boot=n_boot, seed=seed, max_generic=DISPLAY_MAX_GENERIC) if ci else {}
+        bounds = run_cis(store, run, n_boot=n_boot or DISPLAY_N_BOOT, seed=seed) if ci else {}
         for name in names:
             m = stored[name]
             cls = metrics.get(name)

@@ -339,6 +339,15 @@ class Runner:
                 )
         return values
 
+    def _store_cis(self, run_id: str) -> None:
+        """The CIs that leaderboard and site show, computed once now instead of on every read."""
+        from evalkit.stored_cis import store_run_cis
+
+        try:
+            store_run_cis(self.store, {"run_id": run_id, "task": self.task.name})
+        except EvalkitError:
+            pass  # a metric that cannot re-aggregate here: readers compute (and report) it on demand
+
     # --- the whole job ----------------------------------------------------------------------------------------
     def run(self, on_progress: Callable[[int], None] | None = None) -> RunSummary:
         start = time.perf_counter()
@@ -381,6 +390,7 @@ class Runner:
             metrics, summary.unavailable = self._metrics()
             self._score(run_id, metrics)
             summary.metrics = self._aggregate(run_id, metrics, summary.unavailable)
+            self._store_cis(run_id)
         except KeyboardInterrupt:
             self.store.finish_run(
                 run_id, "interrupted", len(self.samples), {"note": "interrupted; run again to resume"}

@@ -29,8 +29,9 @@ from evalkit.errors import EvalkitError
 from evalkit.leaderboard import latest_runs
 from evalkit.registry import PROJECT_ROOT, all_tasks
 from evalkit.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
-from evalkit.stats import DISPLAY_MAX_GENERIC, compare_paired, holm, load_pairs, metric_for, run_intervals
+from evalkit.stats import DISPLAY_MAX_GENERIC, compare_paired, holm, load_pairs, metric_for
 from evalkit.store import Store, loads
+from evalkit.stored_cis import run_cis
 
 SITE_DIR = PROJECT_ROOT / "site"
 MARKER = ".evalkit-site"
@@ -231,7 +232,7 @@ class SiteBuilder:
         ]
         rows = []
         for run in runs:
-            bounds = run_intervals(self.store, run, n_boot=self.n_boot, seed=self.seed, max_generic=DISPLAY_MAX_GENERIC)
+            bounds = run_cis(self.store, run, n_boot=self.n_boot, seed=self.seed)
             cells = {}
             for m in metric_names:
                 row = stored[run["run_id"]].get(m)

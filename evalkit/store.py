@@ -1,6 +1,7 @@
 """DuckDB store: the only place results live. Everything downstream (leaderboard, site, gate) reads it.
 
-Tables follow DESIGN.md: `runs`, `samples`, `generations`, `scores`, `run_metrics`, and two content-addressed
+Tables follow DESIGN.md: `runs`, `samples`, `generations`, `scores`, `run_metrics`, `intervals` (bootstrap CIs
+stored when a run finishes, evalkit/stored_cis.py), and two content-addressed
 caches: `generation_cache` (model fingerprint + prompt + image hashes + decoding -> text) and
 `annotation_cache` (annotator + version + text hash -> annotation, e.g. RadGraph graphs, CheXbert labels).
 JSON columns are stored as VARCHAR so that no DuckDB extension (a download) is ever needed.
@@ -42,6 +43,11 @@ CREATE TABLE IF NOT EXISTS scores (
 CREATE TABLE IF NOT EXISTS run_metrics (
     run_id VARCHAR, metric VARCHAR, metric_version VARCHAR, status VARCHAR, reason VARCHAR, value DOUBLE,
     n INTEGER, PRIMARY KEY (run_id, metric)
+);
+CREATE TABLE IF NOT EXISTS intervals (
+    run_id VARCHAR, metric VARCHAR, metric_version VARCHAR, n_boot INTEGER, seed BIGINT, level DOUBLE, value DOUBLE,
+    ci_low DOUBLE, ci_high DOUBLE, n INTEGER, n_boot_used INTEGER, vectorised BOOLEAN,
+    PRIMARY KEY (run_id, metric, n_boot, seed, level)
 );
 CREATE TABLE IF NOT EXISTS generation_cache (
     cache_key VARCHAR PRIMARY KEY, text VARCHAR, tokens INTEGER, latency DOUBLE, created_at TIMESTAMP

@@ -1,0 +1,113 @@
+"""Bootstrap CIs computed once per (run, metric, resamples, seed, level) and kept in the `intervals` table.
+
+A run's CIs depend only on its stored scores, so re-bootstrapping them on every `leaderboard` or `site build` is
+wasted work (a 20-model x 4-task leaderboard spent half a minute on it even without COCO AP). The runner stores
+them when a run finishes, `merge` recomputes them for runs that received samples; readers take a stored
+interval when it still describes the stored aggregate (same metric version and sample count as `run_metrics`)
+and compute, without storing, only what is missing (a read-only store, an older file, other settings).
+Paired statistics (`compare`, `gate`, the site's "vs leader") depend on two runs and are computed on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+from evalkit.stats import DEFAULT_LEVEL, DISPLAY_MAX_GENERIC, Interval, run_intervals
+from evalkit.store import Store
+
+# Resamples behind the CIs that leaderboard and site show (and that a finished run stores).
+DISPLAY_N_BOOT = 2000
+COLUMNS = (
+    "run_id",
+    "metric",
+    "metric_version",
+    "n_boot",
+    "seed",
+    "level",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_boot_used",
+    "vectorised",
+)
+
+
+def store_run_cis(
+    store: Store, run: dict[str, Any], *, n_boot: int = DISPLAY_N_BOOT, seed: int = 0, level: float = DEFAULT_LEVEL
+) -> dict[str, Interval]:
+    """Compute a run's CIs (every stored metric) and replace what the table held for these settings."""
+    with store.transaction():
+        return _compute_and_write(store, run, n_boot, seed, level)
+
+
+def _compute_and_write(store: Store, run: dict[str, Any], n_boot: int, seed: int, level: float) -> dict[str, Interval]:
+    bounds = run_intervals(store, run, n_boot=n_boot, seed=seed, level=level, max_generic=DISPLAY_MAX_GENERIC)
+    versions = _versions(store, run["run_id"])
+    store.con.execute(
+        "DELETE FROM intervals WHERE run_id = ? AND n_boot = ? AND seed = ? AND level = ?",
+        [run["run_id"], n_boot, seed, level],
+    )
+    rows = [
+        [run["run_id"], name, versions.get(name), n_boot, seed, level, b.value, b.ci_low, b.ci_high, b.n, b.n_boot]
+        for name, b in bounds.items()
+    ]
+    store.insert_rows("intervals", COLUMNS, [[*row, bounds[row[1]].vectorised] for row in rows])
+    return bounds
+
+
+def run_cis(
+    store: Store, run: dict[str, Any], *, n_boot: int = DISPLAY_N_BOOT, seed: int = 0, level: float = DEFAULT_LEVEL
+) -> dict[str, Interval]:
+    """A run's CIs: the stored ones that match its aggregates, the missing ones computed now (not stored)."""
+    stored = _stored(store, run["run_id"], n_boot, seed, level)
+    wanted = [
+        r["metric"]
+        for r in store.query("SELECT metric FROM run_metrics WHERE run_id = ? AND status = 'ok'", [run["run_id"]])
+    ]
+    missing = [m for m in wanted if m not in stored]
+    if missing:
+        stored.update(
+            run_intervals(store, run, missing, n_boot=n_boot, seed=seed, level=level, max_generic=DISPLAY_MAX_GENERIC)
+        )
+    return stored
+
+
+def _stored(store: Store, run_id: str, n_boot: int, seed: int, level: float) -> dict[str, Interval]:
+    """Stored intervals that still describe the run's aggregate (same metric version and number of samples)."""
+    try:
+        rows = store.con.execute(
+            "SELECT i.metric, i.value, i.ci_low, i.ci_high, i.n, i.level, i.n_boot_used, i.vectorised "
+            "FROM intervals i JOIN run_metrics m ON m.run_id = i.run_id AND m.metric = i.metric "
+            "WHERE i.run_id = ? AND i.n_boot = ? AND i.seed = ? AND i.level = ? "
+            "AND i.metric_version IS NOT DISTINCT FROM m.metric_version AND i.n = m.n",
+            [run_id, n_boot, seed, level],
+        ).fetchall()
+    except duckdb.CatalogException:
+        return {}  # a file written before the table existed, opened read-only
+    return {r[0]: Interval(r[0], _nan(r[1]), _nan(r[2]), _nan(r[3]), r[4], r[5], r[6], bool(r[7])) for r in rows}
+
+
+def _versions(store: Store, run_id: str) -> dict[str, str | None]:
+    rows = store.query("SELECT metric, metric_version FROM run_metrics WHERE run_id = ?", [run_id])
+    return {r["metric"]: r["metric_version"] for r in rows}
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def refresh(store: Store, run_ids: Sequence[str]) -> None:
+    """Recompute the stored CIs of these runs at every setting the table holds for them, inside the caller's
+    transaction (a merge)."""
+    for run_id in run_ids:
+        runs = store.query("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        settings = store.con.execute(
+            "SELECT DISTINCT n_boot, seed, level FROM intervals WHERE run_id = ?", [run_id]
+        ).fetchall() or [(DISPLAY_N_BOOT, 0, DEFAULT_LEVEL)]
+        for n_boot, seed, level in settings:
+            if runs:
+                _compute_and_write(store, runs[0], n_boot, seed, level)
