@@ -120,3 +120,36 @@ def test_stats_wiring_uses_the_hooks_and_agrees_with_the_generic_path():
 
 def test_pycocotools_backend_keeps_the_generic_path():
     assert get_metric("coco_ap", backend="pycocotools").aggregate_resamples([], [], np.ones((1, 0))) is None
+
+
+@pytest.mark.parametrize("grid", [None, 4])
+def test_per_sample_values_equal_each_records_own_accumulation(grid):
+    from evalkit.metrics.grounding import coco_ap_from_records
+
+    predicted, reference = _corpus(grid or 12, grid, 80)
+    for index, name in enumerate(("coco_ap", "coco_ap50")):
+        _, values, stats = _stats(name, predicted, reference)
+        for value, record in zip(values, stats, strict=True):
+            expected = coco_ap_from_records([record])[index]
+            assert (value is None and not record["n_ref"]) or value == expected
+
+
+def test_sibling_grounding_metrics_share_one_iou_and_match_computation(monkeypatch):
+    import evalkit.metrics.grounding as grounding
+
+    predicted, reference = _corpus(21, None, 30)
+    grounding._iou_matrix.cache_clear()
+    grounding._coco_matches.cache_clear()
+    calls = {"iou": 0}
+    real = grounding._compute_iou
+
+    def counting(p, r):
+        calls["iou"] += 1
+        return real(p, r)
+
+    monkeypatch.setattr(grounding, "_compute_iou", counting)
+    for name in ("radvlm_map50", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"):
+        _stats(name, predicted, reference)
+    distinct = len({(repr(p), repr(r)) for p, r in zip(predicted, reference, strict=True)})
+    assert calls["iou"] == distinct
+    assert grounding._coco_matches.cache_info().misses == distinct

@@ -94,6 +94,24 @@ class CocoCurves:
         out[n_ref == 0] = np.nan
         return out
 
+    def per_sample_means(self, thresholds: Sequence[int]) -> np.ndarray:
+        """Each sample's own COCO AP (the mean of its precision table over `thresholds`), NaN without references.
+
+        The same as `coco_ap_from_records([record])` for every record, in one compiled pass."""
+        chosen = np.asarray(thresholds, dtype=np.int64)
+        table = np.zeros((self.n, chosen.size, len(COCO_RECALL_THRESHOLDS)))
+        _walk_each(
+            np.ascontiguousarray(self.tp[chosen]),
+            self.n_det,
+            self.before,
+            np.ascontiguousarray(self.before_start[chosen]),
+            _first_tp_reaching(self.n_ref),
+            table,
+        )
+        out = table.reshape(self.n, -1).mean(axis=1)
+        out[self.n_ref == 0] = np.nan
+        return out
+
 
 @numba.njit(cache=True, nogil=True)
 def _walk_rows(
@@ -103,7 +121,6 @@ def _walk_rows(
     recall lookup's true positive (0 past the last one, as COCO leaves it), into `table`."""
     n_rows = counts.shape[0]
     n = columns.shape[0]
-    eps = np.spacing(1.0)
     precision = np.empty(16)
     drawn = np.empty(n, dtype=np.int64)
     det_prior = np.empty(n, dtype=np.int64)
@@ -120,32 +137,57 @@ def _walk_rows(
         if width > precision.shape[0]:
             precision = np.empty(2 * width)
         for t in range(tp.shape[0]):
-            k = 0
-            for h in range(hitting_start[t], hitting_start[t + 1]):
-                s = hitting[h]
-                copies = drawn[s]
-                if copies == 0:
-                    continue
-                hits = tp[t, s]
-                misses = n_det[s] - hits
-                fp_prior = det_prior[s] - k  # detections ahead minus true positives ahead
-                start = before_start[t, s]
-                for _ in range(copies):
-                    for r in range(hits):
-                        k += 1
-                        fp = float(fp_prior + before[start + r])
-                        precision[k - 1] = k / (fp + k + eps)
-                    fp_prior += misses
-            # Right to left: the running maximum is the envelope; lookups are ascending in k, so they are met
-            # from the last one down.
-            running = 0.0
-            q = k
-            for r in range(first_k.shape[1] - 1, -1, -1):
-                need = first_k[b, r]
-                while q >= need:
-                    running = max(running, precision[q - 1])
-                    q -= 1
-                table[b, t, r] = running if need <= k else 0.0
+            _walk(
+                drawn, tp[t], n_det, before, before_start[t], hitting[hitting_start[t] : hitting_start[t + 1]],
+                det_prior, first_k[b], precision, table[b, t],
+            )  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_each(tp, n_det, before, before_start, first_k, table):  # pragma: no cover - compiled
+    """Each sample on its own (its per-sample COCO AP): row s of `table` walks sample s once."""
+    n = n_det.shape[0]
+    drawn = np.zeros(n, dtype=np.int64)
+    det_prior = np.zeros(n, dtype=np.int64)
+    precision = np.empty(max(1, tp.max()) if tp.size else 1)
+    alone = np.empty(1, dtype=np.int64)
+    for s in range(n):
+        drawn[s] = 1
+        alone[0] = s
+        for t in range(tp.shape[0]):
+            _walk(drawn, tp[t], n_det, before, before_start[t], alone, det_prior, first_k[s], precision, table[s, t])
+        drawn[s] = 0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _walk(drawn, tp, n_det, before, before_start, hitting, det_prior, first_k, precision, out):  # pragma: no cover
+    """One resample at one IoU threshold: the true positives of the drawn samples in ranking order."""
+    eps = np.spacing(1.0)
+    k = 0
+    for s in hitting:
+        copies = drawn[s]
+        if copies == 0:
+            continue
+        hits = tp[s]
+        misses = n_det[s] - hits
+        fp_prior = det_prior[s] - k  # detections ahead minus true positives ahead
+        start = before_start[s]
+        for _ in range(copies):
+            for r in range(hits):
+                k += 1
+                fp = float(fp_prior + before[start + r])
+                precision[k - 1] = k / (fp + k + eps)
+            fp_prior += misses
+    # Right to left: the running maximum is the envelope; lookups are ascending in k, so they are met from the
+    # last one down.
+    running = 0.0
+    q = k
+    for r in range(first_k.shape[0] - 1, -1, -1):
+        need = first_k[r]
+        while q >= need:
+            running = max(running, precision[q - 1])
+            q -= 1
+        out[r] = running if need <= k else 0.0
 
 
 def _first_tp_reaching(n_ref: np.ndarray) -> np.ndarray:
