@@ -91,7 +91,7 @@ def timed(label: str, refs, preds, names, options, db) -> tuple[float, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=3000, help="report pairs (default 3000)")
+    parser.add_argument("--n", type=int, help="report pairs (default: 3000 synthetic, every IU X-ray report)")
     parser.add_argument("--metric-options", type=Path, help="YAML/JSON {metric: options} for real weights")
     parser.add_argument("--metrics", help="comma-separated metrics (default: all report metrics but GREEN)")
     parser.add_argument("--seed", type=int, default=0)
@@ -134,7 +134,7 @@ def main() -> None:
         refs, model_a, model_b = iu_report_pairs(args.n)
     else:
         rng = random.Random(args.seed)
-        refs = [synthetic_report(rng) for _ in range(args.n)]
+        refs = [synthetic_report(rng) for _ in range(args.n or 3000)]
         model_a = [perturb(r, rng) for r in refs]
         model_b = [perturb(r, rng) for r in refs]
     unique = len(set(refs)), len(set(model_a)), len(set(model_b))
