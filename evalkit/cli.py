@@ -1,4 +1,4 @@
-"""The `evalkit` command line (Typer). Exit codes: 0 ok, 1 gate failed / regression, 2 usage or input error."""
+"""The `evalkit` command line (Typer). Exit codes: 0 ok, 1 regression shown, 2 usage or input error, 3 inconclusive."""
 
 from __future__ import annotations
 

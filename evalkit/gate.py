@@ -467,9 +467,7 @@ _CORRECTIONS = {
 def units_line(verdicts: Sequence[MetricVerdict]) -> str:
     """'resampled by patient (212 clusters)': which unit every interval of the gate resampled (per task in a grid)."""
     grid = len({v.task for v in verdicts}) > 1
-    seen = dict.fromkeys(
-        (f"{v.task}: " if grid else "") + unit_text(v.unit, v.n_clusters).replace(" (iid)", "") for v in verdicts
-    )
+    seen = dict.fromkeys((f"{v.task}: " if grid else "") + unit_text(v.unit, v.n_clusters) for v in verdicts)
     return "resampled " + "; ".join(seen) if seen else "resampled by sample"
 
 

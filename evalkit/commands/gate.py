@@ -150,7 +150,7 @@ def _print(result) -> None:
     console.print(table)
     console.print(
         f"[bold {_STYLE[result.verdict]}]{result.verdict.upper()}[/]  alpha {result.alpha}, {result.correction} "
-        f"correction, {result.n_boot} resamples {units_line(result.verdicts)}, seed {result.seed}; power for an "
+        f"correction, {result.n_boot} resamples, {units_line(result.verdicts)}, seed {result.seed}; power for an "
         f"unchanged candidate ≈ {result.power:.0%}; exit {result.exit_code}",
         highlight=False,
     )

@@ -126,7 +126,7 @@ def compare(
         box=box.SIMPLE_HEAD,
     )
     units = dict.fromkeys(unit_text(r.unit, r.n_clusters) for r in rows)
-    ci_header = f"95% CI {next(iter(units))}" if len(units) == 1 else "95% CI (unit)"
+    ci_header = f"95% CI by {rows[0].unit}" if len({r.unit for r in rows}) == 1 else "95% CI (unit)"
     for column in ("metric", "n", "A", "B", "Δ A−B", ci_header, "p boot", "p AR", "Holm boot", "Holm AR", "better"):
         table.add_column(
             column, justify="left" if column in ("metric", "better") else "right", no_wrap=True, min_width=len(column)
@@ -143,7 +143,7 @@ def compare(
             fmt(r.value_b),
             fmt(r.delta, signed=True),
             f"[{fmt(r.ci_low, signed=True)}, {fmt(r.ci_high, signed=True)}]"
-            + ("" if len(units) == 1 else f" {unit_text(r.unit, r.n_clusters)}"),
+            + ("" if len({x.unit for x in rows}) == 1 else f" by {r.unit}"),
             fmt_p(r.p_bootstrap),
             fmt_p(r.p_permutation),
             fmt_p(r.p_bootstrap_holm),
