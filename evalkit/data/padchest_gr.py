@@ -41,7 +41,7 @@ from evalkit.data._grounding_common import (
 )
 from evalkit.data.issues import clean_box, report_row
 from evalkit.errors import EvalkitError
-from evalkit.sample import Sample
+from evalkit.sample import Sample, cluster_units
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ def load_padchest_gr(spec: DatasetSpec, root: Path, task: str, split: str) -> li
     frontal = projection_filter(root, options.get("projections", list(RADVLM_PROJECTIONS)))
     if frontal is not None:
         in_split &= frontal
+    patients = {r["ImageID"].strip(): (r.get("PatientID") or "").strip() for r in table}
     try:
         entries = json.loads(reports_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -195,6 +196,7 @@ def load_padchest_gr(spec: DatasetSpec, root: Path, task: str, split: str) -> li
             samples.append(
                 Sample(
                     sample_id=f"{image_id.rsplit('.', 1)[0]}/{finding_index}",
+                    units=cluster_units(image=image_id, study=entry.get("StudyID"), patient=patients.get(image_id)),
                     task=task,
                     image_paths=[str(path.resolve())],
                     prompt_vars={"phrase": radvlm_case(sentence)},
