@@ -351,7 +351,7 @@ class SiteBuilder:
     def _pairwise(self, view: TaskView, primary: str, higher_is_better: bool) -> None:
         from evalkit.site_pairwise import matrix_svg, pairwise_map
 
-        ranked = [(r.model, r.run) for r in view.rows if r.cells[primary].value is not None]
+        ranked = [(r.model, r.run) for r in view.rows if r.cells[primary].value is not None and not r.reference]
         view.pairwise = pairwise_map(
             self.store,
             view.name,

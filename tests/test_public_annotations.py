@@ -139,6 +139,7 @@ def test_nih_counts_boxes_and_patients(public_root):
         assert sample.prompt_vars["label"] == finding.lower()
     # The cluster is the patient: the Data_Entry table's Patient ID, which is also the file name's prefix.
     assert all(int(s.meta["patient_id"]) == int(s.meta["image_id"].split("_")[0]) for s in samples)
+    assert all(s.cluster == f"patient:{s.meta['patient_id']}" for s in samples)
     assert load("nih_cxr14", public_root / "nih_cxr14", "train")[0] == []
 
 
@@ -224,6 +225,7 @@ def test_iu_counts_sections_and_frontal_images(public_root, caplog):
         assert sample.reference_text == (findings or impression)
         images = re.findall(r'<parentImage id="([^"]+)"', xml)
         assert sample.meta["image_id"] == next(i for i in images if frontal(i))
+        assert sample.cluster == f"study:{sample.sample_id}"  # one report, one study; no patient id released
     splits = {split: {s.sample_id for s in load("iu_xray", public_root / "iu_xray", split)[0]} for split in
               ("train", "validate", "test")}  # fmt: skip
     assert sum(len(v) for v in splits.values()) == len(samples)
@@ -267,6 +269,7 @@ def test_vindr_release_counts_and_reader_triples(public_root):
     false_alarms = sum(1 for s in samples if not s.reference_boxes)
     assert 0 < false_alarms < misses < len(samples)
     assert all(s.image_paths == [] and s.meta["size_source"] == "max_extent" for s in samples[:100])
+    assert all(s.cluster == f"image:{s.meta['image_id']}" for s in samples)  # statistics resample images
 
 
 def _wbf(boxes: list[list[float]], digits: int | None = 3) -> list[list[float]]:

@@ -34,7 +34,7 @@ from evalkit.data import register_loader
 from evalkit.data._grounding_common import first_existing, image_size, option, read_csv_rows
 from evalkit.data.issues import report_row
 from evalkit.errors import EvalkitError
-from evalkit.sample import Sample
+from evalkit.sample import Sample, cluster_units
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,11 @@ def load_iu_xray(spec: DatasetSpec, root: Path, task: str, split: str) -> list[S
         }
         if size is not None:
             meta["image_size"] = list(size)
+        units = cluster_units(image=frontal, study=uid)  # the release has no patient id
         samples.append(
-            Sample(sample_id=uid, task=task, image_paths=[str(path.resolve())], reference_text=text, meta=meta)
+            Sample(
+                sample_id=uid, task=task, image_paths=[str(path.resolve())], reference_text=text, meta=meta, units=units
+            )
         )
     for reason, ids in left_out.items():
         if ids:

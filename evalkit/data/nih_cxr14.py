@@ -34,7 +34,7 @@ from evalkit.data._grounding_common import (
 )
 from evalkit.data.issues import clean_box, normalise, report_row
 from evalkit.errors import EvalkitError
-from evalkit.sample import Box, Sample
+from evalkit.sample import Box, Sample, cluster_units
 
 BOX_SPACE = 1024  # the released PNGs are 1024 x 1024 and the boxes are in their pixels
 BOX_FILES = ("BBox_List_2017.csv", "BBox_List_2017.csv.gz")
@@ -135,6 +135,7 @@ def load_nih_cxr14(spec: DatasetSpec, root: Path, task: str, split: str) -> list
                     "patient_id": patient or None,
                     "view": (entry.get("View Position") or "").strip() or None,
                 },
+                units=cluster_units(image=name, patient=patient or None),  # patient when Data_Entry is present
             )
         )
     return samples

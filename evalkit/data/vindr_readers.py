@@ -36,7 +36,7 @@ from evalkit.data._grounding_common import (
 from evalkit.data.issues import clean_box, normalise, report_row, to_number
 from evalkit.data.vindr_cxr import NO_FINDING, annotations_path, find_image, fuse_boxes, images_dir
 from evalkit.errors import EvalkitError
-from evalkit.sample import Box, Sample
+from evalkit.sample import Box, Sample, cluster_units
 
 _OPTIONS = ("images_dir", "wbf_iou_thr", "round_digits")
 _CORNERS = ("x_min", "y_min", "x_max", "y_max")
@@ -158,6 +158,7 @@ def load_vindr_readers(spec: DatasetSpec, root: Path, task: str, split: str) -> 
                     reference_boxes=fused,
                     reference_labels=[class_name] * len(fused),
                     meta=meta,
+                    units=cluster_units(image=image_id),  # an image's classes and readers are not independent
                 )
             )
     return samples
