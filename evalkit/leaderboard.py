@@ -6,7 +6,7 @@ from typing import Any
 
 from evalkit.metrics import all_metrics
 from evalkit.registry import all_tasks
-from evalkit.store import Store
+from evalkit.store import Store, loads
 
 
 def latest_runs(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
@@ -34,13 +34,20 @@ def leaderboard_rows(
     ci: bool = True,
     n_boot: int | None = None,
     seed: int = 0,
+    cluster: str = "auto",
 ) -> list[dict[str, Any]]:
     """One row per (task, model, metric): value, n, direction, availability, whether it is the primary metric.
 
+    `reference` is the label of a reference row (a card with `reference`, e.g. inter-reader agreement), which
+    tables show apart from the ranked models; None for a model.
+
     With `ci`, `ci_low`/`ci_high` are percentile-bootstrap 95% bounds from the stored per-sample scores, as the
-    run stored them when it finished (evalkit.stored_cis; computed now only where none is stored); None where a
-    metric has no stored scores. `n_boot` defaults to the stored CIs' resamples.
+    run stored them when it finished (evalkit.stored_cis; computed now only where none is stored for these
+    settings); None where a metric has no stored scores. `n_boot` defaults to the stored CIs' resamples.
+    `ci_unit` says what they resampled ("by patient (212 clusters)"); `cluster` picks the unit
+    (evalkit.stats.load_clustering).
     """
+    from evalkit.stats import unit_text
     from evalkit.stored_cis import DISPLAY_N_BOOT, run_cis
 
     metrics = all_metrics()
@@ -48,10 +55,11 @@ def leaderboard_rows(
     rows: list[dict[str, Any]] = []
     for run in latest_runs(store, task, model):
         spec = tasks.get(run["task"])
+        reference = reference_label(run)
         order = spec.metric_names if spec else []
         stored = {m["metric"]: m for m in store.query("SELECT * FROM run_metrics WHERE run_id = ?", [run["run_id"]])}
         names = [n for n in order if n in stored] + sorted(n for n in stored if n not in order)
-        bounds = run_cis(store, run, n_boot=n_boot or DISPLAY_N_BOOT, seed=seed) if ci else {}
+        bounds = run_cis(store, run, n_boot=n_boot or DISPLAY_N_BOOT, seed=seed, cluster=cluster) if ci else {}
         for name in names:
             m = stored[name]
             cls = metrics.get(name)
@@ -64,12 +72,14 @@ def leaderboard_rows(
                     "n": m["n"],
                     "ci_low": _finite(bounds[name].ci_low) if name in bounds else None,
                     "ci_high": _finite(bounds[name].ci_high) if name in bounds else None,
+                    "ci_unit": unit_text(bounds[name].unit, bounds[name].n_clusters) if name in bounds else None,
                     "higher_is_better": cls.higher_is_better if cls else True,
                     "status": m["status"],
                     "reason": m["reason"],
                     "primary": bool(spec and spec.primary_metric == name),
                     "run_id": run["run_id"],
                     "run_status": run["status"],
+                    "reference": reference,
                 }
             )
     return rows
@@ -77,3 +87,10 @@ def leaderboard_rows(
 
 def _finite(value: float) -> float | None:
     return value if value == value and abs(value) != float("inf") else None
+
+
+def reference_label(run: dict[str, Any]) -> str | None:
+    """The stored card's `reference` label: a reference row (e.g. radiologists), not a model to rank."""
+    card = loads(run.get("card"), {}) or {}
+    label = card.get("reference") if isinstance(card, dict) else None
+    return str(label) if label else None

@@ -283,7 +283,8 @@ class _Merger:
                 alias,
                 "intervals",
                 "s WHERE run_id = ? AND NOT EXISTS (SELECT 1 FROM main.intervals m WHERE m.run_id = s.run_id "
-                "AND m.metric = s.metric AND m.n_boot = s.n_boot AND m.seed = s.seed AND m.level = s.level)",
+                "AND m.metric = s.metric AND m.n_boot = s.n_boot AND m.seed = s.seed AND m.level = s.level "
+                "AND m.cluster = s.cluster)",
                 [run_id],
             )
 

@@ -28,11 +28,18 @@ from typing import Any
 
 import evalkit
 from evalkit.errors import EvalkitError
-from evalkit.leaderboard import latest_runs
+from evalkit.leaderboard import latest_runs, reference_label
 from evalkit.registry import PROJECT_ROOT, all_tasks
 from evalkit.site_data import write_task_data
 from evalkit.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
-from evalkit.stats import DISPLAY_MAX_GENERIC, compare_paired, holm, load_pairs, metric_for
+from evalkit.stats import (
+    DISPLAY_MAX_GENERIC,
+    compare_paired,
+    holm,
+    load_pairs,
+    metric_for,
+    unit_text,
+)
 from evalkit.store import Store, loads
 from evalkit.stored_cis import run_cis
 
@@ -77,6 +84,7 @@ class ModelRow:
     n: int
     rank: int = 0
     vs_leader: dict[str, Any] | None = None
+    reference: str | None = None  # label of a reference row (e.g. inter-reader agreement): shown, never ranked
 
 
 @dataclass
@@ -95,6 +103,9 @@ class TaskView:
     plots: list[Any] = field(default_factory=list)
     iou_plot: Any = None
     samples: dict[str, Any] | None = None  # the sample index (evalkit.site_data) when samples are included
+    ci_unit: str = ""  # what the CIs resampled: "by patient (212 clusters)"
+    pairwise: Any = None  # evalkit.site_pairwise.PairwiseMap on the primary metric
+    pairwise_svgs: dict[str, Any] = field(default_factory=dict)  # order name -> SVG matrix
 
 
 @dataclass
@@ -119,11 +130,13 @@ class SiteBuilder:
         seed: int = 0,
         max_samples: int | None = None,
         templates: Path = SITE_DIR,
+        cluster: str = "auto",
     ) -> None:
         from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
         self.store, self.out, self.private = store, Path(out), private
         self.n_boot, self.seed, self.max_samples = n_boot, seed, max_samples
+        self.cluster = cluster  # the unit CIs and paired tests resample (evalkit.stats.load_clustering)
         self.templates = Path(templates)
         if not (self.templates / "templates" / "base.html").exists():
             raise EvalkitError(f"{self.templates}: site templates not found (expected templates/base.html there)")
@@ -240,8 +253,10 @@ class SiteBuilder:
             MetricColumn(m, instances[m].higher_is_better, m == primary, instances[m].description) for m in metric_names
         ]
         rows = []
+        units: dict[str, None] = {}
         for run in runs:
-            bounds = run_cis(self.store, run, n_boot=self.n_boot, seed=self.seed)
+            bounds = run_cis(self.store, run, n_boot=self.n_boot, seed=self.seed, cluster=self.cluster)
+            units.update(dict.fromkeys(unit_text(b.unit, b.n_clusters) for b in bounds.values()))
             cells = {}
             for m in metric_names:
                 row = stored[run["run_id"]].get(m)
@@ -255,7 +270,9 @@ class SiteBuilder:
                         _finite(row["value"]), _finite(b.ci_low) if b else None, _finite(b.ci_high) if b else None
                     )
             n = max((r["n"] or 0 for r in stored[run["run_id"]].values()), default=0)
-            rows.append(ModelRow(run["model"], slug(run["model"]), _provenance(run), cells, n))
+            rows.append(
+                ModelRow(run["model"], slug(run["model"]), _provenance(run), cells, n, reference=reference_label(run))
+            )
         # Metrics no model could compute here (e.g. clinical metrics without their weights) become one note.
         unavailable = [
             (c.name, next((r.cells[c.name].reason for r in rows if r.cells[c.name].reason), "") or "")
@@ -271,8 +288,10 @@ class SiteBuilder:
                 return math.inf if v is None else (-v if good else v)
 
             rows.sort(key=key)
-        for i, r in enumerate(rows, 1):
-            r.rank = i
+        # Reference rows (radiologists) go below the models, unranked, and are never "the leader".
+        rows = [r for r in rows if not r.reference] + [r for r in rows if r.reference]
+        for i, r in enumerate(r for r in rows if not r.reference):
+            r.rank = i + 1
         view = TaskView(
             name=name,
             slug=slug(name),
@@ -285,9 +304,11 @@ class SiteBuilder:
             kind=spec.kind if spec else "",
             description=spec.description if spec else "",
             unavailable=unavailable,
+            ci_unit="; ".join(units),
         )
-        if primary and len(rows) > 1:
+        if primary and sum(1 for r in rows if not r.reference) > 1:
             self._vs_leader(view, primary)
+            self._pairwise(view, primary, instances[primary].higher_is_better)
         for column in columns:
             points = [
                 Point(
@@ -319,8 +340,10 @@ class SiteBuilder:
             return
         found = []
         for row in view.rows[1:]:
+            if row.reference:
+                continue
             try:
-                paired = load_pairs(self.store, view.name, row.run, leader.run, [primary])
+                paired = load_pairs(self.store, view.name, row.run, leader.run, [primary], self.cluster)
             except EvalkitError:
                 continue
             comparison = compare_paired(paired, n_boot=self.n_boot, n_perm=0, seed=self.seed)
@@ -336,6 +359,26 @@ class SiteBuilder:
                 "n": c.n_shared,
                 "tied": p_adj >= 0.05,
             }
+
+    def _pairwise(self, view: TaskView, primary: str, higher_is_better: bool) -> None:
+        from evalkit.site_pairwise import matrix_svg, pairwise_map
+
+        ranked = [(r.model, r.run) for r in view.rows if r.cells[primary].value is not None and not r.reference]
+        view.pairwise = pairwise_map(
+            self.store,
+            view.name,
+            ranked,
+            primary,
+            higher_is_better,
+            n_boot=self.n_boot,
+            seed=self.seed,
+            cluster=self.cluster,
+        )
+        models = view.pairwise.models
+        view.pairwise_svgs = {
+            "leaderboard": matrix_svg(view.pairwise, models, "leaderboard"),
+            "name": matrix_svg(view.pairwise, sorted(models, key=str.lower), "name"),
+        }
 
     def _iou_plot(self, rows: Sequence[ModelRow]) -> Any:
         series = []
@@ -440,5 +483,8 @@ def build_site(
     n_boot: int = 2000,
     seed: int = 0,
     max_samples: int | None = None,
+    cluster: str = "auto",
 ) -> SiteResult:
-    return SiteBuilder(store, out, private=private, n_boot=n_boot, seed=seed, max_samples=max_samples).build()
+    return SiteBuilder(
+        store, out, private=private, n_boot=n_boot, seed=seed, max_samples=max_samples, cluster=cluster
+    ).build()

@@ -61,3 +61,11 @@ def test_stale_or_missing_intervals_are_computed_on_read(grounding_db):
         # Other settings than the stored ones are computed on demand.
         other = run_cis(store, run, n_boot=300, seed=4)
         assert other["coco_ap"].n_boot == 300
+
+
+def test_each_cluster_choice_has_its_own_intervals(grounding_db):
+    with Store(grounding_db) as store:
+        run = latest_runs(store)[0]
+        assert {r["cluster"] for r in store.query("SELECT cluster FROM intervals")} == {"auto"}
+        iid = run_cis(store, run, cluster="none")
+        assert {b.unit for b in iid.values()} == {"sample"}

@@ -259,6 +259,20 @@
     });
   });
 
+  // Pairwise significance map: show the matrix in the chosen model order.
+  document.querySelectorAll("button[data-pairwise-order]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      const order = button.getAttribute("data-pairwise-order");
+      const section = button.closest("section");
+      section.querySelectorAll("[data-pairwise]").forEach(function (panel) {
+        panel.classList.toggle("hidden", panel.getAttribute("data-pairwise") !== order);
+      });
+      section.querySelectorAll("button[data-pairwise-order]").forEach(function (other) {
+        other.setAttribute("aria-pressed", other === button ? "true" : "false");
+      });
+    });
+  });
+
   // Delegated: the viewer's legend is redrawn for every sample.
   document.addEventListener("change", function (event) {
     const box = event.target;
