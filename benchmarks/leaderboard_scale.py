@@ -158,6 +158,7 @@ def _renamed_copy(source: Path, target: Path, suffix: str) -> None:
         con.execute("UPDATE runs SET run_id = run_id || ?, model = model || ?", [suffix, suffix])
         for table in ("generations", "scores", "run_metrics", "intervals"):
             con.execute(f"UPDATE {table} SET run_id = run_id || ?", [suffix])
+        con.execute("CHECKPOINT")  # a source with a pending write-ahead log is replayed in memory on attach
 
 
 MERGE_CHILD = """
