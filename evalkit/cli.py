@@ -67,17 +67,41 @@ def _run_pairs(tasks, card, store, data_root, limit, batch_size, adapter_options
                 metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
                 unavailable = "".join(f"\n    {k}: unavailable: {v}" for k, v in summary.unavailable.items())
                 console.print(
-                    f"[bold]{task.name}[/] · {card.name}: n={summary.n_samples} generated={summary.generated} "
+                    f"[bold]{task.name}[/] · {card.name}: n={_n_of(summary)} generated={summary.generated} "
                     f"cached={summary.from_cache} errors={summary.errors} parse_failures={summary.parse_failures} "
                     f"({summary.seconds:.1f}s)\n    {metrics}{unavailable}",
                     highlight=False,
                 )
+                _print_run_notes(summary, limit)
     finally:
         # Adapters that own a process (a managed `vllm serve`) stop it here, also after an error or Ctrl-C.
         close = getattr(adapter, "close", None)
         if callable(close):
             close()
     return summaries
+
+
+def _n_of(summary) -> str:
+    """'16/16', or '5/16 (partial)': samples the run holds against the task's size."""
+    n = f"{summary.n_samples}/{summary.task_size}"
+    return f"{n} [yellow](partial)[/]" if summary.partial else n
+
+
+def _print_run_notes(summary, limit: int | None) -> None:
+    """What a user must not miss: values cover more samples than --limit asked for; samples that failed."""
+    if limit is not None and summary.n_samples > summary.requested:
+        console.print(
+            f"    [dim]--limit {limit}: the run already holds {summary.n_samples} samples; values and CIs are "
+            f"over all of them (a limited call never replaces a larger run's numbers)[/]",
+            highlight=False,
+        )
+    if summary.failed:
+        table = Table(
+            "sample", "stage", "reason", "file", title=f"{len(summary.failed)} failed sample(s)", title_justify="left"
+        )
+        for f in summary.failed:
+            table.add_row(f["sample_id"], f["stage"], f["reason"] or "", f["file"] or "")
+        console.print(table)
 
 
 @app.command()
@@ -87,7 +111,13 @@ def run(
     db: DbOption = DEFAULT_DB,
     data_root: DataRootOption = None,
     dataset: Annotated[str | None, typer.Option(help="For a task group: which data set's tasks.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N samples of each task.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Generate at most the first N samples of each task (values cover every sample the run holds).",
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -214,7 +244,13 @@ def score(
         if len(specs) != 1:
             raise EvalkitError(f"--task must name one task, '{task}' is a group of {len(specs)}")
         spec = specs[0]
+        _check_external_name(model_name)
         preds = read_predictions(predictions)
+        if not preds:
+            raise EvalkitError(
+                f"{predictions}: no predictions (expected one JSON object per line with "
+                "'sample_id' and 'prediction'); nothing was scored or stored"
+            )
         root = data_root or data_root_default()
         samples = load_samples(spec, root)
         known = {s.sample_id for s in samples}
@@ -235,20 +271,42 @@ def score(
         chosen = [s for s in samples if s.sample_id in preds]
         with Store(db) as store:
             summary = Runner(
-                store, spec, card, adapter, data_root=root, samples=chosen, batch_size=256, progress=False
+                store,
+                spec,
+                card,
+                adapter,
+                data_root=root,
+                samples=chosen,
+                batch_size=256,
+                progress=False,
+                task_size=len(samples),
             ).run()
         missing = len(samples) - len(chosen)
         console.print(
-            f"[bold]{spec.name}[/] · {model_name}: scored {summary.n_samples} predictions"
-            + (f" ({missing} task samples had no prediction)" if missing else ""),
+            f"[bold]{spec.name}[/] · {model_name}: scored and stored {summary.n_samples} predictions in {db} "
+            f"(run {summary.run_id}, n={_n_of(summary)})"
+            + (f"; {missing} task samples had no prediction" if missing else ""),
             highlight=False,
         )
         for name, value in summary.metrics.items():
             console.print(f"  {name}: {_fmt(value)}")
         for name, reason in summary.unavailable.items():
             console.print(f"  {name}: unavailable: {reason}")
+        _print_run_notes(summary, None)
     except EvalkitError as exc:
         _fail(exc)
+
+
+def _check_external_name(name: str) -> None:
+    """Predictions made elsewhere must not take a card's name: on the leaderboard they would pass for (or hide)
+    `evalkit run --model NAME`'s results."""
+    from evalkit.registry import all_cards
+
+    if name in all_cards():
+        raise EvalkitError(
+            f"--model-name '{name}' is the name of a model card; predictions made elsewhere need a name of their "
+            f"own, e.g. --model-name '{name}-external'; nothing was scored or stored"
+        )
 
 
 def _score_pairs(path: Path, metric_names: str | None, options_file: Path | None, db: Path, json_out: bool) -> None:
@@ -411,19 +469,26 @@ def _print_leaderboard(rows: list[dict]) -> None:
         table.add_column("model")
         for name in metric_names:
             table.add_column(f"{name} {directions[name]}", justify="right")
-        table.add_column("n", justify="right")
+        table.add_column("n / task", justify="right")
         models_seen = list(dict.fromkeys(r["model"] for r in task_rows))
         primary = metric_names[0]
         cells = {(r["model"], r["metric"]): r for r in task_rows}
 
-        def key(model_name: str, cells: dict = cells, primary: str = primary) -> float:
+        runs = {r["model"]: r for r in task_rows}
+
+        def key(model_name: str, cells: dict = cells, primary: str = primary, runs: dict = runs) -> tuple:
+            # Partial runs (fewer samples than the task) are listed after the full ones, never ranked among them.
             r = cells.get((model_name, primary))
             if not r or r["value"] is None:
-                return float("inf")
-            return -r["value"] if r["higher_is_better"] else r["value"]
+                return (runs[model_name]["partial"], float("inf"))
+            return (runs[model_name]["partial"], -r["value"] if r["higher_is_better"] else r["value"])
 
+        failed_runs = []
         for model_name in sorted(models_seen, key=key):
-            row = [model_name]
+            run = runs[model_name]
+            row = [model_name + (" [yellow](partial)[/]" if run["partial"] else "")]
+            if run["failed_samples"]:
+                failed_runs.append((model_name, run["failed_samples"]))
             n = 0
             for name in metric_names:
                 r = cells.get((model_name, name))
@@ -435,11 +500,19 @@ def _print_leaderboard(rows: list[dict]) -> None:
                     ci = "" if r.get("ci_low") is None else f" [dim][{r['ci_low']:.3f}, {r['ci_high']:.3f}][/]"
                     row.append(_fmt(r["value"]) + ci)
                     n = max(n, r["n"] or 0)
-            row.append(str(n))
+            size = run.get("task_size")
+            row.append(f"{n}/{size}" if size else str(n))
             table.add_row(*row)
         console.print(table)
         if absent:
             console.print(f"[dim]unavailable here (see `evalkit metrics`): {', '.join(absent)}[/]")
+        for model_name, count in failed_runs:
+            console.print(
+                f"[yellow]{model_name}: {count} failed sample(s)[/] (scored as the task says: errored_samples); "
+                f"see `evalkit export --task {task_name} --model {model_name}` (error, raw_output columns)",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @app.command()
@@ -472,7 +545,7 @@ def export(
 def demo(
     db: DbOption = DEFAULT_DB,
     data_root: DataRootOption = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N samples of each task.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N samples of each task.")] = None,
     tiny_model: Annotated[
         bool, typer.Option(help="Also build and run a tiny random Qwen3-VL (transformers path).")
     ] = True,

@@ -31,11 +31,27 @@ def card_dirs() -> list[Path]:
     return _dirs(PROJECT_ROOT / "model_adapters" / "cards", "EVALKIT_CARDS_PATH")
 
 
+def check_metric_options(spec: TaskSpec, path: Path) -> TaskSpec:
+    """Each metric of a task exists and its options are that metric's typed options; errors name the file."""
+    from evalkit.metrics import metric_class
+
+    for metric in spec.metrics:
+        try:
+            metric_class(metric.name).check_options(metric.options)
+        except EvalkitError as exc:
+            raise EvalkitError(f"{path}: {exc}") from None
+    return spec
+
+
+def load_task(path: Path) -> TaskSpec:
+    return check_metric_options(load_spec(TaskSpec, path), path)
+
+
 def _scan(dirs: list[Path], model: type) -> dict[str, tuple[Path, object]]:
     found: dict[str, tuple[Path, object]] = {}
     for folder in dirs:
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
-            spec = load_spec(model, path)
+            spec = load_task(path) if model is TaskSpec else load_spec(model, path)
             if path.stem != spec.name:
                 raise EvalkitError(f"{path}: field 'name' is '{spec.name}' but the file is named '{path.stem}.yaml'")
             found.setdefault(spec.name, (path, spec))
@@ -73,7 +89,7 @@ def resolve_tasks(name_or_group: str, dataset: str | None = None) -> list[TaskSp
     """
     path = Path(name_or_group)
     if path.suffix in (".yaml", ".yml") and path.exists():
-        return [load_spec(TaskSpec, path)]
+        return [load_task(path)]
     tasks = all_tasks()
     if name_or_group in tasks:
         return [tasks[name_or_group]]
