@@ -96,11 +96,15 @@ def _print_run_notes(summary, limit: int | None) -> None:
             highlight=False,
         )
     if summary.failed:
-        table = Table(
-            "sample", "stage", "reason", "file", title=f"{len(summary.failed)} failed sample(s)", title_justify="left"
-        )
+        table = Table(title=f"{len(summary.failed)} failed sample(s)", title_justify="left")
+        for column in ("sample", "stage", "reason"):
+            table.add_column(column)
+        table.add_column("file", no_wrap=True, overflow="fold")
         for f in summary.failed:
-            table.add_row(f["sample_id"], f["stage"], f["reason"] or "", f["file"] or "")
+            file, reason = f["file"] or "", f["reason"] or ""
+            # The file has its own column: the reason names it by its base name, so both fit a terminal.
+            reason = reason.replace(file, Path(file).name) if file else reason
+            table.add_row(f["sample_id"], f["stage"], reason, file)
         console.print(table)
 
 

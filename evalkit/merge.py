@@ -393,7 +393,8 @@ class _Merger:
             )
             for row in rows:
                 scores = self.con.execute(
-                    f"SELECT s.value, s.stats {CURRENT_SCORES} AND s.metric = ?", [run_id, row["metric"]]
+                    f"SELECT s.value, s.stats {CURRENT_SCORES} AND s.metric = ? ORDER BY s.sample_id",
+                    [run_id, row["metric"]],
                 ).fetchall()
                 try:
                     metric = get_metric(row["metric"], **(loads(row["options"], {}) or {}))
@@ -443,7 +444,7 @@ def merge_databases(sources: list[Path], into: Path, on_conflict: str = "fail") 
             try:
                 readable = _at_current_schema(Path(source), Path(scratch.name) / f"{index}.duckdb")
                 store.con.execute(f"ATTACH '{_sql_path(readable)}' AS {alias} (READ_ONLY)")
-            except duckdb.Error as exc:
+            except (duckdb.Error, EvalkitError) as exc:
                 raise EvalkitError(f"{source}: not a readable DuckDB results file: {exc}") from None
             aliases.append(alias)
         store.con.execute("BEGIN TRANSACTION")

@@ -239,6 +239,7 @@ class Runner:
             pending.append((sample, request, key, images[0].size if images else None))
 
         cached = self.store.cached_generations([key for _, _, key, _ in pending])
+        self.store.release()  # the file stays closed while the model generates
         to_generate = [p for p in pending if p[2] not in cached]
         for sample, _, key, _ in pending:
             if key in cached:
@@ -393,7 +394,9 @@ class Runner:
                 if identity is None:
                     continue
                 scored = con.execute(
-                    f"SELECT s.value, s.stats {CURRENT_SCORES} AND s.metric = ?", [run_id, spec.name]
+                    # Sample order, not storage order: a resumed run sums in the same order as an uninterrupted one.
+                    f"SELECT s.value, s.stats {CURRENT_SCORES} AND s.metric = ? ORDER BY s.sample_id",
+                    [run_id, spec.name],
                 ).fetchall()
                 stats = [loads(r[1], {}) for r in scored]
                 value = metric.aggregate([r[0] for r in scored], stats) if scored else None

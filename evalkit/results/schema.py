@@ -21,9 +21,13 @@ from evalkit.errors import EvalkitError
 
 @dataclass(frozen=True)
 class Table:
+    """A table's columns and primary key. `backfill`: SQL giving a new column's value in rows of a file that
+    lacks it, where NULL will not do (a primary-key column)."""
+
     name: str
     columns: tuple[tuple[str, str], ...]
     primary_key: tuple[str, ...] = ()
+    backfill: tuple[tuple[str, str], ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -78,6 +82,7 @@ TABLES: dict[str, Table] = {
                 "value DOUBLE, stats VARCHAR"
             ),
             ("run_id", "sample_id", "metric", "score_key"),
+            backfill=(("score_key", "'legacy:' || coalesce(metric_version, '')"),),
         ),
         Table(
             "run_metrics",
@@ -103,17 +108,16 @@ TABLES: dict[str, Table] = {
 RESULT_TABLES = tuple(name for name in TABLES if name != "schema_info")
 
 
-def legacy_score_key(metric_version: str | None) -> str:
-    """Identity of a score written before identities existed: its options and weights are unknown, so it never
-    matches a new run's identity (which re-scores from the stored generations) but still renders as it was."""
-    return f"legacy:{metric_version}"
+# A score written before identities existed gets the key 'legacy:<version>': its options and weights are
+# unknown, so it never matches a new run's identity (which re-scores from the stored generations), yet the old
+# aggregates point at it and render as they were.
 
 
 def _fill_identities_v1(con: duckdb.DuckDBPyConnection) -> None:
-    """v0 -> v1: legacy score keys, and per run what can be known of what it ran (see `backfill_run`)."""
-    con.execute("UPDATE scores SET score_key = 'legacy:' || metric_version WHERE score_key IS NULL")
+    """v0 -> v1: legacy score keys (scores got theirs in the rebuild), and per run what can be known of what it
+    ran (see evalkit/results/backfill.py)."""
     con.execute(
-        "UPDATE run_metrics SET score_key = 'legacy:' || metric_version, errored = 'zero' "
+        "UPDATE run_metrics SET score_key = 'legacy:' || coalesce(metric_version, ''), errored = 'zero' "
         "WHERE score_key IS NULL AND status = 'ok'"
     )
     from evalkit.results.backfill import backfill_runs
@@ -162,9 +166,11 @@ def _rebuild(con: duckdb.DuckDBPyConnection, table: Table, old_columns: dict[str
     # carry along any column the file has that this code does not declare.
     extra = tuple((c, t) for c, t in old_columns.items() if c not in table.column_names)
     wide = Table(table.name, table.columns + extra, table.primary_key)
-    keep = [c for c in wide.column_names if c in old_columns]
+    fills = {c: sql for c, sql in table.backfill if c not in old_columns}
+    keep = [c for c in wide.column_names if c in old_columns or c in fills]
+    values = [fills.get(c, c) for c in keep]
     con.execute(wide.ddl(f"{table.name}__new"))
-    con.execute(f"INSERT INTO {table.name}__new ({', '.join(keep)}) SELECT {', '.join(keep)} FROM {table.name}")
+    con.execute(f"INSERT INTO {table.name}__new ({', '.join(keep)}) SELECT {', '.join(values)} FROM {table.name}")
     con.execute(f"DROP TABLE {table.name}")
     con.execute(f"ALTER TABLE {table.name}__new RENAME TO {table.name}")
 

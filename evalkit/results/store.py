@@ -120,7 +120,7 @@ class Store:
         try:
             with Store(self.path, wait_s=self.wait_s):
                 pass
-        except (OSError, duckdb.Error) as exc:
+        except (OSError, duckdb.IOException, duckdb.PermissionException) as exc:
             raise EvalkitError(
                 f"{self.path}: results schema {version} needs migrating to {SCHEMA_VERSION} and the file is not "
                 f"writable here ({exc}); open it once with write access (e.g. `evalkit leaderboard` as its owner)"
