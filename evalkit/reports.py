@@ -1,9 +1,10 @@
 """Score free (reference, prediction) report pairs: `evalkit.score_reports` and `evalkit score --pairs`.
 
 No task, image or run is involved: the metrics are the same classes the runner uses, with the same
-compute-once caches. With a results database, each metric's per-pair result is also cached under
-(metric, metric version, options, hash of both texts), so scoring the same pairs again runs nothing at all,
-and a new set of predictions against the same references reuses every reference annotation.
+compute-once caches. With a results database, each metric's per-pair result is also cached under its score
+identity (metric, version, canonical options, weights fingerprint: the runner's key) and the hash of both
+texts, so scoring the same pairs again runs nothing at all, and a new set of predictions against the same
+references reuses every reference annotation.
 
     >>> from evalkit import score_reports
     >>> result = score_reports(["No effusion."], ["No pleural effusion."], metrics=["rouge_l", "bleu_4"])

@@ -37,7 +37,7 @@ from evalkit.metrics.base import Metric, ScoreIdentity, safe_score
 from evalkit.parsing import parse_output, smart_resize
 from evalkit.prompts import render_prompt
 from evalkit.results.queries import CURRENT_SCORES, failed_samples
-from evalkit.results.store import Store, dumps, loads
+from evalkit.results.store import HOLD_S, SLOW_STEP_S, Store, dumps, loads
 from evalkit.sample import Parsed, Sample
 from model_adapters.base import Adapter, GenerationRequest, GenerationResult, stable_hash
 
@@ -200,6 +200,7 @@ class Runner:
         self.batch_size = max(1, batch_size)
         self.progress = progress
         self.decoding = decoding_for(task, card)
+        self._slow_generate = True  # until a batch shows otherwise, generate with the file closed
 
     # --- generation -------------------------------------------------------------------------------------------
     def _parse(self, text: str, sample: Sample, size: tuple[int, int] | None) -> Parsed:
@@ -239,7 +240,8 @@ class Runner:
             pending.append((sample, request, key, images[0].size if images else None))
 
         cached = self.store.cached_generations([key for _, _, key, _ in pending])
-        self.store.release()  # the file stays closed while the model generates
+        if self._slow_generate:
+            self.store.release()  # the file stays closed while the model generates
         to_generate = [p for p in pending if p[2] not in cached]
         for sample, _, key, _ in pending:
             if key in cached:
@@ -248,7 +250,10 @@ class Runner:
                     text=hit["text"], tokens=hit["tokens"], latency=hit["latency"], error=None
                 )
                 counts["from_cache"] += 1
+        started = time.perf_counter()
         results = self._call_adapter([p[1] for p in to_generate])
+        if to_generate:
+            self._slow_generate = time.perf_counter() - started > SLOW_STEP_S
         new_cache = []
         for (sample, _, key, _), result in zip(to_generate, results, strict=True):
             rows[sample.sample_id].update(
@@ -336,10 +341,14 @@ class Runner:
                 [run_id, skip_errored, metric.name, identity.key],
             ).fetchall()
             rows = [(sid, Parsed.from_json(loads(p, {}))) for sid, p in rows if sid in by_id]
-            self.store.release()
+            slow = True
             for chunk in _chunks(rows, SCORE_CHUNK):
                 samples = [by_id[sid] for sid, _ in chunk]
+                if slow:
+                    self.store.release()  # closed while a slow metric scores (it reopens for its caches)
+                started = time.perf_counter()
                 scores = safe_score(metric, [p for _, p in chunk], samples)
+                slow = time.perf_counter() - started > SLOW_STEP_S
                 with self.store.transaction():
                     self.store.insert_rows(
                         "scores",
@@ -349,7 +358,7 @@ class Runner:
                             for (sid, _), score in zip(chunk, scores, strict=True)
                         ],
                     )
-                self.store.release()
+                self.store.release(held_s=HOLD_S)
 
     def _aggregate(
         self,
@@ -446,7 +455,7 @@ class Runner:
                 advance(len(self.samples) - len(todo))
                 for batch in _chunks(todo, self.batch_size):
                     counts = self._generate_batch(batch, fingerprint, run_id)
-                    self.store.release()
+                    self.store.release(held_s=HOLD_S)
                     summary.generated += counts["generated"]
                     summary.from_cache += counts["from_cache"]
                     advance(len(batch))

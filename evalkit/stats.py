@@ -28,7 +28,7 @@ import numpy as np
 from evalkit.errors import EvalkitError
 from evalkit.metrics import metric_class
 from evalkit.metrics.base import Metric, SampleScore
-from evalkit.results.queries import current_scores, run_metrics
+from evalkit.results.queries import current_scores, display_runs, run_metrics
 from evalkit.results.store import Store
 
 DEFAULT_N_BOOT = 10_000
@@ -316,13 +316,12 @@ def load_run_scores(store: Store, run_id: str, metrics: Sequence[str] | None = N
 
 
 def find_run(store: Store, task: str, model_or_run: str) -> dict[str, Any]:
-    """A run by id, or the most recent run of a model on a task; EvalkitError naming what exists otherwise."""
+    """A run by id, or the run the leaderboard shows for a model on a task (the latest full one, else the latest
+    partial one); EvalkitError naming what exists otherwise."""
     rows = store.query("SELECT * FROM runs WHERE run_id = ? AND task = ?", [model_or_run, task])
     if rows:
         return rows[0]
-    rows = store.query(
-        "SELECT * FROM runs WHERE task = ? AND model = ? ORDER BY started_at DESC LIMIT 1", [task, model_or_run]
-    )
+    rows = display_runs(store, task, model_or_run)
     if rows:
         return rows[0]
     tasks = [r["task"] for r in store.query("SELECT DISTINCT task FROM runs ORDER BY task")]

@@ -122,7 +122,8 @@ def test_readers_succeed_while_a_run_writes(tmp_path, data_root):
     _seed(db, data_root)
     pause = tmp_path / "pause"
     pause.touch()
-    writer = _start_writer(tmp_path, db, data_root, "nn-retrieval", 0.0, pause=pause)
+    # 0.3 s a batch: a model slow enough that the runner generates with the file closed.
+    writer = _start_writer(tmp_path, db, data_root, "nn-retrieval", 0.3, pause=pause)
     try:
         _wait_batches(writer, 1)  # one batch committed; the second is generating
         script = tmp_path / "reader.py"

@@ -1,9 +1,10 @@
 """The DuckDB store: the only place results live. Everything downstream (leaderboard, site, gate) reads it.
 
 Looking at results during a run: DuckDB lets one process at a time hold a file for writing, and no reader in
-while it does. So a writer keeps its connection only around each batch's transaction (`release()` after each
-commit: the runner generates and scores with the file closed), and every open retries on the lock for
-`EVALKIT_DB_WAIT_S` seconds (default 120), then says which process holds the file.
+while it does. So a writer keeps its connection only around its transactions: the runner closes the file
+before each slow step (a generate or scoring call that took over `SLOW_STEP_S` last time) and at least every
+`HOLD_S` seconds, and every open retries on the lock for `EVALKIT_DB_WAIT_S` seconds (default 120), then says
+which process holds the file. A reader thus waits at most about one batch.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from evalkit.results.schema import SCHEMA_VERSION, TABLES, ensure_schema, stored
 
 DEFAULT_DB = Path("results/evalkit.duckdb")
 DEFAULT_WAIT_S = 120.0
+HOLD_S = 0.5  # a writer closes the file at least this often (seconds), so readers get in
+SLOW_STEP_S = 0.2  # a step (generate, score) slower than this last time runs with the file closed
 _LOCK_HOLDER = re.compile(r"PID (\d+)")
 
 
@@ -99,6 +102,7 @@ class Store:
         self.read_only = read_only
         self.wait_s = wait_seconds() if wait_s is None else wait_s
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._opened_at = 0.0
         self._in_transaction = False
         if read_only and not self.path.exists():
             raise EvalkitError(f"{self.path}: no results database here (run `evalkit run` or `evalkit demo` first)")
@@ -130,16 +134,35 @@ class Store:
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = connect(self.path, self.read_only, self.wait_s)
+            self._opened_at = time.monotonic()
+            if not self.read_only:
+                # Committed batches are durable in the WAL, which readers replay; checkpointing on every
+                # release would cost ~50 ms a batch. `close()` checkpoints once, at the end.
+                self._con.execute("PRAGMA disable_checkpoint_on_shutdown")
         return self._con
 
-    def release(self) -> None:
-        """Close the file between batches (a no-op inside a transaction); the next use reopens it."""
-        if self._con is not None and not self._in_transaction:
-            self._con.close()
-            self._con = None
+    def release(self, held_s: float = 0.0) -> None:
+        """Close the file between batches (a no-op inside a transaction); the next use reopens it.
+
+        With `held_s`, only once the connection has been open that long: an open costs 30-70 ms here, so a fast
+        writer lets readers in every `held_s` seconds instead of after every batch.
+        """
+        if self._con is None or self._in_transaction:
+            return
+        if held_s and time.monotonic() - self._opened_at < held_s:
+            return
+        self._con.close()
+        self._con = None
 
     def close(self) -> None:
+        if self._in_transaction and self._con is not None:
+            self._con.execute("ROLLBACK")
         self._in_transaction = False
+        if self._con is not None and not self.read_only:
+            try:
+                self._con.execute("CHECKPOINT")
+            except duckdb.Error:
+                pass  # another connection of this process is mid-transaction: the WAL keeps the data
         self.release()
 
     def __enter__(self) -> Store:
