@@ -25,6 +25,7 @@ def leaderboard_rows(
     ci: bool = True,
     n_boot: int = 2000,
     seed: int = 0,
+    cluster: str = "auto",
 ) -> list[dict[str, Any]]:
     """One row per (task, model, metric): value, n, task size, direction, availability, primary flag, whether
     the run is partial and how many of its samples failed.
@@ -32,14 +33,20 @@ def leaderboard_rows(
     With `ci`, `ci_low`/`ci_high` are percentile-bootstrap 95% bounds from the stored per-sample scores under
     the same identity and on the same samples as the value (evalkit.stats; corpus metrics re-aggregated per
     resample, those without a vectorised path on the first 500 resamples); None where a metric has no scores.
+    `ci_unit` says what they resampled ("by patient (212 clusters)"); `cluster` picks the unit
+    (evalkit.stats.load_clustering).
     """
-    from evalkit.stats import DISPLAY_MAX_GENERIC, run_intervals
+    from evalkit.stats import DISPLAY_MAX_GENERIC, run_intervals, unit_text
 
     rows: list[dict[str, Any]] = []
     runs = latest_runs(store, task, model)
     failures = failure_counts(store, [r["run_id"] for r in runs])
     for run in runs:
-        bounds = run_intervals(store, run, n_boot=n_boot, seed=seed, max_generic=DISPLAY_MAX_GENERIC) if ci else {}
+        bounds = (
+            run_intervals(store, run, n_boot=n_boot, seed=seed, max_generic=DISPLAY_MAX_GENERIC, cluster=cluster)
+            if ci
+            else {}
+        )
         for m in run_metrics(store, run["run_id"]):
             name = m["metric"]
             rows.append(
@@ -54,6 +61,7 @@ def leaderboard_rows(
                     "failed_samples": failures[run["run_id"]],
                     "ci_low": _finite(bounds[name].ci_low) if name in bounds else None,
                     "ci_high": _finite(bounds[name].ci_high) if name in bounds else None,
+                    "ci_unit": unit_text(bounds[name].unit, bounds[name].n_clusters) if name in bounds else None,
                     "higher_is_better": m["higher_is_better"],
                     "status": m["status"],
                     "reason": m["reason"],

@@ -63,7 +63,9 @@ TABLES: dict[str, Table] = {
             "samples",
             _cols(
                 "task VARCHAR, sample_id VARCHAR, image_paths VARCHAR, prompt_vars VARCHAR, reference_text VARCHAR,"
-                "reference_boxes VARCHAR, reference_labels VARCHAR, meta VARCHAR"
+                "reference_boxes VARCHAR, reference_labels VARCHAR, meta VARCHAR,"
+                "cluster VARCHAR,"  # the sample's resampling unit (evalkit.sample.Sample.cluster)
+                "units VARCHAR"  # JSON {image, study, patient} keys (Sample.units)
             ),
             ("task", "sample_id"),
         ),
@@ -153,7 +155,7 @@ def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
     if "schema_info" in tables:
         rows = con.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchall()
         return int(rows[0][0]) if rows else 0
-    return 0 if "runs" in tables else None
+    return 0 if set(tables) & set(RESULT_TABLES) else None
 
 
 def _current(table: Table, found: tuple[dict[str, str], list[str]]) -> bool:

@@ -135,10 +135,6 @@ class Store:
         if self._con is None:
             self._con = connect(self.path, self.read_only, self.wait_s)
             self._opened_at = time.monotonic()
-            if not self.read_only:
-                # Committed batches are durable in the WAL, which readers replay; checkpointing on every
-                # release would cost ~50 ms a batch. `close()` checkpoints once, at the end.
-                self._con.execute("PRAGMA disable_checkpoint_on_shutdown")
         return self._con
 
     def release(self, held_s: float = 0.0) -> None:
@@ -158,11 +154,6 @@ class Store:
         if self._in_transaction and self._con is not None:
             self._con.execute("ROLLBACK")
         self._in_transaction = False
-        if self._con is not None and not self.read_only:
-            try:
-                self._con.execute("CHECKPOINT")
-            except duckdb.Error:
-                pass  # another connection of this process is mid-transaction: the WAL keeps the data
         self.release()
 
     def __enter__(self) -> Store:
@@ -184,6 +175,12 @@ class Store:
             raise
         self._in_transaction = False
         con.execute("COMMIT")
+
+    def has_column(self, table: str, column: str) -> bool:
+        rows = self.con.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = ? AND column_name = ?", [table, column]
+        ).fetchall()
+        return bool(rows)
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         cursor = self.con.execute(sql, params or [])
@@ -246,8 +243,17 @@ class Store:
             "reference_boxes",
             "reference_labels",
             "meta",
+            "cluster",
+            "units",
         )
         self.insert_rows("samples", columns, list(rows))
+
+    def sample_units(self, task: str) -> dict[str, tuple[str, dict[str, str]]]:
+        """Per sample id of a task: (cluster key, units). Empty for a file written before clusters were stored."""
+        if not self.has_column("samples", "cluster"):
+            return {}
+        rows = self.con.execute("SELECT sample_id, cluster, units FROM samples WHERE task = ?", [task]).fetchall()
+        return {sid: (cluster or "", loads(units, {}) or {}) for sid, cluster, units in rows}
 
     # --- generations ------------------------------------------------------------------------------------------
     def done_sample_ids(self, run_id: str) -> set[str]:
