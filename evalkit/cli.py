@@ -499,7 +499,11 @@ def _print_leaderboard(rows: list[dict]) -> None:
             run = runs[model_name]
             row = [model_name + (" [yellow](partial)[/]" if run["partial"] else "")]
             if run["failed_samples"]:
-                failed_runs.append((model_name, run["failed_samples"]))
+                policy = next(
+                    (r["errored_samples"] for r in task_rows if r["model"] == model_name and r["errored_samples"]),
+                    "zero",
+                )
+                failed_runs.append((model_name, run["failed_samples"], policy))
             n = 0
             for name in metric_names:
                 r = cells.get((model_name, name))
@@ -520,10 +524,11 @@ def _print_leaderboard(rows: list[dict]) -> None:
             console.print(f"[dim]95% CIs resampled {'; '.join(units)}[/]", highlight=False)
         if absent:
             console.print(f"[dim]unavailable here (see `evalkit metrics`): {', '.join(absent)}[/]")
-        for model_name, count in failed_runs:
+        for model_name, count, policy in failed_runs:
+            how = "left out of n" if policy == "exclude" else "scored as empty answers, in n"
             console.print(
-                f"[yellow]{model_name}: {count} failed sample(s)[/] (scored as the task says: errored_samples); "
-                f"see `evalkit export --task {task_name} --model {model_name}` (error, raw_output columns)",
+                f"[yellow]{model_name}: {count} failed sample(s)[/] ({how}; the task's errored_samples: {policy}); "
+                f"see `evalkit export --task {task_name} --model {model_name}` (error, error_file columns)",
                 highlight=False,
                 soft_wrap=True,
             )

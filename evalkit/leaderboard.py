@@ -59,6 +59,7 @@ def leaderboard_rows(
                     "task_size": run["task_size"],
                     "partial": run["partial"],
                     "failed_samples": failures[run["run_id"]],
+                    "errored_samples": m["errored"],  # how they count: zero (in n, as empty answers) or exclude
                     "ci_low": _finite(bounds[name].ci_low) if name in bounds else None,
                     "ci_high": _finite(bounds[name].ci_high) if name in bounds else None,
                     "ci_unit": unit_text(bounds[name].unit, bounds[name].n_clusters) if name in bounds else None,
