@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from evalkit.results.queries import display_runs, failure_counts, run_metrics
-from evalkit.results.store import Store
+from evalkit.results.store import Store, loads
 
 
 def latest_runs(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
@@ -30,6 +30,9 @@ def leaderboard_rows(
     """One row per (task, model, metric): value, n, task size, direction, availability, primary flag, whether
     the run is partial and how many of its samples failed.
 
+    `reference` is the label of a reference row (a card with `reference`, e.g. inter-reader agreement), which
+    tables show apart from the ranked models; None for a model.
+
     With `ci`, `ci_low`/`ci_high` are percentile-bootstrap 95% bounds from the stored per-sample scores under
     the same identity and on the same samples as the value (evalkit.stats; corpus metrics re-aggregated per
     resample, those without a vectorised path on the first 500 resamples); None where a metric has no scores.
@@ -42,6 +45,7 @@ def leaderboard_rows(
     runs = latest_runs(store, task, model)
     failures = failure_counts(store, [r["run_id"] for r in runs])
     for run in runs:
+        reference = reference_label(run)
         bounds = (
             run_intervals(store, run, n_boot=n_boot, seed=seed, max_generic=DISPLAY_MAX_GENERIC, cluster=cluster)
             if ci
@@ -69,6 +73,7 @@ def leaderboard_rows(
                     "primary": m["is_primary"],
                     "run_id": run["run_id"],
                     "run_status": run["status"],
+                    "reference": reference,
                 }
             )
     return rows
@@ -76,3 +81,10 @@ def leaderboard_rows(
 
 def _finite(value: float) -> float | None:
     return value if value == value and abs(value) != float("inf") else None
+
+
+def reference_label(run: dict[str, Any]) -> str | None:
+    """The stored card's `reference` label: a reference row (e.g. radiologists), not a model to rank."""
+    card = loads(run.get("card"), {}) or {}
+    label = card.get("reference") if isinstance(card, dict) else None
+    return str(label) if label else None

@@ -26,7 +26,7 @@ from typing import Any
 
 import evalkit
 from evalkit.errors import EvalkitError
-from evalkit.leaderboard import latest_runs
+from evalkit.leaderboard import latest_runs, reference_label
 from evalkit.registry import PROJECT_ROOT
 from evalkit.results.queries import failed_samples, run_metrics, sample_values, task_spec
 from evalkit.results.store import Store, loads
@@ -83,6 +83,7 @@ class ModelRow:
     n: int
     rank: int = 0
     vs_leader: dict[str, Any] | None = None
+    reference: str | None = None  # label of a reference row (e.g. inter-reader agreement): shown, never ranked
     task_size: int | None = None
     partial: bool = False
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -280,7 +281,7 @@ class SiteBuilder:
                         _finite(row["value"]), _finite(b.ci_low) if b else None, _finite(b.ci_high) if b else None
                     )
             n = max((r["n"] or 0 for r in stored[run["run_id"]].values()), default=0)
-            row = ModelRow(run["model"], slug(run["model"]), _provenance(run), cells, n)
+            row = ModelRow(run["model"], slug(run["model"]), _provenance(run), cells, n, reference=reference_label(run))
             row.task_size, row.partial = run.get("task_size"), bool(run.get("partial"))
             row.failures = failed_samples(self.store, run["run_id"])
             rows.append(row)
@@ -300,8 +301,10 @@ class SiteBuilder:
                 return (r.partial, math.inf if v is None else (-v if good else v))
 
             rows.sort(key=key)
-        for i, r in enumerate(rows, 1):
-            r.rank = i
+        # Reference rows (radiologists) go below the models, unranked, and are never "the leader".
+        rows = [r for r in rows if not r.reference] + [r for r in rows if r.reference]
+        for i, r in enumerate(r for r in rows if not r.reference):
+            r.rank = i + 1
         view = TaskView(
             name=name,
             slug=slug(name),
@@ -316,7 +319,7 @@ class SiteBuilder:
             unavailable=unavailable,
             ci_unit="; ".join(units),
         )
-        if primary and len(rows) > 1:
+        if primary and sum(1 for r in rows if not r.reference) > 1:
             self._vs_leader(view, primary)
             self._pairwise(view, primary, instances[primary].higher_is_better)
         for column in columns:
@@ -340,6 +343,8 @@ class SiteBuilder:
             return
         found = []
         for row in view.rows[1:]:
+            if row.reference:
+                continue
             try:
                 paired = load_pairs(self.store, view.name, row.run, leader.run, [primary], self.cluster)
             except EvalkitError:
@@ -361,7 +366,7 @@ class SiteBuilder:
     def _pairwise(self, view: TaskView, primary: str, higher_is_better: bool) -> None:
         from evalkit.site_pairwise import matrix_svg, pairwise_map
 
-        ranked = [(r.model, r.run) for r in view.rows if r.cells[primary].value is not None]
+        ranked = [(r.model, r.run) for r in view.rows if r.cells[primary].value is not None and not r.reference]
         view.pairwise = pairwise_map(
             self.store,
             view.name,
