@@ -42,42 +42,32 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def _run_pairs(tasks, card, store, data_root, limit, batch_size, adapter_options, quiet=False):
-    from evalkit.runner import Runner, build_adapter, data_root_default, load_samples
+def _summary_line(summary) -> str:
+    """One run's outcome; `cached` counts content-cache hits and samples an earlier run of this pair kept."""
+    kept = f", {summary.reused} kept from the last run" if summary.reused else ""
+    metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
+    unavailable = "".join(f"\n    {k}: unavailable: {v}" for k, v in summary.unavailable.items())
+    return (
+        f"[bold]{summary.task}[/] · {summary.model}: n={summary.n_samples} generated={summary.generated} "
+        f"cached={summary.from_cache + summary.reused}{kept} errors={summary.errors} "
+        f"parse_failures={summary.parse_failures} ({summary.seconds:.1f}s)\n    {metrics}{unavailable}"
+    )
 
-    root = data_root or data_root_default()
-    adapter = build_adapter(card, **adapter_options)
-    summaries = []
-    try:
-        for task in tasks:
-            adapter.prepare(task, lambda task=task: load_samples(task, root, split="train"))
-            runner = Runner(
-                store,
-                task,
-                card,
-                adapter,
-                data_root=root,
-                limit=limit,
-                batch_size=batch_size,
-                progress=not quiet and sys.stderr.isatty(),
-            )
-            summary = runner.run()
-            summaries.append(summary)
-            if not quiet:
-                metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
-                unavailable = "".join(f"\n    {k}: unavailable: {v}" for k, v in summary.unavailable.items())
-                console.print(
-                    f"[bold]{task.name}[/] · {card.name}: n={summary.n_samples} generated={summary.generated} "
-                    f"cached={summary.from_cache} errors={summary.errors} parse_failures={summary.parse_failures} "
-                    f"({summary.seconds:.1f}s)\n    {metrics}{unavailable}",
-                    highlight=False,
-                )
-    finally:
-        # Adapters that own a process (a managed `vllm serve`) stop it here, also after an error or Ctrl-C.
-        close = getattr(adapter, "close", None)
-        if callable(close):
-            close()
-    return summaries
+
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    """Ctrl-C: say what was kept and how to resume, then exit 130 (the shell's code for SIGINT)."""
+    from evalkit.errors import RunInterrupted
+
+    if isinstance(exc, RunInterrupted):
+        err.print(
+            f"interrupted: {exc.task} · {exc.model}: {exc.kept} of {exc.total} samples kept in the database; "
+            "run the same command again to resume from there.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        err.print("interrupted before any sample was generated; nothing to resume.", highlight=False)
+    raise typer.Exit(130)
 
 
 @app.command()
@@ -135,9 +125,9 @@ def run(
 
       evalkit run --model ./checkpoints/sft --task phantom-grounding --limit 50
     """
+    from evalkit.evaluation import evaluate
     from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.store import Store
-    from model_adapters.base import adapter_options, card_with_overrides, default_batch_size
+    from model_adapters.base import card_with_overrides
 
     try:
         tasks = resolve_tasks(task, dataset)
@@ -149,14 +139,22 @@ def run(
             max_pixels=max_pixels,
             endpoint=endpoint,
         )
-        batch = batch_size if batch_size is not None else default_batch_size(card)
-        options = adapter_options(
-            card, batch_size=batch, device=device, allow_remote_credentialed=allow_remote_credentialed
+        evaluate(
+            card,
+            tasks,
+            db=db,
+            data_root=data_root,
+            limit=limit,
+            batch_size=batch_size,
+            device=device,
+            adapter_options={"allow_remote_credentialed": allow_remote_credentialed},
+            progress=True,
+            on_summary=lambda summary: console.print(_summary_line(summary), highlight=False),
         )
-        with Store(db) as store:
-            _run_pairs(tasks, card, store, data_root, limit, batch, options)
     except EvalkitError as exc:
         _fail(exc)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
 
 
 @app.command()
@@ -193,12 +191,15 @@ def score(
       evalkit score --pairs pairs.jsonl --json > scores.json
     """
     from evalkit.config import BOX_FORMATS, ModelCard
+    from evalkit.evaluation import evaluate
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import Runner, data_root_default, load_samples
-    from evalkit.store import Store
+    from evalkit.runner import data_root_default, load_samples
     from model_adapters.predictions import PredictionsAdapter, read_predictions
 
     if pairs is not None:
+        extra = [flag for flag, value in (("--task", task), ("--predictions", predictions)) if value is not None]
+        if extra:
+            _fail(EvalkitError(f"{' and '.join(extra)} cannot go with --pairs: free pairs have no task"))
         _score_pairs(pairs, metric_names, metric_options, db, json_out)
         return
     try:
@@ -233,10 +234,7 @@ def score(
         )
         adapter = PredictionsAdapter(card, preds)
         chosen = [s for s in samples if s.sample_id in preds]
-        with Store(db) as store:
-            summary = Runner(
-                store, spec, card, adapter, data_root=root, samples=chosen, batch_size=256, progress=False
-            ).run()
+        (summary,) = evaluate(card, spec, db=db, data_root=root, adapter=adapter, samples=chosen, batch_size=256)
         missing = len(samples) - len(chosen)
         console.print(
             f"[bold]{spec.name}[/] · {model_name}: scored {summary.n_samples} predictions"
@@ -485,6 +483,8 @@ def demo(
         rows = run_demo(db, data_root, limit=limit, tiny_model=tiny_model, console=console)
     except EvalkitError as exc:
         _fail(exc)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     _print_leaderboard(rows)
 
 

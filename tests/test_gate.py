@@ -99,17 +99,10 @@ def test_holm_uses_the_step_down_levels():
 # --- the command on a stored database ----------------------------------------------------------------------------
 @pytest.fixture()
 def report_db(db, data_root):
-    from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, build_adapter, load_samples
-    from evalkit.store import Store
+    from evalkit import evaluate
 
-    spec = resolve_tasks("phantom-report")[0]
     for model in ("nn-retrieval", "normal-template"):
-        card = resolve_model(model)
-        adapter = build_adapter(card)
-        adapter.prepare(spec, lambda: load_samples(spec, data_root, split="train"))
-        with Store(db) as store:
-            Runner(store, spec, card, adapter, data_root=data_root, progress=False).run()
+        evaluate(model, "phantom-report", db=db, data_root=data_root)
     return db
 
 
