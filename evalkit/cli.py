@@ -13,6 +13,7 @@ from rich.table import Table
 
 from evalkit.errors import EvalkitError
 from evalkit.store import DEFAULT_DB
+from evalkit.tables import folding, split_by_width
 
 app = typer.Typer(
     help="Evaluate chest X-ray vision-language models: run tasks, score predictions, compare and gate checkpoints.",
@@ -125,11 +126,12 @@ def run(
 
       evalkit run --model ./checkpoints/sft --task phantom-grounding --limit 50
     """
-    from evalkit.evaluation import evaluate
+    from evalkit.evaluation import check_device, evaluate
     from evalkit.registry import resolve_model, resolve_tasks
     from model_adapters.base import card_with_overrides
 
     try:
+        check_device(device)
         tasks = resolve_tasks(task, dataset)
         card = card_with_overrides(
             resolve_model(model),
@@ -309,13 +311,26 @@ def tasks(json_out: Annotated[bool, typer.Option("--json", help="Machine-readabl
             )
         )
         return
-    table = Table("task", "kind", "data set", "access", "metrics (primary first)", "groups")
+    # A narrow console gets the primary metric only (the full list is in --json), the kind and access
+    # abbreviated, and data set + metric in one wrapping column; names are never cut.
+    wide = console.width >= 140
+    if wide:
+        table = Table("task", "kind", "data set", "access", "metrics (primary first)", "groups")
+    else:
+        table = Table("task", "kind", "access", "data set · primary metric")
+    folding(table, whole=(0, 1, 2))
     for s in specs.values():
         names = [s.primary_metric] + [n for n in s.metric_names if n != s.primary_metric]
-        table.add_row(
-            f"{s.name} v{s.version}", s.kind, s.dataset.loader, s.access, ", ".join(names), ", ".join(s.groups)
-        )
+        name = f"{s.name} v{s.version}"
+        if wide:
+            table.add_row(name, s.kind, s.dataset.loader, s.access, ", ".join(names), ", ".join(s.groups))
+        else:
+            access = "cred." if s.access == "credentialed" else s.access
+            more = f" (+{len(names) - 1})" if len(names) > 1 else ""
+            table.add_row(name, s.kind.replace("_generation", ""), access, f"{s.dataset.loader} · {names[0]}{more}")
     console.print(table)
+    if not wide:
+        console.print("cred. = credentialed data (PhysioNet licence); `evalkit tasks --json` lists every metric")
     console.print("groups: " + "; ".join(f"{g} = {', '.join(m)}" for g, m in sorted(task_groups().items())))
 
 
@@ -331,10 +346,12 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Machine-readab
     if json_out:
         print(json.dumps([c.model_dump() for c in cards.values()], indent=2))
         return
-    table = Table("model", "adapter", "checkpoint", "box format", "thinking", "source")
+    # The source citation is long prose: shown on wide consoles, left to `--json` on narrow ones.
+    wide = console.width >= 120
+    table = Table("model", "adapter", "checkpoint", "box format", "thinking", *(["source"] if wide else []))
     for c in cards.values():
-        table.add_row(c.name, c.adapter, c.checkpoint, c.box_format, c.thinking, c.source[:60])
-    console.print(table)
+        table.add_row(c.name, c.adapter, c.checkpoint, c.box_format, c.thinking, *([c.source[:60]] if wide else []))
+    console.print(folding(table, whole=(0, 1, 3, 4)))
 
 
 @app.command()
@@ -365,7 +382,7 @@ def metrics(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
         table.add_row(
             f"{r['name']} v{r['version']}", r["kind"], "↑" if r["higher_is_better"] else "↓", status, r["description"]
         )
-    console.print(table)
+    console.print(folding(table))
 
 
 @app.command()
@@ -405,11 +422,6 @@ def _print_leaderboard(rows: list[dict]) -> None:
         absent = [m for m in metric_names if all(r["status"] == "unavailable" for r in task_rows if r["metric"] == m)]
         metric_names = [m for m in metric_names if m not in absent]
         directions = {r["metric"]: "↑" if r["higher_is_better"] else "↓" for r in task_rows}
-        table = Table(title=task_name, title_justify="left")
-        table.add_column("model")
-        for name in metric_names:
-            table.add_column(f"{name} {directions[name]}", justify="right")
-        table.add_column("n", justify="right")
         models_seen = list(dict.fromkeys(r["model"] for r in task_rows))
         primary = metric_names[0]
         cells = {(r["model"], r["metric"]): r for r in task_rows}
@@ -420,22 +432,26 @@ def _print_leaderboard(rows: list[dict]) -> None:
                 return float("inf")
             return -r["value"] if r["higher_is_better"] else r["value"]
 
-        for model_name in sorted(models_seen, key=key):
-            row = [model_name]
-            n = 0
-            for name in metric_names:
+        ordered = sorted(models_seen, key=key)
+        columns: list[tuple[str, list[str]]] = []
+        n_by_model = dict.fromkeys(ordered, 0)
+        for name in metric_names:
+            column = []
+            for model_name in ordered:
                 r = cells.get((model_name, name))
                 if r is None:
-                    row.append("")
+                    column.append("")
                 elif r["status"] == "unavailable":
-                    row.append("[dim]unavailable[/]")
+                    column.append("[dim]unavailable[/]")
                 else:
                     ci = "" if r.get("ci_low") is None else f" [dim][{r['ci_low']:.3f}, {r['ci_high']:.3f}][/]"
-                    row.append(_fmt(r["value"]) + ci)
-                    n = max(n, r["n"] or 0)
-            row.append(str(n))
-            table.add_row(*row)
-        console.print(table)
+                    column.append(_fmt(r["value"]) + ci)
+                    n_by_model[model_name] = max(n_by_model[model_name], r["n"] or 0)
+            columns.append((f"{name} {directions[name]}", column))
+        columns.append(("n", [str(n_by_model[m]) for m in ordered]))
+        # Too wide for the console: several tables, each repeating the model column (names are never cut).
+        for table in split_by_width(console, task_name, ("model", ordered), columns):
+            console.print(table)
         if absent:
             console.print(f"[dim]unavailable here (see `evalkit metrics`): {', '.join(absent)}[/]")
 
@@ -457,9 +473,16 @@ def export(
             raise EvalkitError(f"--format must be jsonl, csv or parquet, not '{fmt}'")
         if fmt == "parquet" and out is None:
             raise EvalkitError("--format parquet needs --out FILE")
+        if out is not None and out.is_dir():
+            raise EvalkitError(f"--out {out} is a folder; give a file name, e.g. --out {out / ('results.' + fmt)}")
         with Store(db, read_only=True) as store:
             rows = export_rows(store, task, model)
-        write_rows(rows, fmt, out)
+        try:
+            write_rows(rows, fmt, out)
+        except OSError as exc:
+            raise EvalkitError(
+                f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable path"
+            ) from None
         if out is not None:
             err.print(f"wrote {len(rows)} rows to {out}")
     except EvalkitError as exc:
@@ -497,12 +520,22 @@ def data_phantom(
     """Generate the synthetic phantom chest X-ray set (and, optionally, real-layout copies for loader tests)."""
     from evalkit.data.phantom import ensure_phantom, write_mimic_cxr_layout, write_ms_cxr_layout
 
-    root = ensure_phantom(out)
-    console.print(f"phantom set at {root}")
-    if mimic_layout:
-        console.print(f"MIMIC-CXR-JPG layout at {write_mimic_cxr_layout(root, mimic_layout)}")
-    if ms_cxr_layout:
-        console.print(f"MS-CXR layout at {write_ms_cxr_layout(root, ms_cxr_layout)}")
+    try:
+        for flag, folder in (("--out", out), ("--mimic-layout", mimic_layout), ("--ms-cxr-layout", ms_cxr_layout)):
+            if folder is not None and folder.exists() and not folder.is_dir():
+                raise EvalkitError(f"{flag} {folder} is a file; give a folder (it is created if absent)")
+        try:
+            err.print(f"making the phantom set at {out} ...", highlight=False)
+            root = ensure_phantom(out)
+            console.print(f"phantom set at {root}")
+            if mimic_layout:
+                console.print(f"MIMIC-CXR-JPG layout at {write_mimic_cxr_layout(root, mimic_layout)}")
+            if ms_cxr_layout:
+                console.print(f"MS-CXR layout at {write_ms_cxr_layout(root, ms_cxr_layout)}")
+        except OSError as exc:
+            raise EvalkitError(f"{exc.filename or out}: cannot write the phantom set ({exc.strerror or exc})") from None
+    except EvalkitError as exc:
+        _fail(exc)
 
 
 def _register_command_modules() -> None:
