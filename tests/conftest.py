@@ -35,3 +35,10 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def db(tmp_path: Path) -> Path:
     return tmp_path / "results.duckdb"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests start Chromium: they belong to the full suite (`.ci/run`), not the fast lane."""
+    for item in items:
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.slow)

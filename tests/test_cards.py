@@ -157,7 +157,9 @@ def test_run_defaults_come_from_the_card(captured: dict[str, Any], tmp_path: Pat
     card = captured["card"]
     assert card.adapter == "vllm" and card.serving.tensor_parallel_size == 2
     assert captured["batch_size"] == 256 and captured["options"] == {}
-    _run("--model", "tiny-qwen3vl", "--task", "phantom-report", "--db", tmp_path / "r.duckdb", "--device", "cpu")
+    local = tmp_path / "local.yaml"  # a transformers card (tiny-qwen3vl would build its model first)
+    local.write_text(f"name: local\nadapter: transformers\ncheckpoint: {tmp_path}\n")
+    _run("--model", local, "--task", "phantom-report", "--db", tmp_path / "r.duckdb", "--device", "cpu")
     assert captured["options"] == {"batch_size": 16, "device": "cpu"}
 
 

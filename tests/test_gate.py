@@ -44,6 +44,7 @@ def _two_metrics() -> dict[str, Metric]:
     return {"miou": get_metric("miou"), "acc50": get_metric("acc50")}
 
 
+@pytest.mark.slow
 def test_candidate_equal_to_baseline_passes_in_at_least_95_percent_of_seeds():
     passes, powers = 0, []
     for seed in range(40):
@@ -74,6 +75,7 @@ def test_direction_is_respected_for_lower_is_better_metrics():
     assert better.passed and better.improvement > 0
 
 
+@pytest.mark.slow
 def test_reported_power_predicts_the_pass_rate():
     # Margin = 1.645 SE: a one-sided 5% test of an unchanged candidate passes about half the time.
     margin = 1.645 * 0.1 / np.sqrt(N)

@@ -12,6 +12,8 @@ from evalkit import evaluate
 from evalkit.data.phantom import generate_phantom
 from evalkit.data.phantom_report import NORMAL_REPORTS
 
+pytestmark = pytest.mark.slow  # a full-size phantom set (the demo's 450 images) per module
+
 
 @pytest.fixture(scope="module")
 def full_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -109,6 +109,7 @@ def _table(db: Path, sql: str):
         return store.con.execute(sql).fetchall()
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, data_root):
     script = tmp_path / "slow_run.py"
     script.write_text(SLOW_RUN)

@@ -136,6 +136,7 @@ def test_missing_values_are_left_out_like_aggregate():
     assert metric.from_sums(r.matrix.sum(axis=0)) == pytest.approx(0.6)
 
 
+@pytest.mark.slow
 def test_corpus_f1_intervals_cover_the_true_value_at_about_the_nominal_rate():
     rng = np.random.default_rng(11)
     trials, covered = 200, 0
