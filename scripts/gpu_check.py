@@ -525,14 +525,13 @@ def vllm_stage(check: Check, workdir: Path, device: str, args: argparse.Namespac
 def runner_stage(check: Check, workdir: Path, tiny_dir: Path, device: str, args: argparse.Namespace) -> None:
     if importlib.util.find_spec("duckdb") is None:
         raise SkipStage("duckdb is not installed (the runner's store needs it)")
-    from evalkit.evaluation import evaluate
+    from evalkit.evaluation import build_quietly, evaluate
     from evalkit.registry import all_tasks
     from evalkit.store import Store
-    from model_adapters.transformers_local import TransformersAdapter
 
     task = all_tasks()["phantom-report"]
     card = tiny_card(tiny_dir, args.tiny_tokens)
-    adapter = TransformersAdapter(card, device=device, batch_size=16)
+    adapter = build_quietly(card, device=device, batch_size=16)
     from evalkit.data.phantom import generate_phantom
 
     root = workdir / "runner-data"
