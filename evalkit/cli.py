@@ -1,4 +1,4 @@
-"""The `evalkit` command line (Typer). Exit codes: 0 ok, 1 gate failed / regression, 2 usage or input error."""
+"""The `evalkit` command line (Typer). Exit codes: 0 ok, 1 regression shown, 2 usage or input error, 3 inconclusive."""
 
 from __future__ import annotations
 
@@ -393,14 +393,21 @@ def leaderboard(
     json_out: Annotated[
         bool, typer.Option("--json", help="A JSON list of {task, model, metric, value, n, ...}.")
     ] = False,
+    cluster: Annotated[
+        str,
+        typer.Option(
+            help="Unit the 95% CIs resample: auto (stored: patient, else study, else image), none, image, "
+            "study, patient."
+        ),
+    ] = "auto",
 ) -> None:
-    """Print stored results: one table per task, one row per model."""
+    """Print stored results: one table per task, one row per model, with 95% CIs (the resampled unit is named)."""
     from evalkit.leaderboard import leaderboard_rows
     from evalkit.store import Store
 
     try:
         with Store(db, read_only=True) as store:
-            rows = leaderboard_rows(store, task, model)
+            rows = leaderboard_rows(store, task, model, cluster=cluster)
     except EvalkitError as exc:
         _fail(exc)
     if json_out:
@@ -452,6 +459,9 @@ def _print_leaderboard(rows: list[dict]) -> None:
         # Too wide for the console: several tables, each repeating the model column (names are never cut).
         for table in split_by_width(console, task_name, ("model", ordered), columns):
             console.print(table)
+        units = dict.fromkeys(r["ci_unit"] for r in task_rows if r.get("ci_unit"))
+        if units:
+            console.print(f"[dim]95% CIs resampled {'; '.join(units)}[/]", highlight=False)
         if absent:
             console.print(f"[dim]unavailable here (see `evalkit metrics`): {', '.join(absent)}[/]")
 
