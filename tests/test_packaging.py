@@ -67,3 +67,11 @@ def test_the_wheel_carries_the_bundled_folders(tmp_path):
     ):
         assert expected in names, expected
     assert not any(n.startswith(("tests/", "site/", "tasks/")) for n in names)
+
+
+def test_bundled_training_recipes_load_by_name_from_any_folder(tmp_path, monkeypatch):
+    from training.config import load_train_config
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("cpu-demo-sft", "training/configs/cpu-demo-sft.yaml"):
+        assert load_train_config(Path(name), recipe="sft").recipe == "sft"
