@@ -27,7 +27,7 @@ from typing import Any
 import evalkit
 from evalkit.errors import EvalkitError
 from evalkit.leaderboard import latest_runs, reference_label
-from evalkit.registry import PROJECT_ROOT
+from evalkit.resources import bundled
 from evalkit.results.queries import failed_samples, run_metrics, sample_values, task_spec
 from evalkit.results.store import Store, loads
 from evalkit.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
@@ -42,7 +42,7 @@ from evalkit.stats import (
     unit_text,
 )
 
-SITE_DIR = PROJECT_ROOT / "site"
+SITE_DIR = bundled("site")
 MARKER = ".evalkit-site"
 IMAGE_MAX_SIDE = 768
 

@@ -19,7 +19,8 @@ from evalkit.metrics import get_metric
 from evalkit.metrics.lexical import RougeL
 from evalkit.registry import resolve_model, resolve_tasks
 from evalkit.results.store import Store
-from evalkit.runner import Runner, build_adapter, load_samples
+from evalkit.runner import Runner, load_samples
+from model_adapters.registry import build_adapter
 
 cli = CliRunner()
 

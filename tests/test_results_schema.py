@@ -54,7 +54,8 @@ def test_old_format_database_opens_after_migration_and_renders_as_before(legacy_
 def test_a_new_run_on_a_migrated_file_rescores_legacy_scores_and_generates_nothing(legacy_db, tmp_path):
     from evalkit.data.phantom import generate_phantom
     from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, build_adapter, load_samples
+    from evalkit.runner import Runner, load_samples
+    from model_adapters.registry import build_adapter
 
     root = tmp_path / "data"
     generate_phantom(root / "phantom", n_train=12, n_validate=2, n_test=6)  # the fixture's data, made again
