@@ -49,7 +49,7 @@ def _summary_line(summary) -> str:
     metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
     unavailable = "".join(f"\n    {k}: unavailable: {v}" for k, v in summary.unavailable.items())
     return (
-        f"[bold]{summary.task}[/] · {summary.model}: n={summary.n_samples} generated={summary.generated} "
+        f"[bold]{summary.task}[/] · {summary.model}: n={_n_of(summary)} generated={summary.generated} "
         f"cached={summary.from_cache + summary.reused}{kept} errors={summary.errors} "
         f"parse_failures={summary.parse_failures} ({summary.seconds:.1f}s)\n    {metrics}{unavailable}"
     )
@@ -71,6 +71,38 @@ def _interrupted(exc: KeyboardInterrupt) -> None:
     raise typer.Exit(130)
 
 
+def _n_of(summary) -> str:
+    """'16/16', or '5/16 (partial)': samples the run holds against the task's size."""
+    n = f"{summary.n_samples}/{summary.task_size}"
+    return f"{n} [yellow](partial)[/]" if summary.partial else n
+
+
+def _print_summary(summary, limit: int | None) -> None:
+    console.print(_summary_line(summary), highlight=False)
+    _print_run_notes(summary, limit)
+
+
+def _print_run_notes(summary, limit: int | None) -> None:
+    """What a user must not miss: values cover more samples than --limit asked for; samples that failed."""
+    if limit is not None and summary.n_samples > summary.requested:
+        console.print(
+            f"    [dim]--limit {limit}: the run already holds {summary.n_samples} samples; values and CIs are "
+            f"over all of them (a limited call never replaces a larger run's numbers)[/]",
+            highlight=False,
+        )
+    if summary.failed:
+        table = Table(title=f"{len(summary.failed)} failed sample(s)", title_justify="left")
+        for column in ("sample", "stage", "reason"):
+            table.add_column(column)
+        table.add_column("file", no_wrap=True, overflow="fold")
+        for f in summary.failed:
+            file, reason = f["file"] or "", f["reason"] or ""
+            # The file has its own column: the reason names it by its base name, so both fit a terminal.
+            reason = reason.replace(file, Path(file).name) if file else reason
+            table.add_row(f["sample_id"], f["stage"], reason, file)
+        console.print(table)
+
+
 @app.command()
 def run(
     model: Annotated[str, typer.Option("--model", "-m", help="Card name, card YAML path or checkpoint folder.")],
@@ -78,7 +110,13 @@ def run(
     db: DbOption = DEFAULT_DB,
     data_root: DataRootOption = None,
     dataset: Annotated[str | None, typer.Option(help="For a task group: which data set's tasks.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N samples of each task.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Generate at most the first N samples of each task (values cover every sample the run holds).",
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -151,7 +189,7 @@ def run(
             device=device,
             adapter_options={"allow_remote_credentialed": allow_remote_credentialed},
             progress=True,
-            on_summary=lambda summary: console.print(_summary_line(summary), highlight=False),
+            on_summary=lambda summary: _print_summary(summary, limit),
         )
         if card.reference:  # a reference row's numbers are the point of the run: show them with their CIs
             _print_reference_rows(db, [t.name for t in tasks], card.name)
@@ -227,7 +265,13 @@ def score(
         if len(specs) != 1:
             raise EvalkitError(f"--task must name one task, '{task}' is a group of {len(specs)}")
         spec = specs[0]
+        _check_external_name(model_name)
         preds = read_predictions(predictions)
+        if not preds:
+            raise EvalkitError(
+                f"{predictions}: no predictions (expected one JSON object per line with "
+                "'sample_id' and 'prediction'); nothing was scored or stored"
+            )
         root = data_root or data_root_default()
         samples = load_samples(spec, root)
         known = {s.sample_id for s in samples}
@@ -246,19 +290,35 @@ def score(
         )
         adapter = PredictionsAdapter(card, preds)
         chosen = [s for s in samples if s.sample_id in preds]
-        (summary,) = evaluate(card, spec, db=db, data_root=root, adapter=adapter, samples=chosen, batch_size=256)
+        (summary,) = evaluate(
+            card, spec, db=db, data_root=root, adapter=adapter, samples=chosen, batch_size=256, task_size=len(samples)
+        )
         missing = len(samples) - len(chosen)
         console.print(
-            f"[bold]{spec.name}[/] · {model_name}: scored {summary.n_samples} predictions"
-            + (f" ({missing} task samples had no prediction)" if missing else ""),
+            f"[bold]{spec.name}[/] · {model_name}: scored and stored {summary.n_samples} predictions in {db} "
+            f"(run {summary.run_id}, n={_n_of(summary)})"
+            + (f"; {missing} task samples had no prediction" if missing else ""),
             highlight=False,
         )
         for name, value in summary.metrics.items():
             console.print(f"  {name}: {_fmt(value)}")
         for name, reason in summary.unavailable.items():
             console.print(f"  {name}: unavailable: {reason}")
+        _print_run_notes(summary, None)
     except EvalkitError as exc:
         _fail(exc)
+
+
+def _check_external_name(name: str) -> None:
+    """Predictions made elsewhere must not take a card's name: on the leaderboard they would pass for (or hide)
+    `evalkit run --model NAME`'s results."""
+    from evalkit.registry import all_cards
+
+    if name in all_cards():
+        raise EvalkitError(
+            f"--model-name '{name}' is the name of a model card; predictions made elsewhere need a name of their "
+            f"own, e.g. --model-name '{name}-external'; nothing was scored or stored"
+        )
 
 
 def _score_pairs(path: Path, metric_names: str | None, options_file: Path | None, db: Path, json_out: bool) -> None:
@@ -443,16 +503,28 @@ def _print_leaderboard(rows: list[dict]) -> None:
         primary = metric_names[0]
         cells = {(r["model"], r["metric"]): r for r in task_rows}
 
-        def key(model_name: str, cells: dict = cells, primary: str = primary) -> float:
+        runs = {r["model"]: r for r in task_rows}
+
+        def key(model_name: str, cells: dict = cells, primary: str = primary, runs: dict = runs) -> tuple:
+            # Partial runs (fewer samples than the task) are listed after the full ones, never ranked among them.
             r = cells.get((model_name, primary))
             if not r or r["value"] is None:
-                return float("inf")
-            return -r["value"] if r["higher_is_better"] else r["value"]
+                return (runs[model_name]["partial"], float("inf"))
+            return (runs[model_name]["partial"], -r["value"] if r["higher_is_better"] else r["value"])
 
         references = {r["model"]: r["reference"] for r in task_rows if r.get("reference")}
         ranked = sorted((m for m in models_seen if m not in references), key=key)
         ordered = [*ranked, *sorted(references)]  # reference rows (not models) go last and are not ranked
-        labels = [f"{m} [dim](reference: {references[m]})[/]" if m in references else m for m in ordered]
+        labels = []
+        failed_runs = []
+        for m in ordered:
+            label = f"{m} [dim](reference: {references[m]})[/]" if m in references else m
+            labels.append(label + (" [yellow](partial)[/]" if runs[m]["partial"] else ""))
+            if runs[m]["failed_samples"]:
+                policy = next(
+                    (r["errored_samples"] for r in task_rows if r["model"] == m and r["errored_samples"]), "zero"
+                )
+                failed_runs.append((m, runs[m]["failed_samples"], policy))
         columns: list[tuple[str, list[str]]] = []
         n_by_model = dict.fromkeys(ordered, 0)
         for name in metric_names:
@@ -468,7 +540,10 @@ def _print_leaderboard(rows: list[dict]) -> None:
                     column.append(_fmt(r["value"]) + ci)
                     n_by_model[model_name] = max(n_by_model[model_name], r["n"] or 0)
             columns.append((f"{name} {directions[name]}", column))
-        columns.append(("n", [str(n_by_model[m]) for m in ordered]))
+        sizes = {m: runs[m].get("task_size") for m in ordered}
+        columns.append(
+            ("n / task", [f"{n_by_model[m]}/{sizes[m]}" if sizes[m] else str(n_by_model[m]) for m in ordered])
+        )
         # Too wide for the console: several tables, each repeating the model column (names are never cut).
         for table in split_by_width(console, task_name, ("model", labels), columns):
             if references:
@@ -479,6 +554,14 @@ def _print_leaderboard(rows: list[dict]) -> None:
             console.print(f"[dim]95% CIs resampled {'; '.join(units)}[/]", highlight=False)
         if absent:
             console.print(f"[dim]unavailable here (see `evalkit metrics`): {', '.join(absent)}[/]")
+        for model_name, count, policy in failed_runs:
+            how = "left out of n" if policy == "exclude" else "scored as empty answers, in n"
+            console.print(
+                f"[yellow]{model_name}: {count} failed sample(s)[/] ({how}; the task's errored_samples: {policy}); "
+                f"see `evalkit export --task {task_name} --model {model_name}` (error, error_file columns)",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @app.command()
@@ -518,7 +601,7 @@ def export(
 def demo(
     db: DbOption = DEFAULT_DB,
     data_root: DataRootOption = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N samples of each task.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N samples of each task.")] = None,
     tiny_model: Annotated[
         bool, typer.Option(help="Also build and run a tiny random Qwen3-VL (transformers path).")
     ] = True,

@@ -79,6 +79,12 @@ class TaskSpec(Strict):
     primary_metric: str
     decoding: DecodingSpec = Field(default_factory=DecodingSpec)
     groups: list[str] = Field(default_factory=list, description="Task groups this task belongs to.")
+    errored_samples: Literal["zero", "exclude"] = Field(
+        default="zero",
+        description="A sample whose generation failed (unreadable image, adapter error): 'zero' scores it as an "
+        "empty answer (0 on the overlap and box metrics), so n stays the task's size and runs stay comparable; "
+        "'exclude' leaves it out of n. Either way the run summary, leaderboard and site show it.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -90,6 +90,7 @@ def evaluate(
     adapter: Adapter | None = None,
     adapter_options: Mapping[str, Any] | None = None,
     samples: Sequence[Sample] | None = None,
+    task_size: int | None = None,
     skip_unsupported: bool = False,
     progress: bool | str = False,
     on_summary: Callable[[RunSummary], None] | None = None,
@@ -108,6 +109,8 @@ def evaluate(
         adapter: An adapter built by the caller (kept open: the caller closes it); default: built from the card.
         adapter_options: More constructor settings (e.g. allow_remote_credentialed); each back end takes its own.
         samples: Run exactly these samples instead of loading the task's split (one task only).
+        task_size: With `samples`, how many samples the task has (default: len(samples)); a run holding fewer is
+            shown as partial.
         skip_unsupported: Skip tasks the model cannot answer (a report-only baseline on a grounding task)
             instead of failing.
         progress: Per-run progress on stderr: True (a bar on a terminal, plain lines elsewhere), False, or
@@ -159,6 +162,7 @@ def evaluate(
                 limit=limit,
                 batch_size=batch,
                 progress=progress,
+                task_size=task_size,
             )
             summary = runner.run()
             summaries.append(summary)

@@ -38,8 +38,9 @@ from pydantic import Field, field_validator
 
 from evalkit.config import Strict, load_spec
 from evalkit.errors import EvalkitError
+from evalkit.results.queries import current_scores
+from evalkit.results.store import Store
 from evalkit.stats import PairedData, find_run, holm, load_pairs, paired_bootstrap_distribution, unit_text
-from evalkit.store import Store
 
 TARGET_POWER = 0.8
 
@@ -372,8 +373,8 @@ def _task_tests(
         notes.append(f"{task}: margins given for metrics not gated here: {', '.join(unknown)}")
     counts = {}
     for run in (cand_run, base_run):
-        rows = store.query("SELECT metric, count(*) AS n FROM scores WHERE run_id = ? GROUP BY metric", [run["run_id"]])
-        counts[run["run_id"]] = {r["metric"]: r["n"] for r in rows}
+        current = current_scores(store, run["run_id"])
+        counts[run["run_id"]] = {metric: len(ids) for metric, (ids, _, _) in current.items()}
     for p in paired:
         scored = (counts[cand_run["run_id"]].get(p.metric, 0), counts[base_run["run_id"]].get(p.metric, 0))
         if p.a.n < max(scored):

@@ -1,29 +1,20 @@
-"""Leaderboard rows from stored aggregates: the latest run per (task, model), with bootstrap 95% CIs."""
+"""Leaderboard rows from stored aggregates: per (task, model) the run `display_runs` picks, with bootstrap 95% CIs.
+
+Everything shown comes from the database (what each run stored: direction, primary metric, n, task size,
+failed samples), so an old file renders the same after task YAML files change or disappear.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from evalkit.metrics import all_metrics
-from evalkit.registry import all_tasks
-from evalkit.store import Store, loads
+from evalkit.results.queries import display_runs, failure_counts, run_metrics
+from evalkit.results.store import Store, loads
 
 
 def latest_runs(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
-    """The most recent run of each (task, model), finished or not (an unfinished one is flagged)."""
-    where, params = [], []
-    if task:
-        where.append("task = ?")
-        params.append(task)
-    if model:
-        where.append("model = ?")
-        params.append(model)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    return store.query(
-        f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY task, model ORDER BY started_at DESC) AS rk "
-        f"FROM runs {clause}) WHERE rk = 1 ORDER BY task, model",
-        params,
-    )
+    """The run shown for each (task, model): the latest full run, else the latest partial one (flagged)."""
+    return display_runs(store, task, model)
 
 
 def leaderboard_rows(
@@ -36,35 +27,32 @@ def leaderboard_rows(
     seed: int = 0,
     cluster: str = "auto",
 ) -> list[dict[str, Any]]:
-    """One row per (task, model, metric): value, n, direction, availability, whether it is the primary metric.
+    """One row per (task, model, metric): value, n, task size, direction, availability, primary flag, whether
+    the run is partial and how many of its samples failed.
 
     `reference` is the label of a reference row (a card with `reference`, e.g. inter-reader agreement), which
     tables show apart from the ranked models; None for a model.
 
-    With `ci`, `ci_low`/`ci_high` are percentile-bootstrap 95% bounds from the stored per-sample scores
-    (evalkit.stats; corpus metrics re-aggregated per resample, those without a vectorised path on the first
-    500 resamples); None where a metric has no stored scores. `ci_unit` says what they resampled
-    ("by patient (212 clusters)"); `cluster` picks the unit (evalkit.stats.load_clustering).
+    With `ci`, `ci_low`/`ci_high` are percentile-bootstrap 95% bounds from the stored per-sample scores under
+    the same identity and on the same samples as the value (evalkit.stats; corpus metrics re-aggregated per
+    resample, those without a vectorised path on the first 500 resamples); None where a metric has no scores.
+    `ci_unit` says what they resampled ("by patient (212 clusters)"); `cluster` picks the unit
+    (evalkit.stats.load_clustering).
     """
     from evalkit.stats import DISPLAY_MAX_GENERIC, run_intervals, unit_text
 
-    metrics = all_metrics()
-    tasks = all_tasks()
     rows: list[dict[str, Any]] = []
-    for run in latest_runs(store, task, model):
-        spec = tasks.get(run["task"])
+    runs = latest_runs(store, task, model)
+    failures = failure_counts(store, [r["run_id"] for r in runs])
+    for run in runs:
         reference = reference_label(run)
-        order = spec.metric_names if spec else []
-        stored = {m["metric"]: m for m in store.query("SELECT * FROM run_metrics WHERE run_id = ?", [run["run_id"]])}
-        names = [n for n in order if n in stored] + sorted(n for n in stored if n not in order)
         bounds = (
             run_intervals(store, run, n_boot=n_boot, seed=seed, max_generic=DISPLAY_MAX_GENERIC, cluster=cluster)
             if ci
             else {}
         )
-        for name in names:
-            m = stored[name]
-            cls = metrics.get(name)
+        for m in run_metrics(store, run["run_id"]):
+            name = m["metric"]
             rows.append(
                 {
                     "task": run["task"],
@@ -72,13 +60,17 @@ def leaderboard_rows(
                     "metric": name,
                     "value": m["value"],
                     "n": m["n"],
+                    "task_size": run["task_size"],
+                    "partial": run["partial"],
+                    "failed_samples": failures[run["run_id"]],
+                    "errored_samples": m["errored"],  # how they count: zero (in n, as empty answers) or exclude
                     "ci_low": _finite(bounds[name].ci_low) if name in bounds else None,
                     "ci_high": _finite(bounds[name].ci_high) if name in bounds else None,
                     "ci_unit": unit_text(bounds[name].unit, bounds[name].n_clusters) if name in bounds else None,
-                    "higher_is_better": cls.higher_is_better if cls else True,
+                    "higher_is_better": m["higher_is_better"],
                     "status": m["status"],
                     "reason": m["reason"],
-                    "primary": bool(spec and spec.primary_metric == name),
+                    "primary": m["is_primary"],
                     "run_id": run["run_id"],
                     "run_status": run["status"],
                     "reference": reference,

@@ -24,6 +24,8 @@ sample record, so a score always belongs to the text it scored). Either way the 
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,14 +33,17 @@ from typing import Any
 import duckdb
 
 from evalkit.errors import EvalkitError
-from evalkit.store import Store, loads
+from evalkit.results.queries import CURRENT_SCORES
+from evalkit.results.schema import RESULT_TABLES, SCHEMA_VERSION, stored_version
+from evalkit.results.store import Store, connect, loads, wait_seconds
 
 ON_CONFLICT = ("fail", "keep-first")
 RUN_IDENTITY = ("task", "task_version", "model", "model_fingerprint", "adapter", "decoding")
 RUN_BOOKKEEPING = ("status", "started_at", "finished_at", "n_samples", "summary", "git_sha", "evalkit_version")
 # Image paths are locations, not content: the same data set mounted elsewhere must not conflict.
 SAMPLE_CONTENT = ("prompt_vars", "reference_text", "reference_boxes", "reference_labels")
-KNOWN_TABLES = ("runs", "samples", "generations", "scores", "run_metrics", "generation_cache", "annotation_cache")
+# schema_info is each file's own (the target's version is what the merged file is written in).
+KNOWN_TABLES = (*RESULT_TABLES, "schema_info")
 CACHES = {"generation_cache": ("cache_key",), "annotation_cache": ("annotator", "annotator_version", "text_hash")}
 CACHE_VALUE = {"generation_cache": "text", "annotation_cache": "value"}
 
@@ -295,12 +300,13 @@ class _Merger:
 
     def merge_scores(self, alias: str, label: str, run_id: str, sample_ids: list[str]) -> None:
         self._set_ids(sample_ids)
+        # A score is one (sample, metric, identity): other options or weights are other scores, not conflicts.
         query = (
-            "SELECT sample_id, metric, metric_version, value, stats FROM {}.scores WHERE run_id = ? "
+            "SELECT sample_id, metric, score_key, metric_version, value, stats FROM {}.scores WHERE run_id = ? "
             "AND sample_id IN (SELECT id FROM _merge_ids)"
         )
-        theirs = {(r[0], r[1]): r[2:] for r in self.con.execute(query.format(alias), [run_id]).fetchall()}
-        ours = {(r[0], r[1]): r[2:] for r in self.con.execute(query.format("main"), [run_id]).fetchall()}
+        theirs = {(r[0], r[1], r[2]): r[3:] for r in self.con.execute(query.format(alias), [run_id]).fetchall()}
+        ours = {(r[0], r[1], r[2]): r[3:] for r in self.con.execute(query.format("main"), [run_id]).fetchall()}
         missing = [key for key in theirs if key not in ours]
         duplicates = 0
         for key, (version, value, stats) in theirs.items():
@@ -314,15 +320,15 @@ class _Merger:
                 differing = ["stats"]
             if differing:
                 detail = f"version {mine[0]} value {mine[1]} kept; version {version} value {value} not"
-                score_key = {"run_id": run_id, "sample_id": key[0], "metric": key[1]}
+                score_key = {"run_id": run_id, "sample_id": key[0], "metric": key[1], "score_key": key[2]}
                 self.conflict("scores", score_key, label, differing, detail)
             else:
                 duplicates += 1
         self.report.count(self.report.duplicates, "scores", duplicates)
-        for sample_id, metric in missing:
-            where = "WHERE run_id = ? AND sample_id = ? AND metric = ?"
+        for sample_id, metric, key in missing:
+            where = "WHERE run_id = ? AND sample_id = ? AND metric = ? AND score_key = ?"
             self.report.count(
-                self.report.added, "scores", self.copy(alias, "scores", where, [run_id, sample_id, metric])
+                self.report.added, "scores", self.copy(alias, "scores", where, [run_id, sample_id, metric, key])
             )
             self.recompute.add(run_id)
 
@@ -378,29 +384,20 @@ class _Merger:
     # --- aggregates ---------------------------------------------------------------------------------------------
     def recompute_aggregates(self) -> None:
         """Aggregates of runs that received samples from a later file, from the merged per-sample scores (the
-        metric's own `aggregate`, with the task's metric options when the task is known here)."""
+        metric's own `aggregate`, with the options the run stored)."""
         from evalkit.metrics import get_metric
-        from evalkit.registry import all_tasks
 
-        try:
-            tasks = all_tasks()
-        except EvalkitError:
-            tasks = {}
         for run_id in sorted(self.recompute):
-            run = self.store.query("SELECT task, task_version FROM runs WHERE run_id = ?", [run_id])
-            spec = tasks.get(run[0]["task"]) if run else None
-            known = spec is not None and spec.version == run[0]["task_version"]
-            options = {m.name: m.options for m in spec.metrics} if known else {}
             rows = self.store.query(
-                "SELECT metric, metric_version FROM run_metrics WHERE run_id = ? AND status = 'ok'", [run_id]
+                "SELECT metric, options FROM run_metrics WHERE run_id = ? AND status = 'ok'", [run_id]
             )
             for row in rows:
                 scores = self.con.execute(
-                    "SELECT value, stats FROM scores WHERE run_id = ? AND metric = ? AND metric_version = ?",
-                    [run_id, row["metric"], row["metric_version"]],
+                    f"SELECT s.value, s.stats {CURRENT_SCORES} AND s.metric = ? ORDER BY s.sample_id",
+                    [run_id, row["metric"]],
                 ).fetchall()
                 try:
-                    metric = get_metric(row["metric"], **options.get(row["metric"], {}))
+                    metric = get_metric(row["metric"], **(loads(row["options"], {}) or {}))
                     values, stats = [s[0] for s in scores], [loads(s[1], {}) for s in scores]
                     value = metric.aggregate(values, stats) if scores else None
                 except Exception as exc:
@@ -439,13 +436,15 @@ def merge_databases(sources: list[Path], into: Path, on_conflict: str = "fail") 
     report = MergeReport(into=str(into), sources=[str(s) for s in sources], on_conflict=on_conflict)
     store = Store(into)
     aliases: list[str] = []
+    scratch = tempfile.TemporaryDirectory(prefix="evalkit-merge-")
     try:
         merger = _Merger(store, report)
         for index, source in enumerate(sources):
             alias = f"merge_src_{index}"
             try:
-                store.con.execute(f"ATTACH '{_sql_path(source)}' AS {alias} (READ_ONLY)")
-            except duckdb.Error as exc:
+                readable = _at_current_schema(Path(source), Path(scratch.name) / f"{index}.duckdb")
+                store.con.execute(f"ATTACH '{_sql_path(readable)}' AS {alias} (READ_ONLY)")
+            except (duckdb.Error, EvalkitError) as exc:
                 raise EvalkitError(f"{source}: not a readable DuckDB results file: {exc}") from None
             aliases.append(alias)
         store.con.execute("BEGIN TRANSACTION")
@@ -468,10 +467,25 @@ def merge_databases(sources: list[Path], into: Path, on_conflict: str = "fail") 
             except duckdb.Error:
                 pass
         store.close()
+        scratch.cleanup()
         if not report.written and not existed:
             into.unlink(missing_ok=True)
             Path(str(into) + ".wal").unlink(missing_ok=True)
     return report
+
+
+def _at_current_schema(source: Path, scratch: Path) -> Path:
+    """The source itself, or a migrated copy when it was written by an older evalkit (sources stay untouched)."""
+    con = connect(source, True, wait_seconds())
+    try:
+        version = stored_version(con)
+    finally:
+        con.close()
+    if version is None or version == SCHEMA_VERSION:
+        return source
+    shutil.copyfile(source, scratch)
+    Store(scratch).close()  # migrates the copy (or says the file is newer than this evalkit)
+    return scratch
 
 
 def _sql_path(path: Path) -> str:

@@ -43,6 +43,22 @@ def card_dirs() -> list[Path]:
     return _dirs(bundled("cards"), "EVALKIT_CARDS_PATH")
 
 
+def check_metric_options(spec: TaskSpec, path: Path) -> TaskSpec:
+    """Each metric of a task exists and its options are that metric's typed options; errors name the file."""
+    from evalkit.metrics import metric_class
+
+    for metric in spec.metrics:
+        try:
+            metric_class(metric.name).check_options(metric.options)
+        except EvalkitError as exc:
+            raise EvalkitError(f"{path}: {exc}") from None
+    return spec
+
+
+def load_task(path: Path) -> TaskSpec:
+    return check_metric_options(load_spec(TaskSpec, path), path)
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for a close match, else ''."""
     close = difflib.get_close_matches(name, list(known), n=2, cutoff=0.6)
@@ -56,7 +72,7 @@ def _scan(dirs: list[Path], model: type) -> tuple[dict[str, tuple[Path, object]]
     for folder in dirs:
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
             try:
-                spec = load_spec(model, path)
+                spec = load_task(path) if model is TaskSpec else load_spec(model, path)
                 if path.stem != spec.name:
                     raise EvalkitError(
                         f"{path}: field 'name' is '{spec.name}' but the file is named '{path.stem}.yaml'"
@@ -108,7 +124,7 @@ def resolve_tasks(name_or_group: str, dataset: str | None = None) -> list[TaskSp
     tasks = all_tasks()
     single = None
     if path.suffix in (".yaml", ".yml") and path.exists():
-        single = load_spec(TaskSpec, path)
+        single = load_task(path)
     elif name_or_group in tasks:
         single = tasks[name_or_group]
     if single is not None:

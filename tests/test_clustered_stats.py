@@ -169,9 +169,9 @@ def test_old_results_files_get_the_cluster_columns_and_read_as_iid(tmp_path):
     )
     con.execute("INSERT INTO samples VALUES ('t', 's1', '[]', '{}', NULL, '[]', '[]', '{}')")
     con.close()
-    with Store(path, read_only=True) as store:
-        assert not store.has_column("samples", "cluster") and store.sample_units("t") == {}
-    with Store(path) as store:  # opened for writing: the columns are added, old rows keep NULL
+    with Store(path, read_only=True) as store:  # the first open migrates: the columns are added, old rows keep NULL
+        assert store.has_column("samples", "cluster") and store.sample_units("t") == {"s1": ("", {})}
+    with Store(path) as store:
         assert store.has_column("samples", "cluster") and store.has_column("samples", "units")
         assert store.sample_units("t") == {"s1": ("", {})}
         store.put_samples([["t", "s2", "[]", "{}", None, "[]", "[]", "{}", "image:x", '{"image": "image:x"}']])

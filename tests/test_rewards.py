@@ -9,7 +9,7 @@ import pytest
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
 from evalkit.metrics import get_metric
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.metrics.grounding import soft_f1_iou
 from evalkit.parsing import parse_output
 from evalkit.sample import Sample
@@ -160,6 +160,9 @@ def test_conversational_completions() -> None:
 class _Flaky(Metric):
     name = "flaky"
     kind = "report"
+
+    class Options(MetricOptions):
+        why: str | None = None  # the reason `available()` gives; metric options are typed
 
     def available(self) -> str | None:
         return self.options.get("why")

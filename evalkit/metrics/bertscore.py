@@ -26,7 +26,7 @@ from typing import Any
 from evalkit.metrics import register_metric
 from evalkit.metrics._annotations import annotate, pair_hash, weights_fingerprint
 from evalkit.metrics._weights import model_dir
-from evalkit.metrics.base import ModelBackedMetric, SampleScore
+from evalkit.metrics.base import MetricOptions, ModelBackedMetric, SampleScore, setting
 from evalkit.sample import Parsed, Sample
 
 CODE_VERSION = "1"
@@ -171,6 +171,16 @@ class BertScoreF1(ModelBackedMetric):
     version = "1"
     requires = "bert-score and distilbert-base-uncased available locally"
     description = "BERTScore F1 (distilbert-base-uncased, layer 5, rescaled with baseline), mean over samples"
+
+    class Options(MetricOptions):
+        model_type: str = "distilbert-base-uncased"
+        num_layers: int = 5
+        model_path: str | None = None
+        rescale_with_baseline: bool = True
+        baseline_path: str | None = None
+        idf: bool = False
+        device: str | None = setting()
+        batch_size: int = setting(64)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

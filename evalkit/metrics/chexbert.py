@@ -37,7 +37,7 @@ from evalkit.metrics._weights import (
     user_cache_dir,
     weights_root,
 )
-from evalkit.metrics.base import ModelBackedMetric, SampleScore
+from evalkit.metrics.base import MetricOptions, ModelBackedMetric, SampleScore, setting
 from evalkit.sample import Parsed, Sample
 
 CONDITIONS = CHEXPERT_LABELS  # CheXbert's heads, in order
@@ -252,6 +252,12 @@ class _CheXbertF1(ModelBackedMetric):
     requires = "CheXbert weights (chexbert.pth) and the bert-base-uncased tokenizer, available locally"
     labels: ClassVar[tuple[int, ...]] = ALL_INDEX
     average: ClassVar[str] = "micro"
+
+    class Options(MetricOptions):
+        checkpoint: str | None = None
+        tokenizer: str = "bert-base-uncased"
+        device: str | None = setting()
+        batch_size: int = setting(32)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

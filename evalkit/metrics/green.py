@@ -35,7 +35,7 @@ from typing import Any
 from evalkit.metrics import register_metric
 from evalkit.metrics._annotations import annotate, pair_hash, weights_fingerprint
 from evalkit.metrics._weights import model_dir
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import Metric, MetricOptions, SampleScore, setting
 from evalkit.sample import Parsed, Sample
 
 CODE_VERSION = "1"
@@ -237,6 +237,21 @@ class Green(Metric):
     version = "1"
     requires = "GREEN judge weights locally (transformers) or a local OpenAI-compatible server serving them"
     description = "GREEN (StanfordAIMI/GREEN-radllama2-7b judge, run locally), mean over samples"
+
+    class Options(MetricOptions):
+        backend: str = "transformers"
+        model: str = DEFAULT_MODEL
+        model_path: str | None = None
+        base_url: str | None = None
+        served_model_name: str | None = None
+        allow_remote: bool = setting(False)
+        max_length: int = 2048
+        max_new_tokens: int = 1024
+        trust_remote_code: bool = False
+        batch_size: int = setting(8)
+        max_concurrency: int = setting(8)
+        request_timeout_s: float = setting(600.0)
+        device: str | None = setting()
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -29,7 +29,7 @@ import numpy as np
 
 from evalkit.errors import EvalkitError
 from evalkit.metrics import register_metric
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.sample import Box, Parsed, Sample
 
 
@@ -346,11 +346,11 @@ class _CocoMetric(_GroundingMetric):
     _index: ClassVar[int]  # 0: AP@[.5:.95], 1: AP@.5
     BACKENDS: ClassVar[tuple[str, ...]] = ("evalkit", "pycocotools")
 
+    class Options(MetricOptions):
+        backend: str = "evalkit"
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        unknown = set(options) - {"backend"}
-        if unknown:
-            raise EvalkitError(f"metric '{self.name}': unknown option(s) {sorted(unknown)}; known: ['backend']")
         self.backend = options.get("backend", "evalkit")
         if self.backend not in self.BACKENDS:
             raise EvalkitError(f"metric '{self.name}': backend must be one of {self.BACKENDS}, not '{self.backend}'")

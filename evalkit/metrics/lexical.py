@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from evalkit.metrics import register_metric
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.sample import Parsed, Sample
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?|[^\sa-z0-9]")
@@ -32,6 +32,9 @@ class RougeL(Metric):
     name = "rouge_l"
     version = "1"
     description = "ROUGE-L F1 (rouge-score, stemmer on), mean over samples"
+
+    class Options(MetricOptions):
+        use_stemmer: bool = True
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

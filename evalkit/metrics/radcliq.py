@@ -26,9 +26,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from evalkit.metrics import register_metric
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.metrics.bertscore import BertScoreClient
 from evalkit.metrics.chexbert import CheXbertClient, embedding
 from evalkit.metrics.radgraph import RadGraphClient
@@ -114,6 +115,12 @@ class RadCliQV1(Metric):
     higher_is_better = False
     requires = "RadGraph (original model), CheXbert and distilroberta-base weights, available locally"
     description = "RadCliQ-v1 (published scaler + coefficients), mean over samples; lower is better"
+
+    class Options(MetricOptions):
+        # Options of the three models inside RadCliQ (see the CheXbert, RadGraph and BERTScore metrics).
+        radgraph: dict[str, Any] = Field(default_factory=dict)
+        chexbert: dict[str, Any] = Field(default_factory=dict)
+        bertscore: dict[str, Any] = Field(default_factory=dict)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

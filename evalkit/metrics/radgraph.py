@@ -46,7 +46,7 @@ from evalkit.metrics._weights import (
     user_cache_dir,
     weights_root,
 )
-from evalkit.metrics.base import ModelBackedMetric, SampleScore
+from evalkit.metrics.base import MetricOptions, ModelBackedMetric, SampleScore, setting
 from evalkit.sample import Parsed, Sample
 
 CODE_VERSION = "1"
@@ -507,6 +507,14 @@ class _RadGraphF1(ModelBackedMetric):
     version = "1"
     requires = "RadGraph weights (radgraph-xl.tar.gz, extracted) and its BERT tokenizer/config, available locally"
     level_index: ClassVar[int] = 0
+
+    class Options(MetricOptions):
+        model_type: str = DEFAULT_MODEL
+        model_dir: str | None = None
+        transformer: str | None = None
+        max_words: int = DEFAULT_MAX_WORDS
+        device: str | None = setting()
+        batch_size: int = setting(16)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
