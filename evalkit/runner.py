@@ -21,6 +21,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import evalkit
+from evalkit.answers import parse_for_card
 from evalkit.config import ModelCard, TaskSpec
 from evalkit.data import get_loader
 from evalkit.data.issues import collect_issues, issues_summary
@@ -28,7 +29,7 @@ from evalkit.errors import EvalkitError, SampleError
 from evalkit.images import image_hash, load_image
 from evalkit.metrics import get_metric
 from evalkit.metrics.base import Metric, safe_score
-from evalkit.parsing import parse_output, smart_resize
+from evalkit.profiles import get_profile
 from evalkit.prompts import render_prompt
 from evalkit.sample import Parsed, Sample
 from evalkit.store import Store, dumps, loads
@@ -184,13 +185,15 @@ class Runner:
 
     # --- generation -------------------------------------------------------------------------------------------
     def _parse(self, text: str, sample: Sample, size: tuple[int, int] | None) -> Parsed:
-        size = sample.image_size or size
-        resized = None
-        if size is not None and self.card.box_format == "pixels_resized":
-            kwargs = {k: v for k, v in self.card.image.model_dump().items() if v is not None}
-            resized = smart_resize(size[0], size[1], factor=int(self.card.options.get("resize_factor", 28)), **kwargs)
-        pattern = self.card.options.get("answer_pattern")
-        return parse_output(text, self.task.parser, self.card.box_format, self.card.thinking, size, resized, pattern)
+        profile = get_profile(self.task.profile)
+        return parse_for_card(
+            text,
+            self.task.parser,
+            self.card,
+            sample.image_size or size,
+            answer_rule=profile.answer_rule,
+            box_convention=profile.box_convention,
+        )
 
     def _generate_batch(self, batch: Sequence[Sample], fingerprint: str, run_id: str) -> dict[str, int]:
         counts = {"generated": 0, "from_cache": 0, "errors": 0}

@@ -1,4 +1,12 @@
-"""Lexical report metrics: ROUGE-L (rouge-score) and BLEU-n (pycocoevalcap's BleuScorer arithmetic)."""
+"""Lexical report metrics: ROUGE-1/2/L (rouge-score) and BLEU-n (pycocoevalcap's BleuScorer arithmetic).
+
+BLEU's input convention is an option, because it moves the number a lot:
+- `tokenization: raw` (default): the strings as written, split on whitespace, case-sensitive, punctuation attached
+  to words. This is what vilmedic's and RadEval's `Bleu` do (they hand the raw reports to the BleuScorer), hence
+  what RadVLM-GRPO's `calcAllMetrics_whole` reports.
+- `tokenization: lower_punct`: lower-cased, punctuation split off as its own token (`bleu_tokenize`), the input
+  pycocoevalcap's PTB tokenizer would produce for captioning; evalkit's earlier default.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from evalkit.errors import EvalkitError
 from evalkit.metrics import register_metric
 from evalkit.metrics.base import Metric, SampleScore
 from evalkit.sample import Parsed, Sample
@@ -21,37 +30,73 @@ def bleu_tokenize(text: str) -> str:
     return " ".join(_TOKEN_RE.findall(text.lower()))
 
 
+BLEU_TOKENIZATIONS = ("raw", "lower_punct")
+
+
 def _reference(sample: Sample) -> str:
     return sample.reference_text or ""
 
 
-@register_metric
-class RougeL(Metric):
-    """ROUGE-L F-measure per sample, mean over samples (rouge-score, Porter stemmer on, as RadEval/RadVLM)."""
+class _Rouge(Metric):
+    """A rouge-score F-measure per sample, mean over samples (Porter stemmer on, as vilmedic/RadEval/RadVLM)."""
 
-    name = "rouge_l"
     version = "1"
-    description = "ROUGE-L F1 (rouge-score, stemmer on), mean over samples"
+    rouge_type: str = "rougeL"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         from rouge_score import rouge_scorer
 
-        self._scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=options.get("use_stemmer", True))
+        self._scorer = rouge_scorer.RougeScorer([self.rouge_type], use_stemmer=options.get("use_stemmer", True))
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         out = []
         for pred, sample in zip(predictions, samples, strict=True):
-            result = self._scorer.score(_reference(sample), pred.answer or "")["rougeL"]
+            result = self._scorer.score(_reference(sample), pred.answer or "")[self.rouge_type]
             out.append(SampleScore(float(result.fmeasure), {}))
         return out
 
 
-def bleu_stats(prediction: str, reference: str, n: int = 4) -> dict[str, Any]:
-    """pycocoevalcap's cooked statistics for one (prediction, reference) pair."""
+@register_metric
+class RougeL(_Rouge):
+    name = "rouge_l"
+    description = "ROUGE-L F1 (rouge-score, stemmer on), mean over samples"
+
+
+@register_metric
+class Rouge1(_Rouge):
+    name = "rouge_1"
+    rouge_type = "rouge1"
+    description = "ROUGE-1 F1 (rouge-score, stemmer on), mean over samples"
+
+
+@register_metric
+class Rouge2(_Rouge):
+    name = "rouge_2"
+    rouge_type = "rouge2"
+    description = "ROUGE-2 F1 (rouge-score, stemmer on), mean over samples"
+
+
+@register_metric
+class ResponseLength(Metric):
+    """Length of the scored answer in characters, mean over samples (RadVLM-GRPO's Table 3 reports it beside
+    each reward; the answer is what the metrics see, i.e. after the profile's answer rule and cut)."""
+
+    name = "response_chars"
+    higher_is_better = False
+    description = "mean answer length in characters (after the answer rule)"
+
+    def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+        return [SampleScore(float(len(pred.answer or "")), {}) for pred in predictions]
+
+
+def bleu_stats(prediction: str, reference: str, n: int = 4, tokenization: str = "raw") -> dict[str, Any]:
+    """pycocoevalcap's cooked statistics for one (prediction, reference) pair (whitespace split of the inputs)."""
     from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
 
-    cooked = cook_test(bleu_tokenize(prediction), cook_refs([bleu_tokenize(reference)], n=n), eff="closest", n=n)
+    if tokenization == "lower_punct":
+        prediction, reference = bleu_tokenize(prediction), bleu_tokenize(reference)
+    cooked = cook_test(prediction, cook_refs([reference], n=n), eff="closest", n=n)
     return {
         "testlen": cooked["testlen"],
         "reflen": cooked["reflen"],
@@ -82,11 +127,23 @@ class _Bleu(Metric):
 
     n: int = 4
     corpus = True
+    version = "2"  # 2: raw-string input by default (vilmedic/RadEval); `tokenization: lower_punct` is version 1's
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        unknown = set(options) - {"tokenization"}
+        if unknown:
+            raise EvalkitError(f"metric '{self.name}': unknown option(s) {sorted(unknown)}; known: ['tokenization']")
+        self.tokenization = options.get("tokenization", "raw")
+        if self.tokenization not in BLEU_TOKENIZATIONS:
+            raise EvalkitError(
+                f"metric '{self.name}': tokenization must be one of {BLEU_TOKENIZATIONS}, not '{self.tokenization}'"
+            )
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         out = []
         for pred, sample in zip(predictions, samples, strict=True):
-            stats = bleu_stats(pred.answer or "", _reference(sample), n=4)
+            stats = bleu_stats(pred.answer or "", _reference(sample), n=4, tokenization=self.tokenization)
             value = _bleu_from_counts(stats["correct"], stats["guess"], stats["testlen"], stats["reflen"], self.n)
             out.append(SampleScore(value, stats))
         return out
@@ -122,25 +179,25 @@ class _Bleu(Metric):
 class Bleu4(_Bleu):
     name = "bleu_4"
     n = 4
-    description = "corpus BLEU-4 (pycocoevalcap arithmetic, closest reference length)"
+    description = "corpus BLEU-4 (pycocoevalcap arithmetic, closest reference length, raw strings)"
 
 
 @register_metric
 class Bleu1(_Bleu):
     name = "bleu_1"
     n = 1
-    description = "corpus BLEU-1 (pycocoevalcap arithmetic, closest reference length)"
+    description = "corpus BLEU-1 (pycocoevalcap arithmetic, closest reference length, raw strings)"
 
 
 @register_metric
 class Bleu2(_Bleu):
     name = "bleu_2"
     n = 2
-    description = "corpus BLEU-2 (pycocoevalcap arithmetic, closest reference length)"
+    description = "corpus BLEU-2 (pycocoevalcap arithmetic, closest reference length, raw strings)"
 
 
 @register_metric
 class Bleu3(_Bleu):
     name = "bleu_3"
     n = 3
-    description = "corpus BLEU-3 (pycocoevalcap arithmetic, closest reference length)"
+    description = "corpus BLEU-3 (pycocoevalcap arithmetic, closest reference length, raw strings)"
