@@ -201,3 +201,86 @@ class Bleu3(_Bleu):
     name = "bleu_3"
     n = 3
     description = "corpus BLEU-3 (pycocoevalcap arithmetic, closest reference length, raw strings)"
+
+
+# --- CIDEr-D (vilmedic's / pycocoevalcap's CiderD scorer arithmetic) ----------------------------------------------
+
+
+def _ngram_counts(text: str, n: int = 4) -> dict[str, int]:
+    """Whitespace-split n-grams (1..n) of the raw string in the scorer's insertion order, keyed "w1 w2"."""
+    words = text.split()
+    counts: dict[str, int] = {}
+    for k in range(1, n + 1):
+        for i in range(len(words) - k + 1):
+            key = " ".join(words[i : i + k])
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def cider_d(records: Sequence[dict[str, Any]], n: int = 4, sigma: float = 6.0) -> tuple[float, list[float]]:
+    """Corpus CIDEr-D and per-sample scores from per-sample n-gram counts (`cider_hyp`, `cider_ref`).
+
+    The scorer's own quirks are kept, because they are what RadVLM-GRPO reports: document frequencies come from
+    the references of the scored corpus (so the value depends on the corpus, and a bootstrap resample counts a
+    drawn-twice reference twice), the idf is log(#samples) - log(max(1, df)), the Gaussian length penalty uses the
+    number of *bigrams* as the length, and the per-sample score is 10 x the mean over n of the clipped cosine. With
+    no reference n-gram at all the scorer raises; evalkit returns NaN.
+    """
+    document_frequency: dict[str, int] = {}
+    for record in records:
+        for key in record["cider_ref"]:
+            document_frequency[key] = document_frequency.get(key, 0) + 1
+    if not document_frequency:
+        return float("nan"), [float("nan")] * len(records)
+    ref_len = np.log(float(len(records)))
+
+    def vector(counts: dict[str, int]) -> tuple[list[dict[str, float]], list[float], int]:
+        vec: list[dict[str, float]] = [{} for _ in range(n)]
+        norm = [0.0] * n
+        length = 0
+        for key, term_freq in counts.items():
+            order = key.count(" ")
+            df = np.log(max(1.0, document_frequency.get(key, 0.0)))
+            vec[order][key] = float(term_freq) * (ref_len - df)
+            norm[order] += pow(vec[order][key], 2)
+            if order == 1:
+                length += term_freq
+        return vec, [float(np.sqrt(v)) for v in norm], length
+
+    scores = []
+    for record in records:
+        vec_hyp, norm_hyp, length_hyp = vector(record["cider_hyp"])
+        vec_ref, norm_ref, length_ref = vector(record["cider_ref"])
+        delta = float(length_hyp - length_ref)
+        val = np.array([0.0] * n)
+        for order in range(n):
+            for key in vec_hyp[order]:
+                ref_weight = vec_ref[order].get(key, 0.0)
+                val[order] += min(vec_hyp[order][key], ref_weight) * ref_weight
+            if norm_hyp[order] != 0 and norm_ref[order] != 0:
+                val[order] /= norm_hyp[order] * norm_ref[order]
+            val[order] *= np.e ** (-(delta**2) / (2 * sigma**2))
+        scores.append(float(np.mean(val)) * 10.0)
+    return float(np.mean(np.array(scores))), scores
+
+
+@register_metric
+class CiderD(Metric):
+    """CIDEr-D over the corpus (vilmedic's `CiderD`, as RadVLM-GRPO's `calcAllMetrics_whole` calls it: raw strings,
+    one reference per sample). Per-sample values are left empty: a sample's CIDEr-D depends on the corpus."""
+
+    name = "cider_d"
+    corpus = True
+    description = "corpus CIDEr-D (n=4, sigma=6, idf from the scored references; raw whitespace tokens)"
+
+    def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+        return [
+            SampleScore(
+                None, {"cider_hyp": _ngram_counts(pred.answer or ""), "cider_ref": _ngram_counts(_reference(s))}
+            )
+            for pred, s in zip(predictions, samples, strict=True)
+        ]
+
+    def aggregate(self, values: Sequence[float], stats: Sequence[dict[str, Any]]) -> float:
+        records = [s for s in stats if "cider_hyp" in s]
+        return cider_d(records)[0] if records else float("nan")
