@@ -66,6 +66,13 @@ def test_score_pairs_prints_the_raw_convention_bleu(tmp_path: Path) -> None:
         value = printed[f"bleu_{n}"]
         value = value["value"] if isinstance(value, dict) else value
         assert value == pytest.approx(FIXTURE["radeval_five_lexical"][f"bleu_{n}"]["corpus"], abs=1e-9)
+    # The table a user sees by default (no --metrics, no --json) shows vilmedic's raw-string BLEU-1..4.
+    table = CliRunner().invoke(app, ["score", "--pairs", str(path), "--db", str(tmp_path / "d2.duckdb")])
+    assert table.exit_code == 0, table.output
+    expected = [f"{FIXTURE['radeval_five_lexical'][f'bleu_{n}']['corpus']:.4f}" for n in (1, 2, 3, 4)]
+    assert expected == ["0.1867", "0.1532", "0.1189", "0.0826"]  # the issue's numbers, from the fixture
+    for n, text in zip((1, 2, 3, 4), expected, strict=True):
+        assert any(f"bleu_{n}" in line and text in line for line in table.output.splitlines()), table.output
 
 
 def test_roberta_token_ids_equal_transformers_4() -> None:
