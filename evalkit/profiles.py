@@ -64,6 +64,7 @@ PROFILES: Mapping[str, ConventionProfile] = MappingProxyType(
                     "radgraph_f1_partial": _RADGRAPH_ALL_WORDS,
                     "radgraph_f1_complete": _RADGRAPH_ALL_WORDS,
                     "radcliq_v1": {"convention": "radvlm_grpo_worker"},
+                    "green": {"convention": "green_score"},
                 }
             ),
         ),
