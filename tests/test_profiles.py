@@ -81,3 +81,10 @@ def test_radgraph_scores_reports_over_1000_words_under_the_profile() -> None:
     profile = get_profile("radvlm-grpo").options_for("radgraph_f1_simple", options)
     scored = get_metric("radgraph_f1_simple", **profile).score([Parsed(answer=long)], samples)[0]
     assert scored.value is not None and 0.0 <= scored.value <= 1.0
+
+
+def test_response_length_is_reported_but_not_gated_by_default() -> None:
+    from evalkit.gate import _gated_by_default
+
+    assert _gated_by_default("response_chars") is False
+    assert _gated_by_default("rouge_l") and _gated_by_default("cider_d") and _gated_by_default("no_such_metric")

@@ -83,7 +83,8 @@ class ResponseLength(Metric):
     each reward; the answer is what the metrics see, i.e. after the profile's answer rule and cut)."""
 
     name = "response_chars"
-    higher_is_better = False
+    higher_is_better = False  # shorter is not better: the direction only orders the leaderboard
+    gated_by_default = False  # a description of the outputs, not a quality to hold a checkpoint to
     description = "mean answer length in characters (after the answer rule)"
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
