@@ -1,4 +1,4 @@
-"""The `evalkit` command line (Typer). Exit codes: 0 ok, 1 gate failed / regression, 2 usage or input error."""
+"""The `evalkit` command line (Typer). Exit codes: 0 ok, 1 regression shown, 2 usage or input error, 3 inconclusive."""
 
 from __future__ import annotations
 
@@ -378,12 +378,19 @@ def leaderboard(
     json_out: Annotated[
         bool, typer.Option("--json", help="A JSON list of {task, model, metric, value, n, ...}.")
     ] = False,
+    cluster: Annotated[
+        str,
+        typer.Option(
+            help="Unit the 95% CIs resample: auto (stored: patient, else study, else image), none, image, "
+            "study, patient."
+        ),
+    ] = "auto",
     style: Annotated[
         str | None,
         typer.Option(help="Print a paper's table instead: radvlm-grpo (its columns, x100, RadCliQ raw)."),
     ] = None,
 ) -> None:
-    """Print stored results: one table per task, one row per model.
+    """Print stored results: one table per task, one row per model, with 95% CIs (the resampled unit is named).
 
     Examples:
 
@@ -403,7 +410,9 @@ def leaderboard(
 
             names = [t.name for t in resolve_tasks(task)]  # a group (grounding) gives one column per task
         with Store(db, read_only=True) as store:
-            rows = [r for name in names for r in leaderboard_rows(store, name, model, ci=style is None)]
+            rows = [
+                r for name in names for r in leaderboard_rows(store, name, model, ci=style is None, cluster=cluster)
+            ]
     except EvalkitError as exc:
         _fail(exc)
     if style is not None:
@@ -471,6 +480,9 @@ def _print_leaderboard(rows: list[dict]) -> None:
             row.append(str(n))
             table.add_row(*row)
         console.print(table)
+        units = dict.fromkeys(r["ci_unit"] for r in task_rows if r.get("ci_unit"))
+        if units:
+            console.print(f"[dim]95% CIs resampled {'; '.join(units)}[/]", highlight=False)
         if absent:
             console.print(f"[dim]unavailable here (see `evalkit metrics`): {', '.join(absent)}[/]")
 

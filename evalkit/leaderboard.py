@@ -34,14 +34,16 @@ def leaderboard_rows(
     ci: bool = True,
     n_boot: int = 2000,
     seed: int = 0,
+    cluster: str = "auto",
 ) -> list[dict[str, Any]]:
     """One row per (task, model, metric): value, n, direction, availability, whether it is the primary metric.
 
     With `ci`, `ci_low`/`ci_high` are percentile-bootstrap 95% bounds from the stored per-sample scores
     (evalkit.stats; corpus metrics re-aggregated per resample, those without a vectorised path on the first
-    500 resamples); None where a metric has no stored scores.
+    500 resamples); None where a metric has no stored scores. `ci_unit` says what they resampled
+    ("by patient (212 clusters)"); `cluster` picks the unit (evalkit.stats.load_clustering).
     """
-    from evalkit.stats import DISPLAY_MAX_GENERIC, run_intervals
+    from evalkit.stats import DISPLAY_MAX_GENERIC, run_intervals, unit_text
 
     metrics = all_metrics()
     tasks = all_tasks()
@@ -51,7 +53,11 @@ def leaderboard_rows(
         order = spec.metric_names if spec else []
         stored = {m["metric"]: m for m in store.query("SELECT * FROM run_metrics WHERE run_id = ?", [run["run_id"]])}
         names = [n for n in order if n in stored] + sorted(n for n in stored if n not in order)
-        bounds = run_intervals(store, run, n_boot=n_boot, seed=seed, max_generic=DISPLAY_MAX_GENERIC) if ci else {}
+        bounds = (
+            run_intervals(store, run, n_boot=n_boot, seed=seed, max_generic=DISPLAY_MAX_GENERIC, cluster=cluster)
+            if ci
+            else {}
+        )
         for name in names:
             m = stored[name]
             cls = metrics.get(name)
@@ -64,6 +70,7 @@ def leaderboard_rows(
                     "n": m["n"],
                     "ci_low": _finite(bounds[name].ci_low) if name in bounds else None,
                     "ci_high": _finite(bounds[name].ci_high) if name in bounds else None,
+                    "ci_unit": unit_text(bounds[name].unit, bounds[name].n_clusters) if name in bounds else None,
                     "higher_is_better": cls.higher_is_better if cls else True,
                     "status": m["status"],
                     "reason": m["reason"],

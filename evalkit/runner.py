@@ -155,6 +155,8 @@ def sample_row(sample: Sample) -> list[Any]:
         dumps(sample.reference_boxes),
         dumps(sample.reference_labels),
         dumps(sample.meta),
+        sample.cluster,
+        dumps(sample.units),
     ]
 
 

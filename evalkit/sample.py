@@ -7,6 +7,23 @@ from typing import Any
 
 Box = list[float]  # [x1, y1, x2, y2] in 0-1 image coordinates
 
+# Resampling units from the coarsest to the finest; a sample's default cluster is the coarsest one it has.
+UNITS = ("patient", "study", "image")
+
+
+def cluster_units(image: Any = None, study: Any = None, patient: Any = None) -> dict[str, str]:
+    """The `units` of a sample from whatever ids its data set has (None or '' for those it has not).
+
+    Keys are prefixed by the unit so that a study id can never collide with an image id of the same value.
+    """
+    given = {"patient": patient, "study": study, "image": image}
+    return {unit: f"{unit}:{value}" for unit, value in given.items() if value is not None and str(value) != ""}
+
+
+def default_cluster(units: dict[str, str]) -> str:
+    """The coarsest unit of `units` (patient, else study, else image); '' when it holds none of them."""
+    return next((units[u] for u in UNITS if units.get(u)), "")
+
 
 @dataclass
 class Sample:
@@ -21,6 +38,12 @@ class Sample:
         reference_boxes: Reference boxes in 0-1 coordinates.
         reference_labels: One label per reference box.
         meta: Anything else worth keeping (split, view, image size, CheXpert labels...).
+        cluster: Key of the unit the data set drew, which statistics resample: the patient where the data set
+            has one, else the study, else the image (phantom tasks: the image). Samples sharing it are not
+            independent (several images of one study, several regions or classes of one image). Empty: the
+            sample is its own unit. Loaders pass `units=cluster_units(...)` and get the default from it.
+        units: Every grouping the loader knows, by name (`image`, `study`, `patient`), so that
+            `--cluster image|study|patient` can resample another unit than the default `cluster`.
     """
 
     sample_id: str
@@ -31,6 +54,12 @@ class Sample:
     reference_boxes: list[Box] = field(default_factory=list)
     reference_labels: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    cluster: str = ""
+    units: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.cluster and self.units:
+            self.cluster = default_cluster(self.units)
 
     @property
     def image_size(self) -> tuple[int, int] | None:

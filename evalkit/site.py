@@ -29,7 +29,15 @@ from evalkit.errors import EvalkitError
 from evalkit.leaderboard import latest_runs
 from evalkit.registry import PROJECT_ROOT, all_tasks
 from evalkit.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
-from evalkit.stats import DISPLAY_MAX_GENERIC, compare_paired, holm, load_pairs, metric_for, run_intervals
+from evalkit.stats import (
+    DISPLAY_MAX_GENERIC,
+    compare_paired,
+    holm,
+    load_pairs,
+    metric_for,
+    run_intervals,
+    unit_text,
+)
 from evalkit.store import Store, loads
 
 SITE_DIR = PROJECT_ROOT / "site"
@@ -92,6 +100,9 @@ class TaskView:
     iou_plot: Any = None
     sample_rows: list[dict[str, Any]] = field(default_factory=list)
     samples_truncated: int = 0
+    ci_unit: str = ""  # what the CIs resampled: "by patient (212 clusters)"
+    pairwise: Any = None  # evalkit.site_pairwise.PairwiseMap on the primary metric
+    pairwise_svgs: dict[str, Any] = field(default_factory=dict)  # order name -> SVG matrix
 
 
 @dataclass
@@ -116,11 +127,13 @@ class SiteBuilder:
         seed: int = 0,
         max_samples: int | None = None,
         templates: Path = SITE_DIR,
+        cluster: str = "auto",
     ) -> None:
         from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
         self.store, self.out, self.private = store, Path(out), private
         self.n_boot, self.seed, self.max_samples = n_boot, seed, max_samples
+        self.cluster = cluster  # the unit CIs and paired tests resample (evalkit.stats.load_clustering)
         self.templates = Path(templates)
         if not (self.templates / "templates" / "base.html").exists():
             raise EvalkitError(f"{self.templates}: site templates not found (expected templates/base.html there)")
@@ -230,8 +243,17 @@ class SiteBuilder:
             MetricColumn(m, instances[m].higher_is_better, m == primary, instances[m].description) for m in metric_names
         ]
         rows = []
+        units: dict[str, None] = {}
         for run in runs:
-            bounds = run_intervals(self.store, run, n_boot=self.n_boot, seed=self.seed, max_generic=DISPLAY_MAX_GENERIC)
+            bounds = run_intervals(
+                self.store,
+                run,
+                n_boot=self.n_boot,
+                seed=self.seed,
+                max_generic=DISPLAY_MAX_GENERIC,
+                cluster=self.cluster,
+            )
+            units.update(dict.fromkeys(unit_text(b.unit, b.n_clusters) for b in bounds.values()))
             cells = {}
             for m in metric_names:
                 row = stored[run["run_id"]].get(m)
@@ -275,9 +297,11 @@ class SiteBuilder:
             kind=spec.kind if spec else "",
             description=spec.description if spec else "",
             unavailable=unavailable,
+            ci_unit="; ".join(units),
         )
         if primary and len(rows) > 1:
             self._vs_leader(view, primary)
+            self._pairwise(view, primary, instances[primary].higher_is_better)
         for column in columns:
             points = [
                 Point(
@@ -300,7 +324,7 @@ class SiteBuilder:
         found = []
         for row in view.rows[1:]:
             try:
-                paired = load_pairs(self.store, view.name, row.run, leader.run, [primary])
+                paired = load_pairs(self.store, view.name, row.run, leader.run, [primary], self.cluster)
             except EvalkitError:
                 continue
             comparison = compare_paired(paired, n_boot=self.n_boot, n_perm=0, seed=self.seed)
@@ -316,6 +340,26 @@ class SiteBuilder:
                 "n": c.n_shared,
                 "tied": p_adj >= 0.05,
             }
+
+    def _pairwise(self, view: TaskView, primary: str, higher_is_better: bool) -> None:
+        from evalkit.site_pairwise import matrix_svg, pairwise_map
+
+        ranked = [(r.model, r.run) for r in view.rows if r.cells[primary].value is not None]
+        view.pairwise = pairwise_map(
+            self.store,
+            view.name,
+            ranked,
+            primary,
+            higher_is_better,
+            n_boot=self.n_boot,
+            seed=self.seed,
+            cluster=self.cluster,
+        )
+        models = view.pairwise.models
+        view.pairwise_svgs = {
+            "leaderboard": matrix_svg(view.pairwise, models, "leaderboard"),
+            "name": matrix_svg(view.pairwise, sorted(models, key=str.lower), "name"),
+        }
 
     def _iou_plot(self, rows: Sequence[ModelRow]) -> Any:
         series = []
@@ -516,5 +560,8 @@ def build_site(
     n_boot: int = 2000,
     seed: int = 0,
     max_samples: int | None = None,
+    cluster: str = "auto",
 ) -> SiteResult:
-    return SiteBuilder(store, out, private=private, n_boot=n_boot, seed=seed, max_samples=max_samples).build()
+    return SiteBuilder(
+        store, out, private=private, n_boot=n_boot, seed=seed, max_samples=max_samples, cluster=cluster
+    ).build()

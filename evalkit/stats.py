@@ -7,6 +7,10 @@ block of resamples is one matrix product. Other corpus metrics (COCO AP) fall ba
 per resample, with the same resamples.
 
 Conventions:
+- The unit of resampling is the sample's cluster (`Sample.cluster`: patient, else study, else image), the unit the
+  data set drew: a resample draws clusters with replacement and takes all their samples, and a permutation swaps
+  A/B for all samples of a cluster at once. Both still come out as per-sample matrices (counts, swaps), so every
+  metric path (sums, batch, generic) consumes them unchanged. `cluster="none"` resamples samples (iid).
 - CIs are percentile bootstrap intervals (default 95%, 10,000 resamples), seeded; metrics scored on the same
   samples share the same resamples, so a CI does not depend on which other metrics were asked for.
 - Paired comparisons use only the samples both runs scored for that metric; `delta` is A − B in the metric's own
@@ -28,6 +32,7 @@ import numpy as np
 from evalkit.errors import EvalkitError
 from evalkit.metrics import metric_class
 from evalkit.metrics.base import Metric, SampleScore
+from evalkit.sample import UNITS
 from evalkit.store import Store, loads
 
 DEFAULT_N_BOOT = 10_000
@@ -124,15 +129,38 @@ class Resampler:
             return float("nan")
 
 
-def _bootstrap_blocks(rng: np.random.Generator, n: int, n_boot: int) -> Iterator[np.ndarray]:
+def _n_clusters(n: int, groups: np.ndarray | None) -> int:
+    return n if groups is None else int(groups.max()) + 1 if groups.size else 0
+
+
+def cluster_counts(rng: np.random.Generator, n: int, size: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Bootstrap counts (size, n), float64: each row draws clusters with replacement and takes all their samples.
+
+    `groups[i]` is sample i's cluster code (0..G-1); None means every sample is its own cluster, and then the
+    draws are exactly the iid bootstrap's.
+    """
+    g = _n_clusters(n, groups)
+    draws = rng.integers(0, g, size=(size, g))
+    draws += (np.arange(size) * g)[:, None]
+    counts = np.bincount(draws.ravel(), minlength=size * g).reshape(size, g).astype(float)
+    return counts if groups is None else counts[:, groups]
+
+
+def cluster_swaps(rng: np.random.Generator, n: int, size: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Permutation swaps (size, n), 0/1 float: each cluster's A/B outputs swap together with probability 1/2."""
+    swap = (rng.random((size, _n_clusters(n, groups))) < 0.5).astype(float)
+    return swap if groups is None else swap[:, groups]
+
+
+def _bootstrap_blocks(
+    rng: np.random.Generator, n: int, n_boot: int, groups: np.ndarray | None = None
+) -> Iterator[np.ndarray]:
     """Blocks of bootstrap count matrices, float64 (block, n); row b says how often each sample is drawn."""
     block = max(1, min(n_boot, _BLOCK_CELLS // max(n, 1)))
     done = 0
     while done < n_boot:
         size = min(block, n_boot - done)
-        draws = rng.integers(0, n, size=(size, n))
-        draws += (np.arange(size) * n)[:, None]
-        yield np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(float)
+        yield cluster_counts(rng, n, size, groups)
         done += size
 
 
@@ -155,9 +183,15 @@ def _stack(resamplers: Sequence[Resampler]) -> tuple[np.ndarray | None, list[sli
 
 
 def bootstrap_distribution(
-    resamplers: Sequence[Resampler], n_boot: int, seed: int, max_generic: int | None = None
+    resamplers: Sequence[Resampler],
+    n_boot: int,
+    seed: int,
+    max_generic: int | None = None,
+    groups: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Bootstrap replicates (n_boot,) of each resampler's aggregate; all on the same samples and resamples.
+
+    `groups`: each sample's cluster code (see `cluster_counts`); None resamples samples.
 
     `max_generic` caps the resamples of metrics on the slow generic path (the rest stay NaN and are ignored by
     `percentile_interval`); they are the first resamples of the same stream, so the fast metrics are unaffected.
@@ -169,7 +203,7 @@ def bootstrap_distribution(
     out = [np.empty(n_boot) for _ in resamplers]
     matrix, slices = _stack(resamplers)
     done = 0
-    for counts in _bootstrap_blocks(rng, n, n_boot):
+    for counts in _bootstrap_blocks(rng, n, n_boot, groups):
         size = counts.shape[0]
         sums = counts @ matrix if matrix is not None else None
         generic = []
@@ -192,16 +226,18 @@ def bootstrap_distribution(
 
 
 def paired_bootstrap_distribution(
-    pairs: Sequence[tuple[Resampler, Resampler]], n_boot: int, seed: int
+    pairs: Sequence[tuple[Resampler, Resampler]], n_boot: int, seed: int, groups: np.ndarray | None = None
 ) -> list[np.ndarray]:
     """Bootstrap replicates of aggregate(A) − aggregate(B), the same resample applied to both runs."""
     flat = [r for pair in pairs for r in pair]
-    reps = bootstrap_distribution(flat, n_boot, seed)
+    reps = bootstrap_distribution(flat, n_boot, seed, groups=groups)
     return [reps[2 * j] - reps[2 * j + 1] for j in range(len(pairs))]
 
 
-def permutation_distribution(pairs: Sequence[tuple[Resampler, Resampler]], n_perm: int, seed: int) -> list[np.ndarray]:
-    """Approximate randomisation: deltas after swapping each sample's A/B outputs with probability 1/2."""
+def permutation_distribution(
+    pairs: Sequence[tuple[Resampler, Resampler]], n_perm: int, seed: int, groups: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Approximate randomisation: deltas after swapping each cluster's A/B outputs with probability 1/2."""
     n = pairs[0][0].n
     rng = np.random.default_rng(seed)
     out = [np.empty(n_perm) for _ in pairs]
@@ -217,7 +253,7 @@ def permutation_distribution(pairs: Sequence[tuple[Resampler, Resampler]], n_per
     done = 0
     while done < n_perm:
         size = min(block, n_perm - done)
-        swap = (rng.random((size, n)) < 0.5).astype(float)
+        swap = cluster_swaps(rng, n, size, groups)
         if vector:
             moved = swap @ diff  # what sample swaps move from A's sums to B's
             sums_a, sums_b = tot_a + moved, tot_b - moved
@@ -292,6 +328,67 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
+# --- the unit of resampling -----------------------------------------------------------------------------------
+CLUSTER_CHOICES = ("auto", "none", "image", "study", "patient")
+
+
+def unit_text(unit: str, n_clusters: int) -> str:
+    """'by patient (212 clusters)' / 'by sample (iid)': how every printed interval says what was resampled."""
+    return "by sample (iid)" if unit == "sample" else f"by {unit} ({n_clusters} clusters)"
+
+
+@dataclass
+class Clustering:
+    """How one task's samples group into resampling units.
+
+    `unit` names the unit for printing ('patient', 'study', 'image', 'sample' for iid, 'cluster' when the stored
+    keys match none of the named units); `keys` maps sample id -> cluster key (a sample without one is its own).
+    """
+
+    unit: str = "sample"
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def groups(self, sample_ids: Sequence[str]) -> np.ndarray | None:
+        """Cluster codes (n,) of these samples; None when every sample is its own cluster (the iid draws)."""
+        if not self.keys:
+            return None
+        _, codes = np.unique([self.keys.get(sid) or f"sample:{sid}" for sid in sample_ids], return_inverse=True)
+        return None if codes.size == 0 or codes.max() + 1 == codes.size else codes.astype(np.int64)
+
+    def count(self, sample_ids: Sequence[str]) -> int:
+        """How many clusters these samples form."""
+        groups = self.groups(sample_ids)
+        return len(sample_ids) if groups is None else int(groups.max()) + 1
+
+    def describe(self, sample_ids: Sequence[str]) -> str:
+        """'by patient (212 clusters)' / 'by sample (iid)': what every printed interval states."""
+        return unit_text(self.unit, self.count(sample_ids))
+
+
+def load_clustering(store: Store, task: str, cluster: str = "auto") -> Clustering:
+    """The resampling units of a task's stored samples; `cluster` picks one (`auto`: each sample's `cluster`)."""
+    if cluster not in CLUSTER_CHOICES:
+        raise EvalkitError(f"unknown --cluster '{cluster}'; use one of {', '.join(CLUSTER_CHOICES)}")
+    if cluster == "none":
+        return Clustering()
+    stored = store.sample_units(task)
+    if cluster == "auto":
+        keys = {sid: key for sid, (key, _) in stored.items() if key}
+        if not keys:
+            return Clustering()  # written before clusters were stored: samples are the only unit known
+        named = [u for u in UNITS if all(units.get(u) == key for key, units in stored.values() if key)]
+        return Clustering(named[0] if named else "cluster", keys)
+    keys = {sid: units[cluster] for sid, (_, units) in stored.items() if units.get(cluster)}
+    if len(keys) < len(stored) or not stored:
+        known = sorted({u for _, units in stored.values() for u in units}, key=UNITS.index)
+        raise EvalkitError(
+            f"task '{task}': {len(stored) - len(keys)} of {len(stored)} stored samples have no '{cluster}' key "
+            f"(its samples record: {', '.join(known) or 'no unit; re-run the task to store them'}); "
+            f"use --cluster {' | '.join([*known, 'none'])}"
+        )
+    return Clustering(cluster, keys)
+
+
 # --- reading the store ----------------------------------------------------------------------------------------
 @dataclass
 class MetricScores:
@@ -358,6 +455,8 @@ class Interval:
     level: float
     n_boot: int
     vectorised: bool
+    unit: str = "sample"  # what was resampled
+    n_clusters: int = 0
 
 
 def intervals(
@@ -368,6 +467,7 @@ def intervals(
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
     max_generic: int | None = None,
+    clustering: Clustering | None = None,
 ) -> dict[str, Interval]:
     """Bootstrap CIs of each metric's aggregate; metrics on the same samples share resamples.
 
@@ -378,14 +478,17 @@ def intervals(
     for name, s in scores.items():
         if s.sample_ids:
             groups.setdefault(tuple(s.sample_ids), []).append(name)
+    clustering = clustering or Clustering()
     out: dict[str, Interval] = {}
-    for names in groups.values():
+    for ids, names in groups.items():
         resamplers = [Resampler(metrics[name], scores[name].values, scores[name].stats) for name in names]
-        replicates = bootstrap_distribution(resamplers, n_boot, seed, max_generic)
+        codes = clustering.groups(ids)
+        replicates = bootstrap_distribution(resamplers, n_boot, seed, max_generic, codes)
+        g = _n_clusters(len(ids), codes)
         for name, r, reps in zip(names, resamplers, replicates, strict=True):
             low, high = percentile_interval(reps, level)
             used = int(np.isfinite(reps).sum()) if not r.vectorised else n_boot
-            out[name] = Interval(name, r.point(), low, high, r.n, level, used, r.vectorised)
+            out[name] = Interval(name, r.point(), low, high, r.n, level, used, r.vectorised, clustering.unit, g)
     return out
 
 
@@ -398,11 +501,15 @@ def run_intervals(
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
     max_generic: int | None = None,
+    cluster: str = "auto",
 ) -> dict[str, Interval]:
-    """CIs of every stored metric of a run (a `runs` row)."""
+    """CIs of every stored metric of a run (a `runs` row), resampling the `cluster` unit."""
     scores = load_run_scores(store, run["run_id"], metrics)
     instances = {name: metric_for(run["task"], name) for name in scores}
-    return intervals(scores, instances, n_boot=n_boot, seed=seed, level=level, max_generic=max_generic)
+    clustering = load_clustering(store, run["task"], cluster)
+    return intervals(
+        scores, instances, n_boot=n_boot, seed=seed, level=level, max_generic=max_generic, clustering=clustering
+    )
 
 
 # --- paired comparison of two runs ----------------------------------------------------------------------------
@@ -423,6 +530,8 @@ class Comparison:
     p_bootstrap_holm: float = float("nan")
     p_permutation_holm: float = float("nan")
     vectorised: bool = True
+    unit: str = "sample"  # what the bootstrap and the permutations resampled
+    n_clusters: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -436,6 +545,11 @@ class PairedData:
     a: Resampler
     b: Resampler
     sample_ids: list[str] = field(default_factory=list)
+    clustering: Clustering = field(default_factory=Clustering)
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        return self.clustering.groups(self.sample_ids)
 
 
 def pair_scores(
@@ -443,8 +557,10 @@ def pair_scores(
     scores_b: dict[str, MetricScores],
     metrics: dict[str, Metric],
     names: Sequence[str] | None = None,
+    clustering: Clustering | None = None,
 ) -> list[PairedData]:
     """Align two runs' scores on their shared samples, per metric (a metric's failures can differ per run)."""
+    clustering = clustering or Clustering()
     out = []
     for name in names if names is not None else [m for m in scores_a if m in scores_b]:
         if name not in scores_a or name not in scores_b:
@@ -456,7 +572,7 @@ def pair_scores(
         ib = np.array([j for _, j in shared], dtype=np.int64)
         ra = Resampler(metrics[name], sa.values, sa.stats).subset(ia)
         rb = Resampler(metrics[name], sb.values, sb.stats).subset(ib)
-        out.append(PairedData(name, ra, rb, [sa.sample_ids[i] for i in ia]))
+        out.append(PairedData(name, ra, rb, [sa.sample_ids[i] for i in ia], clustering))
     return out
 
 
@@ -476,8 +592,9 @@ def compare_paired(
             groups.setdefault(tuple(p.sample_ids), []).append(p)
     for group in groups.values():
         pairs = [(p.a, p.b) for p in group]
-        boot = paired_bootstrap_distribution(pairs, n_boot, seed)
-        perm = permutation_distribution(pairs, n_perm, seed + 1) if n_perm > 0 else [np.array([])] * len(pairs)
+        codes = group[0].groups
+        boot = paired_bootstrap_distribution(pairs, n_boot, seed, codes)
+        perm = permutation_distribution(pairs, n_perm, seed + 1, codes) if n_perm > 0 else [np.array([])] * len(pairs)
         for p, reps, perms in zip(group, boot, perm, strict=True):
             value_a, value_b = p.a.point(), p.b.point()
             delta = value_a - value_b
@@ -494,6 +611,8 @@ def compare_paired(
                 p_bootstrap=bootstrap_p_value(reps, delta),
                 p_permutation=permutation_p_value(perms, delta) if n_perm > 0 else float("nan"),
                 vectorised=p.a.vectorised and p.b.vectorised,
+                unit=p.clustering.unit,
+                n_clusters=_n_clusters(p.a.n, codes),
             )
     ordered = [results[p.metric] for p in paired if p.metric in results]
     for key in ("p_bootstrap", "p_permutation"):
@@ -513,19 +632,26 @@ def compare_runs(
     n_perm: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
+    cluster: str = "auto",
 ) -> tuple[dict[str, Any], dict[str, Any], list[Comparison]]:
     """Compare the latest runs (or given run ids) of two models on a task. Returns (run A, run B, comparisons)."""
     run_a, run_b = find_run(store, task, model_a), find_run(store, task, model_b)
     if run_a["run_id"] == run_b["run_id"]:
         raise EvalkitError(f"both sides name the same run ({run_a['run_id']}); compare two different models")
-    paired = load_pairs(store, task, run_a, run_b, metrics)
+    paired = load_pairs(store, task, run_a, run_b, metrics, cluster)
     return run_a, run_b, compare_paired(paired, n_boot=n_boot, n_perm=n_perm, seed=seed, level=level)
 
 
 def load_pairs(
-    store: Store, task: str, run_a: dict[str, Any], run_b: dict[str, Any], metrics: Sequence[str] | None = None
+    store: Store,
+    task: str,
+    run_a: dict[str, Any],
+    run_b: dict[str, Any],
+    metrics: Sequence[str] | None = None,
+    cluster: str = "auto",
 ) -> list[PairedData]:
-    """Shared-sample pairs of two runs; EvalkitError when a named metric is missing or nothing is shared."""
+    """Shared-sample pairs of two runs, with the task's resampling units; EvalkitError when a named metric is
+    missing or nothing is shared."""
     scores_a = load_run_scores(store, run_a["run_id"], metrics)
     scores_b = load_run_scores(store, run_b["run_id"], metrics)
     names = list(metrics) if metrics else sorted(set(scores_a) & set(scores_b), key=_metric_order(task))
@@ -539,7 +665,7 @@ def load_pairs(
     if not names:
         raise EvalkitError(f"runs {run_a['run_id']} and {run_b['run_id']} share no scored metric")
     instances = {name: metric_for(task, name) for name in names}
-    paired = pair_scores(scores_a, scores_b, instances, names)
+    paired = pair_scores(scores_a, scores_b, instances, names, load_clustering(store, task, cluster))
     if all(not p.sample_ids for p in paired):
         raise EvalkitError(
             f"runs {run_a['run_id']} ({run_a['model']}) and {run_b['run_id']} ({run_b['model']}) share no scored "

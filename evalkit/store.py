@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE TABLE IF NOT EXISTS samples (
     task VARCHAR, sample_id VARCHAR, image_paths VARCHAR, prompt_vars VARCHAR, reference_text VARCHAR,
-    reference_boxes VARCHAR, reference_labels VARCHAR, meta VARCHAR, PRIMARY KEY (task, sample_id)
+    reference_boxes VARCHAR, reference_labels VARCHAR, meta VARCHAR, cluster VARCHAR, units VARCHAR,
+    PRIMARY KEY (task, sample_id)
 );
 CREATE TABLE IF NOT EXISTS generations (
     run_id VARCHAR, sample_id VARCHAR, prompt_hash VARCHAR, prompt VARCHAR, text VARCHAR, parsed VARCHAR,
@@ -51,6 +52,12 @@ CREATE TABLE IF NOT EXISTS annotation_cache (
     PRIMARY KEY (annotator, annotator_version, text_hash)
 );
 """
+# Columns added after a table was first released: (table, column, type). Older files get them on open for write;
+# readers of a file opened read-only check `has_column` instead.
+ADDED_COLUMNS = (
+    ("samples", "cluster", "VARCHAR"),  # the sample's resampling unit (evalkit.sample.Sample.cluster)
+    ("samples", "units", "VARCHAR"),  # JSON {image, study, patient} keys (Sample.units)
+)
 
 
 def dumps(value: Any) -> str:
@@ -87,6 +94,8 @@ class Store:
             raise EvalkitError(f"{self.path}: cannot open the results database: {exc}") from exc
         if not read_only:
             self.con.execute(SCHEMA)
+            for table, column, kind in ADDED_COLUMNS:
+                self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
     def close(self) -> None:
         self.con.close()
@@ -106,6 +115,12 @@ class Store:
             self.con.execute("ROLLBACK")
             raise
         self.con.execute("COMMIT")
+
+    def has_column(self, table: str, column: str) -> bool:
+        rows = self.con.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = ? AND column_name = ?", [table, column]
+        ).fetchall()
+        return bool(rows)
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         cursor = self.con.execute(sql, params or [])
@@ -161,8 +176,17 @@ class Store:
             "reference_boxes",
             "reference_labels",
             "meta",
+            "cluster",
+            "units",
         )
         self.insert_rows("samples", columns, list(rows))
+
+    def sample_units(self, task: str) -> dict[str, tuple[str, dict[str, str]]]:
+        """Per sample id of a task: (cluster key, units). Empty for a file written before clusters were stored."""
+        if not self.has_column("samples", "cluster"):
+            return {}
+        rows = self.con.execute("SELECT sample_id, cluster, units FROM samples WHERE task = ?", [task]).fetchall()
+        return {sid: (cluster or "", loads(units, {}) or {}) for sid, cluster, units in rows}
 
     # --- generations ------------------------------------------------------------------------------------------
     def done_sample_ids(self, run_id: str) -> set[str]:

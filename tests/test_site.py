@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -292,4 +293,77 @@ def test_box_layers_toggle(browser, public_site):
     assert reference.evaluate("g => getComputedStyle(g).display") != "none"
     assert visit.page.evaluate("document.querySelector('svg.overlay image').getBBox().width") > 0
     assert visit.errors == []
+    visit.close()
+
+
+# --- the pairwise significance map --------------------------------------------------------------------------------
+def test_pairwise_map_holds_every_pair_with_holm_across_pairs(public_db, public_site):
+    from evalkit.leaderboard import latest_runs
+    from evalkit.site_pairwise import pairwise_map
+    from evalkit.stats import compare_runs, holm
+    from evalkit.store import Store
+
+    html = (public_site / "tasks" / "phantom-report.html").read_text()
+    assert html.count('class="pairwise-map"') == 2  # leaderboard order and name order
+    assert XSS_MODEL not in html  # the model name is escaped in the SVG and the table too
+    with Store(public_db, read_only=True) as store:
+        runs = {r["model"]: r for r in latest_runs(store, "phantom-report")}
+        models = sorted(runs)
+        pmap = pairwise_map(
+            store, "phantom-report", [(m, runs[m]) for m in models], "rouge_l", True, n_boot=300, seed=4
+        )
+        pairs = pmap.pairs()
+        assert len(pairs) == len(models) * (len(models) - 1) // 2
+        raw = []
+        for cell in pairs:
+            _, _, (c,) = compare_runs(
+                store, "phantom-report", cell.row, cell.col, ["rouge_l"], n_boot=300, n_perm=0, seed=4
+            )
+            assert (cell.delta, cell.low, cell.high, cell.n) == pytest.approx(
+                (c.delta, c.ci_low, c.ci_high, c.n_shared)
+            )
+            mirror = pmap.cells[(cell.col, cell.row)]
+            assert (mirror.delta, mirror.low, mirror.high) == pytest.approx((-c.delta, -c.ci_high, -c.ci_low))
+            raw.append(c.p_bootstrap)
+            assert cell.unit.startswith("by image")
+        assert [c.p_adjusted for c in pairs] == pytest.approx(holm(raw))
+
+
+def _row_order(svg) -> list[str]:
+    """The matrix's row models, top to bottom (from each cell's data-row, in document order)."""
+    rows = svg.locator("g.pair").evaluate_all("gs => gs.map(g => g.dataset.row)")
+    return list(dict.fromkeys(rows))
+
+
+@pytest.mark.browser
+def test_pairwise_map_follows_the_leaderboard_and_reorders_by_name(browser, public_site):
+    visit = Visit(browser, public_site / "tasks" / "phantom-report.html")
+    page = visit.page
+    leaderboard = _column(page, page.locator("table.leaderboard"), 1)
+    by_rank = page.locator("svg.pairwise-map[data-order=leaderboard]")
+    by_name = page.locator("svg.pairwise-map[data-order=name]")
+    assert by_rank.is_visible() and not by_name.is_visible()
+    k = len(leaderboard)
+    assert k >= 3 and by_rank.locator("g.pair").count() == k * (k - 1)
+    assert _row_order(by_rank) == leaderboard
+    assert page.locator("main").inner_text().count("resampled by image") >= 1
+    first = by_rank.locator("g.pair").first
+    assert re.search(r"\[[-+]\d\.\d{4}, [-+]\d\.\d{4}\], Holm p", first.locator("title").text_content())
+    page.locator("button[data-pairwise-order=name]").click()
+    assert by_name.is_visible() and not by_rank.is_visible()
+    assert page.locator("button[data-pairwise-order=name]").get_attribute("aria-pressed") == "true"
+    assert _row_order(by_name) == sorted(leaderboard, key=str.lower)
+    # Significant cells are coloured, mirror cells agree in significance.
+    cells = by_rank.locator("g.pair").evaluate_all(
+        "gs => gs.map(g => [g.dataset.row, g.dataset.col, g.dataset.significant, "
+        "g.querySelector('rect').getAttribute('fill')])"
+    )
+    flags = {(r, c): s for r, c, s, _ in cells}
+    assert all(flags[(c, r)] == s for (r, c), s in flags.items())
+    assert all((fill == "#d9d9d9") == (s == "no") for _, _, s, fill in cells)
+    table = page.locator("table.pairwise-table")
+    table.locator("thead th").nth(4).locator("button").click()  # Holm p, ascending
+    ps = [float(v) for v in _column(page, table, 4)]
+    assert ps == sorted(ps)
+    assert visit.errors == [] and visit.dialogs == []
     visit.close()

@@ -1,4 +1,5 @@
-"""`evalkit gate`: fail a CI build only when a candidate checkpoint is statistically worse than the baseline."""
+"""`evalkit gate`: fail a CI build when a candidate checkpoint is shown worse than the baseline (exit 1), and tell
+"not enough data" (inconclusive, exit 3) from it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from evalkit.store import DEFAULT_DB
 
 
 def gate(
-    task: Annotated[str, typer.Option("--task", "-t", help="Task both models ran.")],
+    task: Annotated[
+        str, typer.Option("--task", "-t", help="Task both models ran, or a task group (one verdict table).")
+    ],
     candidate: Annotated[str, typer.Option("--candidate", "-c", help="Candidate model (card name or run id).")],
     baseline: Annotated[str, typer.Option("--baseline", "-b", help="Baseline model (card name or run id).")],
     margin: Annotated[
@@ -32,13 +35,30 @@ def gate(
     alpha: Annotated[float | None, typer.Option(help="Significance level (default 0.05 or the config's).")] = None,
     n_boot: Annotated[int | None, typer.Option("--n-boot", help="Bootstrap resamples (default 10000).")] = None,
     seed: Annotated[int | None, typer.Option(help="Resampling seed (default 0).")] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Unit of resampling: auto (stored: patient, else study, else image), none, image, study, patient."
+        ),
+    ] = None,
+    correction: Annotated[
+        str | None,
+        typer.Option(
+            help="holm (within each task, default), bh (Benjamini-Hochberg across the metric x task grid), none."
+        ),
+    ] = None,
+    inconclusive: Annotated[
+        str | None,
+        typer.Option(help="An inconclusive gate: fail (exit 3, default) or pass (exit 0)."),
+    ] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here.")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown summary here.")] = None,
     db: Annotated[Path, typer.Option("--db", help="DuckDB results file.")] = DEFAULT_DB,
     json_out: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
 ) -> None:
-    """Non-inferiority gate: per metric, pass when the paired-bootstrap upper bound of the candidate's regression
-    is below the margin (Holm across metrics). Exit 0 pass, 1 regression, 2 input error.
+    """Non-inferiority gate with three verdicts per metric: pass (the paired-bootstrap upper bound of the
+    regression is below the margin), regression (its lower bound is above the margin), inconclusive (neither).
+    Exit 0 pass, 1 regression, 2 input error, 3 inconclusive (0 with --inconclusive pass).
 
     Also reports the gate's power: the chance that a candidate exactly as good as the baseline passes, for the
     chosen margins and the number of shared samples.
@@ -49,6 +69,8 @@ def gate(
 
       evalkit gate -t phantom-anatomy-grounding -c ./ckpt -b radvlm --config gate.yaml --junit gate.xml
       --markdown "$GITHUB_STEP_SUMMARY"
+
+      evalkit gate -t grounding -c ./ckpt -b radvlm --margin 0.02 --correction bh --cluster patient
     """
     from evalkit.gate import GateConfig, load_gate_config, run_gate, to_junit, to_markdown
     from evalkit.store import Store
@@ -63,6 +85,9 @@ def gate(
                 "alpha": alpha,
                 "n_boot": n_boot,
                 "seed": seed,
+                "cluster": cluster,
+                "correction": correction,
+                "inconclusive": inconclusive,
             }.items()
             if v is not None
         }
@@ -88,43 +113,52 @@ def gate(
         print(json.dumps(result.to_json(), indent=2))
     else:
         _print(result)
-    raise typer.Exit(0 if result.passed else 1)
+    raise typer.Exit(result.exit_code)
+
+
+_STYLE = {"pass": "green", "regression": "red", "inconclusive": "yellow"}
 
 
 def _print(result) -> None:
+    from evalkit.gate import TARGET_POWER, power_advice, units_line
+
     console = wide_console()
-    verdict = "[bold green]PASS[/]" if result.passed else "[bold red]REGRESSION[/]"
+    grid = len(result.tasks) > 1
     table = Table(
         title=f"gate {result.task}: candidate {result.candidate} vs baseline {result.baseline}",
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
-    for column in ("metric", "n", "baseline", "candidate", "Δ", "regr. upper", "margin", "p adj", "power", "result"):
-        table.add_column(column, justify="left" if column in ("metric", "result") else "right", no_wrap=True)
+    columns = ["metric", "n", "baseline", "candidate", "Δ", "regression bounds", "margin", "p adj", "power", "verdict"]
+    for column in (["task"] if grid else []) + columns:
+        table.add_column(column, justify="left" if column in ("task", "metric", "verdict") else "right", no_wrap=True)
     for v in result.verdicts:
+        p = v.p_inferiority_adjusted if v.verdict == "regression" else v.p_adjusted
         table.add_row(
+            *([v.task] if grid else []),
             f"{v.metric} {'↑' if v.higher_is_better else '↓'}",
             str(v.n),
             fmt(v.baseline),
             fmt(v.candidate),
             fmt(v.delta, signed=True),
-            fmt(v.regression_upper),
+            f"[{fmt(v.regression_lower)}, {fmt(v.regression_upper)}]",
             fmt(v.margin),
-            fmt_p(v.p_adjusted),
+            fmt_p(p),
             f"{v.power:.0%}",
-            "[green]pass[/]" if v.passed else "[red]fail[/]",
+            f"[{_STYLE[v.verdict]}]{v.verdict}[/]",
         )
     console.print(table)
     console.print(
-        f"{verdict}  alpha {result.alpha}, {result.correction} correction, {result.n_boot} resamples, "
-        f"seed {result.seed}; power for an unchanged candidate ≈ {result.power:.0%}",
+        f"[bold {_STYLE[result.verdict]}]{result.verdict.upper()}[/]  alpha {result.alpha}, {result.correction} "
+        f"correction, {result.n_boot} resamples, {units_line(result.verdicts)}, seed {result.seed}; power for an "
+        f"unchanged candidate ≈ {result.power:.0%}; exit {result.exit_code}",
         highlight=False,
     )
     for v in result.verdicts:
-        if v.power < 0.8:
+        if v.verdict == "inconclusive" or v.power < TARGET_POWER:
+            what = "inconclusive" if v.verdict == "inconclusive" else "underpowered"
             console.print(
-                f"  {v.metric}: underpowered ({v.power:.0%}); 80% power needs margin {fmt(v.margin_for_80)} "
-                f"at n={v.n} or n≈{v.n_for_80} at margin {fmt(v.margin)}",
+                f"  {v.task + ' ' if grid else ''}{v.metric}: {what} (power {v.power:.0%}); {power_advice(v)}",
                 highlight=False,
             )
     for note in result.notes:

@@ -32,6 +32,9 @@ def build(
     max_samples: Annotated[
         int | None, typer.Option("--max-samples", help="At most N drill-down pages per task (default: all).")
     ] = None,
+    cluster: Annotated[
+        str, typer.Option(help="Unit the CIs and paired tests resample: auto, none, image, study, patient.")
+    ] = "auto",
 ) -> None:
     """Write a static site (index, task, model and sample pages) that works offline, from file://.
 
@@ -53,7 +56,9 @@ def build(
         if max_samples is not None and max_samples < 0:
             raise EvalkitError(f"--max-samples must be 0 or more, not {max_samples}")
         with Store(db, read_only=True) as store:
-            result = build_site(store, out, private=private, n_boot=n_boot, seed=seed, max_samples=max_samples)
+            result = build_site(
+                store, out, private=private, n_boot=n_boot, seed=seed, max_samples=max_samples, cluster=cluster
+            )
     except EvalkitError as exc:
         fail(exc)
     console.print(

@@ -29,6 +29,16 @@ def fail(exc: EvalkitError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+ClusterOption = Annotated[
+    str,
+    typer.Option(
+        "--cluster",
+        help="Unit of resampling: auto (each sample's stored cluster: patient, else study, else image), none "
+        "(samples, iid), image, study, patient.",
+    ),
+]
+
+
 def fmt(value: float | None, digits: int = 4, signed: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -53,12 +63,14 @@ def compare(
     n_boot: Annotated[int, typer.Option("--n-boot", help="Paired bootstrap resamples.")] = 10_000,
     n_perm: Annotated[int, typer.Option("--n-perm", help="Approximate-randomisation permutations (0: skip).")] = 10_000,
     seed: Annotated[int, typer.Option(help="Seed of the resamples and permutations.")] = 0,
+    cluster: ClusterOption = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="A JSON object: runs and one entry per metric.")] = False,
 ) -> None:
     """Compare model A with model B on the samples both scored: delta (A − B), 95% CI, p-values, Holm-adjusted.
 
     The paired bootstrap gives the CI and a p-value; approximate randomisation (swapping the two models' outputs
-    per sample) gives a second p-value. Holm's correction runs across the metrics compared.
+    per cluster) gives a second p-value. Holm's correction runs across the metrics compared. Both resample the
+    data set's clusters (patient, study or image) unless --cluster says otherwise.
 
     Examples:
 
@@ -66,7 +78,7 @@ def compare(
 
       evalkit compare -t phantom-anatomy-grounding -m prior-box -m whole-image --metric miou --json
     """
-    from evalkit.stats import compare_runs
+    from evalkit.stats import compare_runs, unit_text
     from evalkit.store import Store
 
     try:
@@ -78,7 +90,15 @@ def compare(
             raise EvalkitError(f"--n-perm must be 0 or more, not {n_perm}")
         with Store(db, read_only=True) as store:
             run_a, run_b, rows = compare_runs(
-                store, task, model[0], model[1], metric or None, n_boot=n_boot, n_perm=n_perm, seed=seed
+                store,
+                task,
+                model[0],
+                model[1],
+                metric or None,
+                n_boot=n_boot,
+                n_perm=n_perm,
+                seed=seed,
+                cluster=cluster,
             )
     except EvalkitError as exc:
         fail(exc)
@@ -92,6 +112,7 @@ def compare(
                     "n_boot": n_boot,
                     "n_perm": n_perm,
                     "seed": seed,
+                    "cluster": cluster,
                     "metrics": [r.to_json() for r in rows],
                 },
                 indent=2,
@@ -104,7 +125,9 @@ def compare(
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
-    for column in ("metric", "n", "A", "B", "Δ A−B", "95% CI", "p boot", "p AR", "Holm boot", "Holm AR", "better"):
+    units = dict.fromkeys(unit_text(r.unit, r.n_clusters) for r in rows)
+    ci_header = f"95% CI by {rows[0].unit}" if len({r.unit for r in rows}) == 1 else "95% CI (unit)"
+    for column in ("metric", "n", "A", "B", "Δ A−B", ci_header, "p boot", "p AR", "Holm boot", "Holm AR", "better"):
         table.add_column(
             column, justify="left" if column in ("metric", "better") else "right", no_wrap=True, min_width=len(column)
         )
@@ -119,7 +142,8 @@ def compare(
             fmt(r.value_a),
             fmt(r.value_b),
             fmt(r.delta, signed=True),
-            f"[{fmt(r.ci_low, signed=True)}, {fmt(r.ci_high, signed=True)}]",
+            f"[{fmt(r.ci_low, signed=True)}, {fmt(r.ci_high, signed=True)}]"
+            + ("" if len({x.unit for x in rows}) == 1 else f" by {r.unit}"),
             fmt_p(r.p_bootstrap),
             fmt_p(r.p_permutation),
             fmt_p(r.p_bootstrap_holm),
@@ -128,7 +152,8 @@ def compare(
         )
     console.print(table)
     console.print(
-        f"paired on shared samples; {n_boot} bootstrap resamples, {n_perm} permutations, seed {seed}. "
+        f"paired on shared samples, resampled {'; '.join(units)}; {n_boot} bootstrap resamples, {n_perm} "
+        f"permutations, seed {seed}. "
         "'better': Holm-adjusted bootstrap p < 0.05, in the metric's direction.",
         highlight=False,
     )

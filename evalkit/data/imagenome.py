@@ -37,7 +37,7 @@ from evalkit.data._grounding_common import (
 )
 from evalkit.data.issues import clean_box, normalise, report_row
 from evalkit.errors import EvalkitError
-from evalkit.sample import Sample
+from evalkit.sample import Sample, cluster_units
 
 _SPLIT_FILES = {"train": "train", "test": "test", "valid": "valid", "val": "valid", "validate": "valid"}
 _OPTIONS = ("images_root", "one_region_per_image", "seed", "max_images", "regions")
@@ -134,6 +134,7 @@ def load_imagenome(spec: DatasetSpec, root: Path, task: str, split: str) -> list
                     reference_boxes=[box],
                     reference_labels=[name],
                     meta=meta,
+                    units=cluster_units(image=dicom_id, study=row["study_id"], patient=row["subject_id"]),
                 )
             )
     if present and not any_image:

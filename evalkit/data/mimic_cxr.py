@@ -32,7 +32,7 @@ from evalkit.config import DatasetSpec
 from evalkit.data import register_loader
 from evalkit.data.mimic_sections import HAND_SECTIONED, sectioned
 from evalkit.errors import EvalkitError
-from evalkit.sample import Sample
+from evalkit.sample import Sample, cluster_units
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,12 @@ def load_mimic_cxr(spec: DatasetSpec, root: Path, task: str, split: str) -> list
         if r.get("Rows") == r.get("Rows") and r.get("Columns") == r.get("Columns") and r.get("Rows") is not None:
             meta["image_size"] = [int(r["Columns"]), int(r["Rows"])]
         sample_id = dicom_id if convention == "radvlm" else f"s{study_id}"
-        samples.append(Sample(sample_id=sample_id, task=task, image_paths=[str(image)], reference_text=text, meta=meta))
+        units = cluster_units(image=dicom_id, study=study_id, patient=subject_id)
+        samples.append(
+            Sample(
+                sample_id=sample_id, task=task, image_paths=[str(image)], reference_text=text, meta=meta, units=units
+            )
+        )
     for reason, items in {**sections.problems, **skipped}.items():
         unique = sorted(set(items))
         log.warning("mimic_cxr %s: %d studies left out (%s), e.g. %s", split, len(unique), reason, unique[:3])

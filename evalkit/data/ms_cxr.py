@@ -29,7 +29,7 @@ from evalkit.data._grounding_common import (
 )
 from evalkit.data.issues import clean_box, normalise, report_row, to_number
 from evalkit.errors import EvalkitError
-from evalkit.sample import Box, Sample
+from evalkit.sample import Box, Sample, cluster_units
 
 _SPLITS = {"train": "train", "test": "test", "val": "val", "valid": "val", "validate": "val", "validation": "val"}
 _OPTIONS = ("images_root", "csv")
@@ -105,6 +105,7 @@ def load_ms_cxr(spec: DatasetSpec, root: Path, task: str, split: str) -> list[Sa
         samples.append(
             Sample(
                 sample_id=f"{dicom_id}/{text_key(phrase)}",
+                units=cluster_units(image=dicom_id, study=row.get("study_id"), patient=row.get("subject_id")),
                 task=task,
                 image_paths=[str((images_root / row["_path"]).resolve())],
                 prompt_vars={"phrase": radvlm_case(phrase)},

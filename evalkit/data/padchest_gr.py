@@ -32,7 +32,7 @@ from evalkit.data._grounding_common import (
 )
 from evalkit.data.issues import clean_box, report_row
 from evalkit.errors import EvalkitError
-from evalkit.sample import Sample
+from evalkit.sample import Sample, cluster_units
 
 _SPLITS = {
     "train": "train",
@@ -89,6 +89,7 @@ def load_padchest_gr(spec: DatasetSpec, root: Path, task: str, split: str) -> li
     table = read_csv_rows(table_path)
     require_columns(table, table_path, ["ImageID", "split"])
     in_split = {r["ImageID"].strip() for r in table if r["split"].strip() == _SPLITS[split]}
+    patients = {r["ImageID"].strip(): (r.get("PatientID") or "").strip() for r in table}
     try:
         entries = json.loads(reports_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -133,6 +134,7 @@ def load_padchest_gr(spec: DatasetSpec, root: Path, task: str, split: str) -> li
             samples.append(
                 Sample(
                     sample_id=f"{image_id.rsplit('.', 1)[0]}/{finding_index}",
+                    units=cluster_units(image=image_id, study=entry.get("StudyID"), patient=patients.get(image_id)),
                     task=task,
                     image_paths=[str(path.resolve())],
                     prompt_vars={"phrase": radvlm_case(sentence)},

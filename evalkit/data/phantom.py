@@ -27,7 +27,7 @@ from evalkit.data import register_loader
 from evalkit.data.phantom_draw import FINDING_LABELS, REGION_NAMES, render
 from evalkit.data.phantom_report import CHEXPERT_CLASSES, HUMAN_LABELS, impression, phrase_for, write_report
 from evalkit.errors import EvalkitError
-from evalkit.sample import Sample
+from evalkit.sample import Sample, cluster_units
 
 __all__ = [
     "CHEXPERT_CLASSES",
@@ -178,6 +178,8 @@ def load_phantom(spec: DatasetSpec, root: Path, task: str, split: str) -> list[S
         image_id = record["image_id"]
         common = {
             "task": task,
+            # Every phantom sample of one image shares that image's drawing: the image is the unit.
+            "units": cluster_units(image=image_id),
             "image_paths": [str((root / "images" / f"{image_id}.png").resolve())],
         }
         meta = {"split": split, "image_size": record["image_size"]}

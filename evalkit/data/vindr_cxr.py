@@ -38,7 +38,7 @@ from evalkit.data._grounding_common import (
 )
 from evalkit.data.issues import clean_box, normalise, report_row
 from evalkit.errors import EvalkitError
-from evalkit.sample import Box, Sample
+from evalkit.sample import Box, Sample, cluster_units
 
 NO_FINDING = "No finding"
 _OPTIONS = ("images_dir", "wbf_iou_thr", "round_digits")
@@ -162,6 +162,8 @@ def load_vindr_cxr(spec: DatasetSpec, root: Path, task: str, split: str) -> list
         samples.append(
             Sample(
                 sample_id=f"{image_id}/{slug(class_name)}",
+                # VinDr-CXR publishes no patient or study ids: the image is the unit.
+                units=cluster_units(image=image_id),
                 task=task,
                 image_paths=[str(path.resolve())],
                 prompt_vars={"label": radvlm_case(class_name)},

@@ -36,6 +36,20 @@
     });
   });
 
+  // Pairwise significance map: show the matrix in the chosen model order.
+  document.querySelectorAll("button[data-pairwise-order]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      const order = button.getAttribute("data-pairwise-order");
+      const section = button.closest("section");
+      section.querySelectorAll("[data-pairwise]").forEach(function (panel) {
+        panel.classList.toggle("hidden", panel.getAttribute("data-pairwise") !== order);
+      });
+      section.querySelectorAll("button[data-pairwise-order]").forEach(function (other) {
+        other.setAttribute("aria-pressed", other === button ? "true" : "false");
+      });
+    });
+  });
+
   document.querySelectorAll("input[data-toggle]").forEach(function (box) {
     box.addEventListener("change", function () {
       const layer = box.getAttribute("data-toggle");
