@@ -190,9 +190,8 @@ def test_build_reward_errors() -> None:
 
 @pytest.mark.parametrize("preset", ["neg_radcliq", "radgraph_f1_complete", "bertscore"])
 def test_clinical_rewards_are_the_metrics_on_tiny_models(preset: str) -> None:
-    from tests.clinical_models import all_options
-
     from evalkit.profiles import get_profile
+    from tests.clinical_models import all_options
 
     metric_name = PRESETS[preset].metric
     options = all_options()[metric_name]
