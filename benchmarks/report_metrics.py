@@ -2,6 +2,7 @@
 
     python benchmarks/report_metrics.py                       # tiny random models of the real architectures
     python benchmarks/report_metrics.py --metric-options weights.yaml --device cuda   # real weights
+    python benchmarks/report_metrics.py --texts iu-xray       # real IU X-ray reports (benchmarks/iu_xray_text.py)
 
 Tiny models (built here, see evalkit.metrics._tiny) give meaningless numbers but real code paths and a cost
 profile dominated by the same things as the real models' (tokenisation, per-document span work in RadGraph,
@@ -90,10 +91,17 @@ def timed(label: str, refs, preds, names, options, db) -> tuple[float, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=3000, help="report pairs (default 3000)")
+    parser.add_argument("--n", type=int, help="report pairs (default: 3000 synthetic, every IU X-ray report)")
     parser.add_argument("--metric-options", type=Path, help="YAML/JSON {metric: options} for real weights")
     parser.add_argument("--metrics", help="comma-separated metrics (default: all report metrics but GREEN)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--texts",
+        choices=("synthetic", "iu-xray"),
+        default="synthetic",
+        help="synthetic templated reports, or real IU X-ray reports paired with their nearest and second-nearest "
+        "other report (needs torchxrayvision's data files and scikit-learn; --n caps the count)",
+    )
     parser.add_argument("--json-out", type=Path, help="write the timings here as JSON")
     parser.add_argument(
         "--threads",
@@ -120,12 +128,17 @@ def main() -> None:
         print(f"built tiny models in {time.perf_counter() - start:.1f} s ({work / 'tiny'})")
     names = args.metrics.split(",") if args.metrics else [m for m in DEFAULT_METRICS if m != "green"]
 
-    rng = random.Random(args.seed)
-    refs = [synthetic_report(rng) for _ in range(args.n)]
-    model_a = [perturb(r, rng) for r in refs]
-    model_b = [perturb(r, rng) for r in refs]
+    if args.texts == "iu-xray":
+        from iu_xray_text import iu_report_pairs
+
+        refs, model_a, model_b = iu_report_pairs(args.n)
+    else:
+        rng = random.Random(args.seed)
+        refs = [synthetic_report(rng) for _ in range(args.n or 3000)]
+        model_a = [perturb(r, rng) for r in refs]
+        model_b = [perturb(r, rng) for r in refs]
     unique = len(set(refs)), len(set(model_a)), len(set(model_b))
-    print(f"{args.n} pairs; unique texts: references {unique[0]}, model A {unique[1]}, model B {unique[2]}")
+    print(f"{len(refs)} pairs ({args.texts}); unique texts: references {unique[0]}, A {unique[1]}, B {unique[2]}")
 
     db = work / "bench.duckdb"
     cold, metrics_cold = timed("cold", refs, model_a, names, options, db)
@@ -145,7 +158,9 @@ def main() -> None:
         args.json_out.write_text(
             json.dumps(
                 {
-                    "n": args.n,
+                    "texts": args.texts,
+                    "n": len(refs),
+                    "metrics_cold": metrics_cold,
                     "threads": args.threads,
                     "cold_s": cold,
                     "warm_s": warm,

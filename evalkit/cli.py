@@ -72,6 +72,10 @@ def _run_pairs(tasks, card, store, data_root, limit, batch_size, adapter_options
                     f"({summary.seconds:.1f}s)\n    {metrics}{unavailable}",
                     highlight=False,
                 )
+                if card.reference:  # a reference row's numbers are the point of the run: show them with CIs
+                    from evalkit.leaderboard import leaderboard_rows
+
+                    _print_leaderboard(leaderboard_rows(store, task.name, card.name))
     finally:
         # Adapters that own a process (a managed `vllm serve`) stop it here, also after an error or Ctrl-C.
         close = getattr(adapter, "close", None)
@@ -464,8 +468,11 @@ def _print_leaderboard(rows: list[dict]) -> None:
                 return float("inf")
             return -r["value"] if r["higher_is_better"] else r["value"]
 
-        for model_name in sorted(models_seen, key=key):
-            row = [model_name]
+        references = {r["model"]: r["reference"] for r in task_rows if r.get("reference")}
+        ranked = sorted((m for m in models_seen if m not in references), key=key)
+        for model_name in [*ranked, *sorted(references)]:
+            label = references.get(model_name)
+            row = [f"{model_name} [dim](reference: {label})[/]" if label else model_name]
             n = 0
             for name in metric_names:
                 r = cells.get((model_name, name))
@@ -479,6 +486,8 @@ def _print_leaderboard(rows: list[dict]) -> None:
                     n = max(n, r["n"] or 0)
             row.append(str(n))
             table.add_row(*row)
+        if references:
+            table.caption = "reference rows are not models and are not ranked"
         console.print(table)
         units = dict.fromkeys(r["ci_unit"] for r in task_rows if r.get("ci_unit"))
         if units:
@@ -548,6 +557,37 @@ def data_phantom(
         console.print(f"MIMIC-CXR-JPG layout at {write_mimic_cxr_layout(root, mimic_layout)}")
     if ms_cxr_layout:
         console.print(f"MS-CXR layout at {write_ms_cxr_layout(root, ms_cxr_layout)}")
+
+
+@data_app.command("public-annotations")
+def data_public_annotations(
+    out: Annotated[Path, typer.Option(help="Data root to lay the files out in (pass it as --data-root).")] = Path(
+        "data"
+    ),
+    link: Annotated[bool, typer.Option(help="Symlink the package's files instead of copying them.")] = False,
+) -> None:
+    """Lay out the real annotation files torchxrayvision ships (NIH boxes, IU X-ray reports, VinDr-CXR train boxes,
+    PadChest's label table) in the folders the loaders read, so the real-data tasks load before any image exists.
+
+    Needs `pip install --no-deps torchxrayvision==1.5.7` (never imported). Examples:
+
+      evalkit data public-annotations --out data
+
+      evalkit run --model radiologist --task vindr-reader-agreement --data-root data
+    """
+    from evalkit.data.public_annotations import FILES, write_public_annotations
+
+    try:
+        written = write_public_annotations(out, link=link)
+    except EvalkitError as exc:
+        _fail(exc)
+    for item, path in zip(FILES, written, strict=True):
+        console.print(f"{path}  [dim]{item.dataset}; {item.licence}[/]", highlight=False)
+    console.print(
+        "VinDr-CXR and PadChest rows are credentialed data: keep them on this disk, out of repositories and public "
+        "sites. Tasks: nih-cxr14-bbox-grounding, iu-xray-report (images: your own downloads), "
+        "vindr-reader-agreement (no images)."
+    )
 
 
 def _register_command_modules() -> None:

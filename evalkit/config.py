@@ -174,6 +174,11 @@ class ModelCard(Strict):
     serving: ServingSpec = Field(default_factory=ServingSpec)
     source: str = ""
     description: str = ""
+    reference: str | None = Field(
+        default=None,
+        description="Set for a reference row (e.g. inter-reader agreement), not a model: the leaderboard and site "
+        "show it under this label, outside the ranking.",
+    )
     training: dict[str, Any] | None = Field(default=None, description="Provenance written by `evalkit train`.")
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from evalkit.metrics import all_metrics
 from evalkit.registry import all_tasks
-from evalkit.store import Store
+from evalkit.store import Store, loads
 
 
 def latest_runs(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
@@ -38,6 +38,9 @@ def leaderboard_rows(
 ) -> list[dict[str, Any]]:
     """One row per (task, model, metric): value, n, direction, availability, whether it is the primary metric.
 
+    `reference` is the label of a reference row (a card with `reference`, e.g. inter-reader agreement), which
+    tables show apart from the ranked models; None for a model.
+
     With `ci`, `ci_low`/`ci_high` are percentile-bootstrap 95% bounds from the stored per-sample scores
     (evalkit.stats; corpus metrics re-aggregated per resample, those without a vectorised path on the first
     500 resamples); None where a metric has no stored scores. `ci_unit` says what they resampled
@@ -50,6 +53,7 @@ def leaderboard_rows(
     rows: list[dict[str, Any]] = []
     for run in latest_runs(store, task, model):
         spec = tasks.get(run["task"])
+        reference = reference_label(run)
         order = spec.metric_names if spec else []
         stored = {m["metric"]: m for m in store.query("SELECT * FROM run_metrics WHERE run_id = ?", [run["run_id"]])}
         names = [n for n in order if n in stored] + sorted(n for n in stored if n not in order)
@@ -77,6 +81,7 @@ def leaderboard_rows(
                     "primary": bool(spec and spec.primary_metric == name),
                     "run_id": run["run_id"],
                     "run_status": run["status"],
+                    "reference": reference,
                 }
             )
     return rows
@@ -84,6 +89,13 @@ def leaderboard_rows(
 
 def _finite(value: float) -> float | None:
     return value if value == value and abs(value) != float("inf") else None
+
+
+def reference_label(run: dict[str, Any]) -> str | None:
+    """The stored card's `reference` label: a reference row (e.g. radiologists), not a model to rank."""
+    card = loads(run.get("card"), {}) or {}
+    label = card.get("reference") if isinstance(card, dict) else None
+    return str(label) if label else None
 
 
 # --- paper-table views (`evalkit leaderboard --style NAME`) -------------------------------------------------------

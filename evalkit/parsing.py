@@ -99,10 +99,16 @@ def parse_boxes(
     return extract_boxes(answer, "strict", box_format, image_size, resized_size)
 
 
-def format_boxes(boxes: list[Box], box_format: str = "unit01", image_size: tuple[int, int] | None = None) -> str:
-    """Write 0-1 boxes in a model's output format (baselines answer in it; tests round-trip through it)."""
+def format_boxes(
+    boxes: list[Box], box_format: str = "unit01", image_size: tuple[int, int] | None = None, digits: int = 2
+) -> str:
+    """Write 0-1 boxes in a model's output format (baselines answer in it; tests round-trip through it).
+
+    `digits`: decimals of unit01 answers (RadVLM's answers have 2; the radiologist reference writes 3, so that a
+    reader's thinnest box keeps x2 > x1).
+    """
     if box_format == "unit01":
-        return ", ".join("[" + ", ".join(f"{v:.2f}" for v in b) + "]" for b in boxes)
+        return ", ".join("[" + ", ".join(f"{v:.{digits}f}" for v in b) + "]" for b in boxes)
     if box_format == "qwen1000":
         import json
 

@@ -207,8 +207,11 @@ class Runner:
             row = {"prompt_hash": prompt_hash, "prompt": prompt, "size": None}
             rows[sample.sample_id] = row
             try:
-                paths = sample.image_paths if getattr(self.adapter, "needs_images", True) else []
-                hashes = [image_hash(p) for p in paths]
+                reads_images = getattr(self.adapter, "needs_images", True)
+                paths = sample.image_paths if reads_images else []
+                # An adapter that reads no image answers from the sample itself (stored predictions, a reader's
+                # boxes): its cache key is the sample, or every sample with the same prompt would share one answer.
+                hashes = [image_hash(p) for p in paths] if reads_images else ["sample", sample.task, sample.sample_id]
                 images = [load_image(p) for p in paths]
             except SampleError as exc:
                 row.update(text="", error=str(exc), cache_key=None)
@@ -347,6 +350,8 @@ class Runner:
     # --- the whole job ----------------------------------------------------------------------------------------
     def run(self, on_progress: Callable[[int], None] | None = None) -> RunSummary:
         start = time.perf_counter()
+        if getattr(self.adapter, "needs_images", True):
+            require_images(self.task, self.samples)
         fingerprint = self.adapter.fingerprint()
         run_id = run_id_for(self.task, fingerprint)
         summary = RunSummary(run_id, self.task.name, self.card.name, len(self.samples))
@@ -414,6 +419,23 @@ class Runner:
             },
         )
         return summary
+
+
+def require_images(task: TaskSpec, samples: Sequence[Sample]) -> None:
+    """Stop before a run starts when not one sample's image exists (public annotations without the images).
+
+    Loaders of public data sets keep such samples, so that `evalkit score` can score predictions made elsewhere;
+    a model that looks at images needs them. One missing file among many stays a per-sample error.
+    """
+    if not samples or any(s.image_paths and Path(s.image_paths[0]).is_file() for s in samples):
+        return
+    first = next((s.image_paths[0] for s in samples if s.image_paths), None)
+    where = f"expected e.g. {first}" if first else "the loader found no image folder"
+    raise EvalkitError(
+        f"task '{task.name}': none of the {len(samples)} samples' images exist ({where}). Put the data set's images "
+        "there (docs/public-data.md says where each download goes), or score predictions made elsewhere with "
+        f"`evalkit score --task {task.name} --predictions FILE.jsonl --model-name NAME`, which needs no image"
+    )
 
 
 class _progress:

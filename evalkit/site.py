@@ -26,7 +26,7 @@ from typing import Any
 
 import evalkit
 from evalkit.errors import EvalkitError
-from evalkit.leaderboard import latest_runs
+from evalkit.leaderboard import latest_runs, reference_label
 from evalkit.registry import PROJECT_ROOT, all_tasks
 from evalkit.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
 from evalkit.stats import (
@@ -81,6 +81,7 @@ class ModelRow:
     n: int
     rank: int = 0
     vs_leader: dict[str, Any] | None = None
+    reference: str | None = None  # label of a reference row (e.g. inter-reader agreement): shown, never ranked
 
 
 @dataclass
@@ -267,7 +268,9 @@ class SiteBuilder:
                         _finite(row["value"]), _finite(b.ci_low) if b else None, _finite(b.ci_high) if b else None
                     )
             n = max((r["n"] or 0 for r in stored[run["run_id"]].values()), default=0)
-            rows.append(ModelRow(run["model"], slug(run["model"]), _provenance(run), cells, n))
+            rows.append(
+                ModelRow(run["model"], slug(run["model"]), _provenance(run), cells, n, reference=reference_label(run))
+            )
         # Metrics no model could compute here (e.g. clinical metrics without their weights) become one note.
         unavailable = [
             (c.name, next((r.cells[c.name].reason for r in rows if r.cells[c.name].reason), "") or "")
@@ -283,8 +286,10 @@ class SiteBuilder:
                 return math.inf if v is None else (-v if good else v)
 
             rows.sort(key=key)
-        for i, r in enumerate(rows, 1):
-            r.rank = i
+        # Reference rows (radiologists) go below the models, unranked, and are never "the leader".
+        rows = [r for r in rows if not r.reference] + [r for r in rows if r.reference]
+        for i, r in enumerate(r for r in rows if not r.reference):
+            r.rank = i + 1
         view = TaskView(
             name=name,
             slug=slug(name),
@@ -299,7 +304,7 @@ class SiteBuilder:
             unavailable=unavailable,
             ci_unit="; ".join(units),
         )
-        if primary and len(rows) > 1:
+        if primary and sum(1 for r in rows if not r.reference) > 1:
             self._vs_leader(view, primary)
             self._pairwise(view, primary, instances[primary].higher_is_better)
         for column in columns:
@@ -323,6 +328,8 @@ class SiteBuilder:
             return
         found = []
         for row in view.rows[1:]:
+            if row.reference:
+                continue
             try:
                 paired = load_pairs(self.store, view.name, row.run, leader.run, [primary], self.cluster)
             except EvalkitError:
@@ -344,7 +351,7 @@ class SiteBuilder:
     def _pairwise(self, view: TaskView, primary: str, higher_is_better: bool) -> None:
         from evalkit.site_pairwise import matrix_svg, pairwise_map
 
-        ranked = [(r.model, r.run) for r in view.rows if r.cells[primary].value is not None]
+        ranked = [(r.model, r.run) for r in view.rows if r.cells[primary].value is not None and not r.reference]
         view.pairwise = pairwise_map(
             self.store,
             view.name,

@@ -65,7 +65,9 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
 # Card fields that never change what a model outputs. `serving` (tensor/data parallel sizes, endpoint, concurrency)
 # is left out so that one checkpoint run at TP 4 and at TP 1, or through two servers, shares one run and one cache;
 # adapters put the output-relevant serving settings (`engine_args`, `extra_body`) into `extra` themselves.
-NON_IDENTITY_FIELDS: frozenset[str] = frozenset({"name", "description", "source", "public", "training", "serving"})
+NON_IDENTITY_FIELDS: frozenset[str] = frozenset(
+    {"name", "description", "source", "public", "training", "serving", "reference"}
+)
 
 
 def card_fingerprint(card: ModelCard, extra: Any = None) -> str:
@@ -129,7 +131,7 @@ def card_with_overrides(
 
 # Samples the runner hands to one `generate` call (and commits in one transaction) when --batch-size is not
 # given: vLLM schedules a whole batch at once, so it gets many; a server is limited by its concurrency anyway.
-DEFAULT_BATCH_SIZES: dict[str, int] = {"vllm": 256, "openai": 64, "transformers": 16}
+DEFAULT_BATCH_SIZES: dict[str, int] = {"vllm": 256, "openai": 64, "transformers": 16, "baseline": 256}
 
 
 def default_batch_size(card: ModelCard) -> int:

@@ -5,6 +5,9 @@
   grounding its boxes for the same prompt (label, region or phrase).
 - `prior-box`: the mean train box for the prompt's label/region/phrase (grounding only).
 - `whole-image`: the box [0, 0, 1, 1] (grounding only).
+- `radiologist`: not a model but a reference row: on `vindr-reader-agreement` it answers with the boxes reader r
+  drew (`meta["reader_boxes"]`, file order), so the metrics measure inter-reader agreement
+  (evalkit/data/vindr_readers.py gives the protocol). Needs no image.
 Answers are written in the card's box format, so they go through the same parser as any model's.
 """
 
@@ -23,8 +26,10 @@ from evalkit.parsing import format_boxes
 from evalkit.sample import Box, Sample
 from model_adapters.base import GenerationRequest, GenerationResult, card_fingerprint, stable_hash
 
-BASELINES = ("normal-template", "nn-retrieval", "prior-box", "whole-image")
+BASELINES = ("normal-template", "nn-retrieval", "prior-box", "whole-image", "radiologist")
 _GROUNDING_ONLY = ("prior-box", "whole-image")
+READER_LOADERS = ("vindr_readers",)  # loaders whose samples carry a reader's own boxes for `radiologist`
+READER_DIGITS = 3  # decimals of the radiologist's unit01 answers: the fused references' rounding
 EMBED_SIZE = 16
 
 
@@ -52,6 +57,7 @@ class BaselineAdapter:
             raise EvalkitError(f"card '{card.name}': unknown baseline '{card.checkpoint}'; known: {BASELINES}")
         self.card = card
         self.baseline = card.checkpoint
+        self.needs_images = self.baseline != "radiologist"  # the runner then neither reads nor hashes images
         self.kind: str | None = None
         self._fit_id = ""
         self._report: str = ""
@@ -61,13 +67,20 @@ class BaselineAdapter:
         self._train_vectors: np.ndarray = np.zeros((0, EMBED_SIZE * EMBED_SIZE))
 
     def supports(self, task: TaskSpec) -> bool:
+        if self.baseline == "radiologist":
+            return task.dataset.loader in READER_LOADERS
         return task.kind == "grounding" or self.baseline not in _GROUNDING_ONLY
 
     def prepare(self, task: TaskSpec, train_samples: Callable[[], list[Sample]]) -> None:
         if not self.supports(task):
+            if self.baseline == "radiologist":
+                raise EvalkitError(
+                    f"'radiologist' answers with a reader's own boxes, which only reader-agreement tasks "
+                    f"(loaders {', '.join(READER_LOADERS)}) carry; '{task.name}' is not one: try vindr-reader-agreement"
+                )
             raise EvalkitError(f"baseline '{self.baseline}' answers grounding tasks only, not '{task.name}'")
         self.kind = task.kind
-        if self.baseline == "whole-image":
+        if self.baseline in ("whole-image", "radiologist"):
             self._fit_id = "none"
             return
         train = train_samples()
@@ -96,6 +109,12 @@ class BaselineAdapter:
             if self.baseline == "normal-template":
                 return self._report
             return self._train[self._nearest(request.images[0])].reference_text or ""
+        if self.baseline == "radiologist":
+            if "reader_boxes" not in sample.meta:
+                raise EvalkitError(
+                    f"sample '{sample.sample_id}' has no meta.reader_boxes: not a reader-agreement sample"
+                )
+            return format_boxes(sample.meta["reader_boxes"], "unit01", digits=READER_DIGITS)
         box = self._box_for(sample, request.images[0])
         return format_boxes([box], self.card.box_format, sample.image_size)
 

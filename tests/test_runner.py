@@ -182,3 +182,25 @@ def test_adapter_exception_isolated_to_one_sample(tmp_path, data_root):
     with Store(tmp_path / "r.duckdb") as store:
         again = Runner(store, spec, card, adapter, samples=samples, batch_size=4, progress=False).run()
     assert again.errors == 0 and again.generated + again.from_cache == 1
+
+
+def test_image_less_answers_are_cached_per_sample_not_per_prompt(db, data_root):
+    """Stored predictions for two samples with the same prompt: each keeps its own (the cache key is the sample)."""
+    from evalkit.config import ModelCard
+    from evalkit.prompts import render_prompt
+    from model_adapters.predictions import PredictionsAdapter
+
+    spec = resolve_tasks("phantom-report")[0]
+    card = ModelCard(name="elsewhere", adapter="external", checkpoint="file")
+    samples = load_samples(spec, data_root)
+    by_prompt: dict[str, list] = {}
+    for sample in samples:
+        by_prompt.setdefault(render_prompt(spec, card, sample)[1], []).append(sample)
+    twins = next(group for group in by_prompt.values() if len(group) > 1)[:2]
+    predictions = {s.sample_id: f"Report number {i}." for i, s in enumerate(twins)}
+    with Store(db) as store:
+        Runner(
+            store, spec, card, PredictionsAdapter(card, predictions), samples=twins, batch_size=1, progress=False
+        ).run()
+        stored = {r["sample_id"]: r["text"] for r in store.query("SELECT sample_id, text FROM generations")}
+    assert stored == predictions

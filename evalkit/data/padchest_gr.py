@@ -9,14 +9,23 @@ Layout read (the data set folder, `--data-root`/padchest_gr by default):
     images: `<ImageID>` (a PNG file name) in the first of `images_grounding/` (RadVLM), `Padchest_GR_files/`,
             `Padchest_GR_files/PadChest_GR/`, `images/` that exists, or option `images_dir`.
 
+    PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv(.gz)   optional: PadChest's label table (ImageID,
+                              Projection, ...); torchxrayvision ships it (`evalkit data public-annotations`)
+
 As in RadVLM (`PadChest_grounding`): only images of the split, one sample per finding with a non-empty `boxes`
 list (sentences without boxes, e.g. normal findings, are not grounding samples and are skipped silently), the
-English sentence as the phrase. `extra_boxes` are ignored, as RadVLM does.
+English sentence as the phrase. `extra_boxes` are ignored, as RadVLM does. RadVLM also keeps only images whose
+`Projection` in the 160K table is exactly "AP" or "PA" (pandas `isin`: "AP_horizontal", "L", "COSTAL",
+"EXCLUDE", "UNK" and images absent from the table are left out); the loader applies that filter when the table
+is in the folder (option `projections`, default [AP, PA]; null turns it off) and logs a warning when it is not.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
+import logging
 from pathlib import Path
 
 from evalkit.config import DatasetSpec
@@ -34,12 +43,19 @@ from evalkit.data.issues import clean_box, report_row
 from evalkit.errors import EvalkitError
 from evalkit.sample import Sample, cluster_units
 
+log = logging.getLogger(__name__)
+
 _SPLITS = {
     "train": "train",
     "test": "test",
     **{name: "validation" for name in ("validation", "val", "valid", "validate")},
 }
-_OPTIONS = ("images_dir", "reports")
+_OPTIONS = ("images_dir", "reports", "projections")
+PROJECTION_TABLES = (
+    "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv",
+    "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz",
+)
+RADVLM_PROJECTIONS = ("AP", "PA")
 _IMAGE_DIRS = ("images_grounding", "Padchest_GR_files/PadChest_GR", "Padchest_GR_files", "images")
 
 
@@ -70,6 +86,48 @@ def _images_dir(root: Path, given: str | None) -> Path:
     )
 
 
+def read_projections(path: Path) -> dict[str, str]:
+    """ImageID -> Projection of PadChest's 160K label table, streamed (the table's Report column makes it large).
+
+    The table's first column has an empty name (a saved pandas index); rows whose length differs from the
+    header's are reported and skipped.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    projections: dict[str, str] = {}
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            if "ImageID" not in header or "Projection" not in header:
+                raise EvalkitError(f"{path}: missing column(s) ImageID / Projection; found {header[:8]}...")
+            image_col, projection_col = header.index("ImageID"), header.index("Projection")
+            for line, row in enumerate(reader, start=2):
+                if len(row) != len(header):
+                    report_row(path.name, f"line {line}", "bad_row", "dropped", f"{len(row)} fields, not {len(header)}")
+                    continue
+                projections[row[image_col].strip()] = row[projection_col].strip()
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise EvalkitError(f"{path}: cannot read CSV: {exc}") from exc
+    return projections
+
+
+def projection_filter(root: Path, wanted: list[str] | None) -> set[str] | None:
+    """RadVLM's frontal filter: the ImageIDs whose Projection is in `wanted`; None when not applied."""
+    if wanted is None:
+        return None
+    path = first_existing(root, PROJECTION_TABLES)
+    if path is None:
+        log.warning(
+            "padchest_gr: %s not in %s: RadVLM's projection filter (AP/PA only) is not applied; "
+            "`evalkit data public-annotations` writes it",
+            PROJECTION_TABLES[0],
+            root,
+        )
+        return None
+    keep = {str(p) for p in wanted}
+    return {image for image, projection in read_projections(path).items() if projection in keep}
+
+
 @register_loader("padchest_gr")
 def load_padchest_gr(spec: DatasetSpec, root: Path, task: str, split: str) -> list[Sample]:
     """Samples of one split of PadChest-GR.
@@ -77,6 +135,7 @@ def load_padchest_gr(spec: DatasetSpec, root: Path, task: str, split: str) -> li
     Options (`spec.options`):
         images_dir: folder of the PNG images (absolute or relative to the data set folder).
         reports: the grounded-reports JSON (default: the newest grounded_reports_*.json).
+        projections: Projection values of the 160K table to keep (default [AP, PA], RadVLM's); null: no filter.
     """
     root = Path(root)
     options = spec.options
@@ -89,6 +148,9 @@ def load_padchest_gr(spec: DatasetSpec, root: Path, task: str, split: str) -> li
     table = read_csv_rows(table_path)
     require_columns(table, table_path, ["ImageID", "split"])
     in_split = {r["ImageID"].strip() for r in table if r["split"].strip() == _SPLITS[split]}
+    frontal = projection_filter(root, options.get("projections", list(RADVLM_PROJECTIONS)))
+    if frontal is not None:
+        in_split &= frontal
     patients = {r["ImageID"].strip(): (r.get("PatientID") or "").strip() for r in table}
     try:
         entries = json.loads(reports_path.read_text(encoding="utf-8"))

@@ -3,7 +3,7 @@
 Layout read (the data set folder, `--data-root`/vindr_cxr by default):
     annotations/annotations_{train,test}.csv   image_id, rad_id (train) / rad_ID (test), class_name,
                                                x_min, y_min, x_max, y_max (pixels of the original DICOM)
-                                               (the CSVs may also sit directly in the folder)
+                                               (the CSVs may also sit directly in the folder, or be .csv.gz)
     images: JPG/PNG converted from the DICOMs, in the first of `{split}_jpg/`, `{split}_png/`, `{split}/` that
             holds them (RadVLM's converter writes `{split}_jpg/`); evalkit does not read DICOM.
     image_resolutions_{split}.json (optional)  {image_id: [rows, columns]} as RadVLM's converter writes it;
@@ -62,7 +62,8 @@ def fuse_boxes(boxes: list[Box], iou_thr: float = 0.1, digits: int | None = 3) -
     return [[round(float(v), digits) if digits is not None else float(v) for v in box] for box in fused]
 
 
-def _images_dir(root: Path, split: str, given: Any) -> Path:
+def images_dir(root: Path, split: str, given: Any) -> Path:
+    """Folder of a split's converted images: option `images_dir`, else the first of {split}_jpg/_png/ that has some."""
     if given:
         path = Path(given) if Path(given).is_absolute() else root / given
         if not path.is_dir():
@@ -82,12 +83,24 @@ def _images_dir(root: Path, split: str, given: Any) -> Path:
     raise EvalkitError(f"vindr_cxr: no converted images for split '{split}': {hint}")
 
 
-def _find_image(folder: Path, image_id: str) -> Path | None:
+def find_image(folder: Path, image_id: str) -> Path | None:
     for ext in _EXTENSIONS:
         path = folder / f"{image_id}{ext}"
         if path.is_file():
             return path
     return None
+
+
+def annotations_path(root: Path, split: str, loader: str) -> Path:
+    """annotations/annotations_{split}.csv (or .csv.gz, as `evalkit data public-annotations` writes it)."""
+    names = [f"{folder}annotations_{split}.csv{ext}" for folder in ("annotations/", "") for ext in ("", ".gz")]
+    path = first_existing(root, names)
+    if path is None:
+        raise EvalkitError(
+            f"{loader}: {root / names[0]} not found (nor .csv.gz); for the train split, `evalkit data "
+            f"public-annotations --out {root.parent}` writes it from torchxrayvision's copy of the VinBigData release"
+        )
+    return path
 
 
 @register_loader("vindr_cxr")
@@ -105,13 +118,11 @@ def load_vindr_cxr(spec: DatasetSpec, root: Path, task: str, split: str) -> list
     digits = options.get("round_digits", 3)
     if split not in ("train", "test"):
         raise EvalkitError(f"vindr_cxr: unknown split '{split}'; VinDr-CXR has train and test")
-    csv_path = first_existing(root, [f"annotations/annotations_{split}.csv", f"annotations_{split}.csv"])
-    if csv_path is None:
-        raise EvalkitError(f"vindr_cxr: {root / 'annotations' / f'annotations_{split}.csv'} not found")
+    csv_path = annotations_path(root, split, "vindr_cxr")
     rows = read_csv_rows(csv_path)
     require_columns(rows, csv_path, ["image_id", "class_name", "x_min", "y_min", "x_max", "y_max"])
     source = str(csv_path.relative_to(root))
-    folder = _images_dir(root, split, options.get("images_dir"))
+    folder = images_dir(root, split, options.get("images_dir"))
     resolutions_path = first_existing(
         root, [f"image_resolutions_{split}.json", f"annotations/image_resolutions_{split}.json"]
     )
@@ -131,7 +142,7 @@ def load_vindr_cxr(spec: DatasetSpec, root: Path, task: str, split: str) -> list
         if class_name == NO_FINDING:
             continue
         if image_id not in images:
-            path = _find_image(folder, image_id)
+            path = find_image(folder, image_id)
             shown = image_size(path) if path is not None else None
             if path is None or shown is None:
                 images[image_id] = None
