@@ -13,6 +13,7 @@ from rich.table import Table
 
 from evalkit.errors import EvalkitError
 from evalkit.store import DEFAULT_DB
+from evalkit.tables import folding, split_by_width
 
 app = typer.Typer(
     help="Evaluate chest X-ray vision-language models: run tasks, score predictions, compare and gate checkpoints.",
@@ -42,46 +43,32 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def _run_pairs(tasks, card, store, data_root, limit, batch_size, adapter_options, quiet=False):
-    from evalkit.runner import Runner, build_adapter, data_root_default, load_samples
+def _summary_line(summary) -> str:
+    """One run's outcome; `cached` counts content-cache hits and samples an earlier run of this pair kept."""
+    kept = f", {summary.reused} kept from the last run" if summary.reused else ""
+    metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
+    unavailable = "".join(f"\n    {k}: unavailable: {v}" for k, v in summary.unavailable.items())
+    return (
+        f"[bold]{summary.task}[/] · {summary.model}: n={summary.n_samples} generated={summary.generated} "
+        f"cached={summary.from_cache + summary.reused}{kept} errors={summary.errors} "
+        f"parse_failures={summary.parse_failures} ({summary.seconds:.1f}s)\n    {metrics}{unavailable}"
+    )
 
-    root = data_root or data_root_default()
-    adapter = build_adapter(card, **adapter_options)
-    summaries = []
-    try:
-        for task in tasks:
-            adapter.prepare(task, lambda task=task: load_samples(task, root, split="train"))
-            runner = Runner(
-                store,
-                task,
-                card,
-                adapter,
-                data_root=root,
-                limit=limit,
-                batch_size=batch_size,
-                progress=not quiet and sys.stderr.isatty(),
-            )
-            summary = runner.run()
-            summaries.append(summary)
-            if not quiet:
-                metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
-                unavailable = "".join(f"\n    {k}: unavailable: {v}" for k, v in summary.unavailable.items())
-                console.print(
-                    f"[bold]{task.name}[/] · {card.name}: n={summary.n_samples} generated={summary.generated} "
-                    f"cached={summary.from_cache} errors={summary.errors} parse_failures={summary.parse_failures} "
-                    f"({summary.seconds:.1f}s)\n    {metrics}{unavailable}",
-                    highlight=False,
-                )
-                if card.reference:  # a reference row's numbers are the point of the run: show them with CIs
-                    from evalkit.leaderboard import leaderboard_rows
 
-                    _print_leaderboard(leaderboard_rows(store, task.name, card.name))
-    finally:
-        # Adapters that own a process (a managed `vllm serve`) stop it here, also after an error or Ctrl-C.
-        close = getattr(adapter, "close", None)
-        if callable(close):
-            close()
-    return summaries
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    """Ctrl-C: say what was kept and how to resume, then exit 130 (the shell's code for SIGINT)."""
+    from evalkit.errors import RunInterrupted
+
+    if isinstance(exc, RunInterrupted):
+        err.print(
+            f"interrupted: {exc.task} · {exc.model}: {exc.kept} of {exc.total} samples kept in the database; "
+            "run the same command again to resume from there.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        err.print("interrupted before any sample was generated; nothing to resume.", highlight=False)
+    raise typer.Exit(130)
 
 
 @app.command()
@@ -139,11 +126,12 @@ def run(
 
       evalkit run --model ./checkpoints/sft --task phantom-grounding --limit 50
     """
+    from evalkit.evaluation import check_device, evaluate
     from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.store import Store
-    from model_adapters.base import adapter_options, card_with_overrides, default_batch_size
+    from model_adapters.base import card_with_overrides
 
     try:
+        check_device(device)
         tasks = resolve_tasks(task, dataset)
         card = card_with_overrides(
             resolve_model(model),
@@ -153,14 +141,32 @@ def run(
             max_pixels=max_pixels,
             endpoint=endpoint,
         )
-        batch = batch_size if batch_size is not None else default_batch_size(card)
-        options = adapter_options(
-            card, batch_size=batch, device=device, allow_remote_credentialed=allow_remote_credentialed
+        evaluate(
+            card,
+            tasks,
+            db=db,
+            data_root=data_root,
+            limit=limit,
+            batch_size=batch_size,
+            device=device,
+            adapter_options={"allow_remote_credentialed": allow_remote_credentialed},
+            progress=True,
+            on_summary=lambda summary: console.print(_summary_line(summary), highlight=False),
         )
-        with Store(db) as store:
-            _run_pairs(tasks, card, store, data_root, limit, batch, options)
+        if card.reference:  # a reference row's numbers are the point of the run: show them with their CIs
+            _print_reference_rows(db, [t.name for t in tasks], card.name)
     except EvalkitError as exc:
         _fail(exc)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
+
+
+def _print_reference_rows(db: Path, task_names: list[str], model: str) -> None:
+    from evalkit.leaderboard import leaderboard_rows
+    from evalkit.store import Store
+
+    with Store(db, read_only=True) as store:
+        _print_leaderboard([row for name in task_names for row in leaderboard_rows(store, name, model)])
 
 
 @app.command()
@@ -197,12 +203,15 @@ def score(
       evalkit score --pairs pairs.jsonl --json > scores.json
     """
     from evalkit.config import BOX_FORMATS, ModelCard
+    from evalkit.evaluation import evaluate
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import Runner, data_root_default, load_samples
-    from evalkit.store import Store
+    from evalkit.runner import data_root_default, load_samples
     from model_adapters.predictions import PredictionsAdapter, read_predictions
 
     if pairs is not None:
+        extra = [flag for flag, value in (("--task", task), ("--predictions", predictions)) if value is not None]
+        if extra:
+            _fail(EvalkitError(f"{' and '.join(extra)} cannot go with --pairs: free pairs have no task"))
         _score_pairs(pairs, metric_names, metric_options, db, json_out)
         return
     try:
@@ -237,10 +246,7 @@ def score(
         )
         adapter = PredictionsAdapter(card, preds)
         chosen = [s for s in samples if s.sample_id in preds]
-        with Store(db) as store:
-            summary = Runner(
-                store, spec, card, adapter, data_root=root, samples=chosen, batch_size=256, progress=False
-            ).run()
+        (summary,) = evaluate(card, spec, db=db, data_root=root, adapter=adapter, samples=chosen, batch_size=256)
         missing = len(samples) - len(chosen)
         console.print(
             f"[bold]{spec.name}[/] · {model_name}: scored {summary.n_samples} predictions"
@@ -315,13 +321,26 @@ def tasks(json_out: Annotated[bool, typer.Option("--json", help="Machine-readabl
             )
         )
         return
-    table = Table("task", "kind", "data set", "access", "metrics (primary first)", "groups")
+    # A narrow console gets the primary metric only (the full list is in --json), the kind and access
+    # abbreviated, and data set + metric in one wrapping column; names are never cut.
+    wide = console.width >= 140
+    if wide:
+        table = Table("task", "kind", "data set", "access", "metrics (primary first)", "groups")
+    else:
+        table = Table("task", "kind", "access", "data set · primary metric")
+    folding(table, whole=(0, 1, 2))
     for s in specs.values():
         names = [s.primary_metric] + [n for n in s.metric_names if n != s.primary_metric]
-        table.add_row(
-            f"{s.name} v{s.version}", s.kind, s.dataset.loader, s.access, ", ".join(names), ", ".join(s.groups)
-        )
+        name = f"{s.name} v{s.version}"
+        if wide:
+            table.add_row(name, s.kind, s.dataset.loader, s.access, ", ".join(names), ", ".join(s.groups))
+        else:
+            access = "cred." if s.access == "credentialed" else s.access
+            more = f" (+{len(names) - 1})" if len(names) > 1 else ""
+            table.add_row(name, s.kind.replace("_generation", ""), access, f"{s.dataset.loader} · {names[0]}{more}")
     console.print(table)
+    if not wide:
+        console.print("cred. = credentialed data (PhysioNet licence); `evalkit tasks --json` lists every metric")
     console.print("groups: " + "; ".join(f"{g} = {', '.join(m)}" for g, m in sorted(task_groups().items())))
 
 
@@ -337,10 +356,12 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Machine-readab
     if json_out:
         print(json.dumps([c.model_dump() for c in cards.values()], indent=2))
         return
-    table = Table("model", "adapter", "checkpoint", "box format", "thinking", "source")
+    # The source citation is long prose: shown on wide consoles, left to `--json` on narrow ones.
+    wide = console.width >= 120
+    table = Table("model", "adapter", "checkpoint", "box format", "thinking", *(["source"] if wide else []))
     for c in cards.values():
-        table.add_row(c.name, c.adapter, c.checkpoint, c.box_format, c.thinking, c.source[:60])
-    console.print(table)
+        table.add_row(c.name, c.adapter, c.checkpoint, c.box_format, c.thinking, *([c.source[:60]] if wide else []))
+    console.print(folding(table, whole=(0, 1, 3, 4)))
 
 
 @app.command()
@@ -371,7 +392,7 @@ def metrics(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
         table.add_row(
             f"{r['name']} v{r['version']}", r["kind"], "↑" if r["higher_is_better"] else "↓", status, r["description"]
         )
-    console.print(table)
+    console.print(folding(table))
 
 
 @app.command()
@@ -453,11 +474,6 @@ def _print_leaderboard(rows: list[dict]) -> None:
         absent = [m for m in metric_names if all(r["status"] == "unavailable" for r in task_rows if r["metric"] == m)]
         metric_names = [m for m in metric_names if m not in absent]
         directions = {r["metric"]: "↑" if r["higher_is_better"] else "↓" for r in task_rows}
-        table = Table(title=task_name, title_justify="left")
-        table.add_column("model")
-        for name in metric_names:
-            table.add_column(f"{name} {directions[name]}", justify="right")
-        table.add_column("n", justify="right")
         models_seen = list(dict.fromkeys(r["model"] for r in task_rows))
         primary = metric_names[0]
         cells = {(r["model"], r["metric"]): r for r in task_rows}
@@ -470,25 +486,29 @@ def _print_leaderboard(rows: list[dict]) -> None:
 
         references = {r["model"]: r["reference"] for r in task_rows if r.get("reference")}
         ranked = sorted((m for m in models_seen if m not in references), key=key)
-        for model_name in [*ranked, *sorted(references)]:
-            label = references.get(model_name)
-            row = [f"{model_name} [dim](reference: {label})[/]" if label else model_name]
-            n = 0
-            for name in metric_names:
+        ordered = [*ranked, *sorted(references)]  # reference rows (not models) go last and are not ranked
+        labels = [f"{m} [dim](reference: {references[m]})[/]" if m in references else m for m in ordered]
+        columns: list[tuple[str, list[str]]] = []
+        n_by_model = dict.fromkeys(ordered, 0)
+        for name in metric_names:
+            column = []
+            for model_name in ordered:
                 r = cells.get((model_name, name))
                 if r is None:
-                    row.append("")
+                    column.append("")
                 elif r["status"] == "unavailable":
-                    row.append("[dim]unavailable[/]")
+                    column.append("[dim]unavailable[/]")
                 else:
                     ci = "" if r.get("ci_low") is None else f" [dim][{r['ci_low']:.3f}, {r['ci_high']:.3f}][/]"
-                    row.append(_fmt(r["value"]) + ci)
-                    n = max(n, r["n"] or 0)
-            row.append(str(n))
-            table.add_row(*row)
-        if references:
-            table.caption = "reference rows are not models and are not ranked"
-        console.print(table)
+                    column.append(_fmt(r["value"]) + ci)
+                    n_by_model[model_name] = max(n_by_model[model_name], r["n"] or 0)
+            columns.append((f"{name} {directions[name]}", column))
+        columns.append(("n", [str(n_by_model[m]) for m in ordered]))
+        # Too wide for the console: several tables, each repeating the model column (names are never cut).
+        for table in split_by_width(console, task_name, ("model", labels), columns):
+            if references:
+                table.caption = "reference rows are not models and are not ranked"
+            console.print(table)
         units = dict.fromkeys(r["ci_unit"] for r in task_rows if r.get("ci_unit"))
         if units:
             console.print(f"[dim]95% CIs resampled {'; '.join(units)}[/]", highlight=False)
@@ -513,9 +533,16 @@ def export(
             raise EvalkitError(f"--format must be jsonl, csv or parquet, not '{fmt}'")
         if fmt == "parquet" and out is None:
             raise EvalkitError("--format parquet needs --out FILE")
+        if out is not None and out.is_dir():
+            raise EvalkitError(f"--out {out} is a folder; give a file name, e.g. --out {out / ('results.' + fmt)}")
         with Store(db, read_only=True) as store:
             rows = export_rows(store, task, model)
-        write_rows(rows, fmt, out)
+        try:
+            write_rows(rows, fmt, out)
+        except OSError as exc:
+            raise EvalkitError(
+                f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable path"
+            ) from None
         if out is not None:
             err.print(f"wrote {len(rows)} rows to {out}")
     except EvalkitError as exc:
@@ -539,6 +566,8 @@ def demo(
         rows = run_demo(db, data_root, limit=limit, tiny_model=tiny_model, console=console)
     except EvalkitError as exc:
         _fail(exc)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     _print_leaderboard(rows)
 
 
@@ -551,12 +580,22 @@ def data_phantom(
     """Generate the synthetic phantom chest X-ray set (and, optionally, real-layout copies for loader tests)."""
     from evalkit.data.phantom import ensure_phantom, write_mimic_cxr_layout, write_ms_cxr_layout
 
-    root = ensure_phantom(out)
-    console.print(f"phantom set at {root}")
-    if mimic_layout:
-        console.print(f"MIMIC-CXR-JPG layout at {write_mimic_cxr_layout(root, mimic_layout)}")
-    if ms_cxr_layout:
-        console.print(f"MS-CXR layout at {write_ms_cxr_layout(root, ms_cxr_layout)}")
+    try:
+        for flag, folder in (("--out", out), ("--mimic-layout", mimic_layout), ("--ms-cxr-layout", ms_cxr_layout)):
+            if folder is not None and folder.exists() and not folder.is_dir():
+                raise EvalkitError(f"{flag} {folder} is a file; give a folder (it is created if absent)")
+        try:
+            err.print(f"making the phantom set at {out} ...", highlight=False)
+            root = ensure_phantom(out)
+            console.print(f"phantom set at {root}")
+            if mimic_layout:
+                console.print(f"MIMIC-CXR-JPG layout at {write_mimic_cxr_layout(root, mimic_layout)}")
+            if ms_cxr_layout:
+                console.print(f"MS-CXR layout at {write_ms_cxr_layout(root, ms_cxr_layout)}")
+        except OSError as exc:
+            raise EvalkitError(f"{exc.filename or out}: cannot write the phantom set ({exc.strerror or exc})") from None
+    except EvalkitError as exc:
+        _fail(exc)
 
 
 @data_app.command("public-annotations")

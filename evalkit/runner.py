@@ -18,18 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 import evalkit
 from evalkit.answers import parse_for_card
 from evalkit.config import ModelCard, TaskSpec
 from evalkit.data import get_loader
 from evalkit.data.issues import collect_issues, issues_summary
-from evalkit.errors import EvalkitError, SampleError
+from evalkit.errors import EvalkitError, RunInterrupted, SampleError
 from evalkit.images import image_hash, load_image
 from evalkit.metrics import get_metric
 from evalkit.metrics.base import Metric, safe_score
 from evalkit.profiles import get_profile
+from evalkit.progress import RunProgress
 from evalkit.prompts import render_prompt
 from evalkit.sample import Parsed, Sample
 from evalkit.store import Store, dumps, loads
@@ -63,10 +62,19 @@ def dataset_root(task: TaskSpec, data_root: Path) -> Path:
 
 def load_samples(task: TaskSpec, data_root: Path, split: str | None = None) -> list[Sample]:
     """Samples of a task's split; the phantom set is made on first use (it is code, not data)."""
+    loader = get_loader(task.dataset.loader)  # an unknown loader is reported as such, not as a missing folder
     root = dataset_root(task, data_root)
+    if Path(data_root).exists() and not Path(data_root).is_dir():
+        raise EvalkitError(
+            f"data root {data_root} is a file, not a folder; point --data-root (or EVALKIT_DATA_ROOT) at the "
+            "folder that holds the data sets"
+        )
     if task.dataset.loader == "phantom" and not (root / "phantom.json").exists():
+        import sys
+
         from evalkit.data.phantom import ensure_phantom
 
+        print(f"making the synthetic phantom set at {root} (once, a few seconds)", file=sys.stderr, flush=True)
         ensure_phantom(root)
     if not root.exists():
         raise EvalkitError(
@@ -74,34 +82,13 @@ def load_samples(task: TaskSpec, data_root: Path, split: str | None = None) -> l
             f"to the folder holding '{task.dataset.root or task.dataset.loader}'"
         )
     with collect_issues(task.name, split or task.dataset.split):  # malformed rows -> the run summary
-        samples = get_loader(task.dataset.loader)(task.dataset, root, task.name, split or task.dataset.split)
+        samples = loader(task.dataset, root, task.name, split or task.dataset.split)
     seen: set[str] = set()
     for sample in samples:
         if sample.sample_id in seen:
             raise EvalkitError(f"task '{task.name}': duplicate sample_id '{sample.sample_id}' from the loader")
         seen.add(sample.sample_id)
     return samples
-
-
-def build_adapter(card: ModelCard, **options: Any) -> Adapter:
-    """The adapter for a card; heavy back ends are imported only when used."""
-    if card.adapter == "baseline":
-        from model_adapters.baselines import BaselineAdapter
-
-        return BaselineAdapter(card)
-    if card.adapter == "transformers":
-        from model_adapters.transformers_local import TransformersAdapter
-
-        return TransformersAdapter(card, **options)
-    if card.adapter == "vllm":
-        from model_adapters.vllm_engine import VLLMAdapter  # type: ignore[import-not-found]
-
-        return VLLMAdapter(card, **options)
-    if card.adapter == "openai":
-        from model_adapters.openai_server import OpenAIAdapter  # type: ignore[import-not-found]
-
-        return OpenAIAdapter(card, **options)
-    raise EvalkitError(f"card '{card.name}': unknown adapter '{card.adapter}'")
 
 
 def git_sha() -> str | None:
@@ -133,6 +120,7 @@ class RunSummary:
     n_samples: int
     generated: int = 0
     from_cache: int = 0
+    reused: int = 0  # samples an earlier run of this pair had already stored: neither generated nor looked up
     errors: int = 0
     parse_failures: int = 0
     metrics: dict[str, float | None] = field(default_factory=dict)
@@ -174,7 +162,7 @@ class Runner:
         samples: list[Sample] | None = None,
         limit: int | None = None,
         batch_size: int = 16,
-        progress: bool = True,
+        progress: bool | str = True,
     ) -> None:
         self.store, self.task, self.card, self.adapter = store, task, card, adapter
         self.data_root = Path(data_root) if data_root is not None else data_root_default()
@@ -182,7 +170,9 @@ class Runner:
         if limit is not None:
             self.samples = self.samples[:limit]
         self.batch_size = max(1, batch_size)
-        self.progress = progress
+        # True: a bar on a terminal, plain lines elsewhere; False: silent; or an explicit "rich" | "plain" | "off".
+        self.progress = progress if isinstance(progress, str) else RunProgress.auto_mode(progress)
+        self._reporter = RunProgress("", 0)
         self.decoding = decoding_for(task, card)
 
     # --- generation -------------------------------------------------------------------------------------------
@@ -314,6 +304,7 @@ class Runner:
             for chunk in _chunks(rows, SCORE_CHUNK):
                 samples = [by_id[sid] for sid, _ in chunk]
                 scores = safe_score(metric, [p for _, p in chunk], samples)
+                self._reporter.scored_chunk(len(chunk))
                 with self.store.transaction():
                     self.store.insert_rows(
                         "scores",
@@ -378,24 +369,32 @@ class Runner:
         )
         done = self.store.done_sample_ids(run_id)
         todo = [s for s in self.samples if s.sample_id not in done]
+        summary.reused = len(self.samples) - len(todo)
+        label = f"{self.task.name} · {self.card.name}"
         try:
-            with _progress(self.progress, f"{self.task.name} · {self.card.name}", len(self.samples)) as advance:
-                advance(len(self.samples) - len(todo))
+            with RunProgress(label, len(self.samples), self.progress) as reporter:
+                self._reporter = reporter
+                reporter.resumed(summary.reused)
                 for batch in _chunks(todo, self.batch_size):
                     counts = self._generate_batch(batch, fingerprint, run_id)
                     summary.generated += counts["generated"]
                     summary.from_cache += counts["from_cache"]
-                    advance(len(batch))
+                    reporter.generated_batch(
+                        counts["generated"],
+                        counts["from_cache"],
+                        len(batch) - counts["generated"] - counts["from_cache"],
+                    )
                     if on_progress:
                         on_progress(len(batch))
-            metrics, summary.unavailable = self._metrics()
-            self._score(run_id, metrics)
-            summary.metrics = self._aggregate(run_id, metrics, summary.unavailable)
-        except KeyboardInterrupt:
+                metrics, summary.unavailable = self._metrics()
+                self._score(run_id, metrics)
+                summary.metrics = self._aggregate(run_id, metrics, summary.unavailable)
+        except KeyboardInterrupt as exc:
+            kept = len(self.store.done_sample_ids(run_id))
             self.store.finish_run(
                 run_id, "interrupted", len(self.samples), {"note": "interrupted; run again to resume"}
             )
-            raise
+            raise RunInterrupted(self.task.name, self.card.name, kept, len(self.samples)) from exc
         stats = self.store.con.execute(
             "SELECT count(*) FILTER (WHERE error IS NOT NULL), "
             "count(*) FILTER (WHERE json_extract_string(parsed, '$.parse_error') IS NOT NULL AND error IS NULL) "
@@ -436,25 +435,3 @@ def require_images(task: TaskSpec, samples: Sequence[Sample]) -> None:
         "there (docs/public-data.md says where each download goes), or score predictions made elsewhere with "
         f"`evalkit score --task {task.name} --predictions FILE.jsonl --model-name NAME`, which needs no image"
     )
-
-
-class _progress:
-    """A rich progress bar when `enabled` and on a terminal; a no-op otherwise."""
-
-    def __init__(self, enabled: bool, label: str, total: int) -> None:
-        self.enabled, self.label, self.total = enabled, label, total
-        self._bar: Progress | None = None
-
-    def __enter__(self) -> Callable[[int], None]:
-        if not self.enabled:
-            return lambda n: None
-        self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
-        )
-        self._bar.start()
-        task_id = self._bar.add_task(self.label, total=self.total)
-        return lambda n: self._bar.advance(task_id, n) if self._bar else None
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar:
-            self._bar.stop()

@@ -27,7 +27,8 @@ from typing import Any
 import evalkit
 from evalkit.errors import EvalkitError
 from evalkit.leaderboard import latest_runs, reference_label
-from evalkit.registry import PROJECT_ROOT, all_tasks
+from evalkit.registry import all_tasks
+from evalkit.resources import bundled
 from evalkit.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
 from evalkit.stats import (
     DISPLAY_MAX_GENERIC,
@@ -40,7 +41,7 @@ from evalkit.stats import (
 )
 from evalkit.store import Store, loads
 
-SITE_DIR = PROJECT_ROOT / "site"
+SITE_DIR = bundled("site")
 MARKER = ".evalkit-site"
 IMAGE_MAX_SIDE = 768
 

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from evalkit.chexpert import CHEXPERT_FIVE, CHEXPERT_LABELS
 from evalkit.metrics import register_metric
 from evalkit.metrics._annotations import annotate_texts, decode_array, encode_array, weights_fingerprint
 from evalkit.metrics._weights import (
@@ -39,23 +40,8 @@ from evalkit.metrics._weights import (
 from evalkit.metrics.base import ModelBackedMetric, SampleScore
 from evalkit.sample import Parsed, Sample
 
-CONDITIONS = (
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-    "No Finding",
-)
-FIVE = ("Cardiomegaly", "Edema", "Consolidation", "Atelectasis", "Pleural Effusion")
+CONDITIONS = CHEXPERT_LABELS  # CheXbert's heads, in order
+FIVE = CHEXPERT_FIVE
 ALL_INDEX = tuple(range(len(CONDITIONS)))
 FIVE_INDEX = tuple(i for i, c in enumerate(CONDITIONS) if c in FIVE)  # f1chexbert: np.where(np.isin(...))
 CODE_VERSION = "1"
