@@ -321,7 +321,9 @@ class Runner:
         with self.store.transaction() as con:
             for metric in metrics:
                 rows = con.execute(
-                    "SELECT sample_id, value, stats FROM scores WHERE run_id = ? AND metric = ? AND metric_version = ?",
+                    # Ordered: a float sum depends on its order, and a resumed run writes rows in another one.
+                    "SELECT sample_id, value, stats FROM scores WHERE run_id = ? AND metric = ? AND metric_version = ? "
+                    "ORDER BY sample_id",
                     [run_id, metric.name, metric.version],
                 ).fetchall()
                 rows = [r for r in rows if r[0] in ids]
