@@ -9,18 +9,13 @@ import pytest
 from typer.testing import CliRunner
 
 from evalkit.cli import app
+from evalkit.evaluation import evaluate
 from evalkit.leaderboard import RADVLM_GRPO_REPORT_COLUMNS, leaderboard_rows, paper_tables
-from evalkit.registry import resolve_model, resolve_tasks
-from evalkit.runner import Runner, build_adapter, load_samples
 from evalkit.store import Store
 
 
 def _run(db: Path, data_root: Path, model: str, task: str) -> None:
-    card, spec = resolve_model(model), resolve_tasks(task)[0]
-    adapter = build_adapter(card)
-    adapter.prepare(spec, lambda: load_samples(spec, data_root, split="train"))
-    with Store(db) as store:
-        Runner(store, spec, card, adapter, data_root=data_root, limit=6, progress=False).run()
+    evaluate(model, task, db=db, data_root=data_root, limit=6)
 
 
 @pytest.mark.slow  # runs three phantom tasks through the store (~9 s)
