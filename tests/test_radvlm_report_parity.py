@@ -78,8 +78,8 @@ def test_score_pairs_prints_the_raw_convention_bleu(tmp_path: Path) -> None:
 def test_roberta_token_ids_equal_transformers_4() -> None:
     from bert_score.utils import get_tokenizer, sent_encode
 
-    from evalkit.metrics import _tiny
     from evalkit.metrics.bertscore import _patch_tokenizer
+    from evalkit.testing import tiny_clinical as _tiny
 
     folder = _tiny.write_tiny_roberta(Path(tempfile.mkdtemp()) / "distilroberta")
     tokenizer = get_tokenizer(str(folder), use_fast=False)
