@@ -7,9 +7,10 @@ import json
 import pytest
 
 from evalkit.config import ModelCard
+from evalkit.evaluation import evaluate
 from evalkit.parsing import parse_boxes, parse_output
 from evalkit.registry import resolve_tasks
-from evalkit.runner import Runner, load_samples
+from evalkit.runner import load_samples
 from evalkit.store import Store
 from model_adapters.predictions import PredictionsAdapter
 
@@ -89,7 +90,7 @@ def test_runner_counts_parse_failures_and_scores_them_zero(tmp_path, data_root):
     card = ModelCard(name="external-qwen", adapter="external", checkpoint="file", box_format="qwen1000")
     adapter = PredictionsAdapter(card, {s.sample_id: a for s, a in zip(samples, answers, strict=True)})
     with Store(tmp_path / "r.duckdb") as store:
-        summary = Runner(store, task, card, adapter, samples=samples, progress=False).run()
+        (summary,) = evaluate(card, task, db=store, adapter=adapter, samples=samples)
         rows = store.query("SELECT sample_id, metric, value FROM scores WHERE metric = 'radvlm_map50'")
     assert summary.parse_failures == 4
     values = {r["sample_id"]: r["value"] for r in rows}
