@@ -470,16 +470,51 @@ def leaderboard(
             "study, patient."
         ),
     ] = "auto",
+    style: Annotated[
+        str | None,
+        typer.Option(help="Print a paper's table instead: radvlm-grpo (its columns, x100, RadCliQ raw)."),
+    ] = None,
 ) -> None:
-    """Print stored results: one table per task, one row per model, with 95% CIs (the resampled unit is named)."""
-    from evalkit.leaderboard import leaderboard_rows
+    """Print stored results: one table per task, one row per model, with 95% CIs (the resampled unit is named).
+
+    Examples:
+
+      evalkit leaderboard --task mimic-cxr-report --style radvlm-grpo
+
+      evalkit leaderboard --task grounding --style radvlm-grpo
+    """
+    from evalkit.leaderboard import PAPER_STYLES, leaderboard_rows, paper_tables
     from evalkit.store import Store
 
     try:
+        if style is not None and style not in PAPER_STYLES:
+            raise EvalkitError(f"--style must be one of {', '.join(PAPER_STYLES)}, not '{style}'")
+        names = [task]
+        if style is not None and task is not None:
+            from evalkit.registry import resolve_tasks
+
+            names = [t.name for t in resolve_tasks(task)]  # a group (grounding) gives one column per task
         with Store(db, read_only=True) as store:
-            rows = leaderboard_rows(store, task, model, cluster=cluster)
+            rows = [
+                r for name in names for r in leaderboard_rows(store, name, model, ci=style is None, cluster=cluster)
+            ]
     except EvalkitError as exc:
         _fail(exc)
+    if style is not None:
+        tables = paper_tables(rows, style)
+        if json_out:
+            print(json.dumps(tables, indent=2, ensure_ascii=False))
+            return
+        if not tables:
+            console.print("no results yet")
+        for t in tables:
+            table = Table(title=t["title"], title_justify="left")
+            for i, column in enumerate(t["columns"]):
+                table.add_column(column, justify="left" if i == 0 else "right")
+            for row in t["rows"]:
+                table.add_row(*row)
+            console.print(table)
+        return
     if json_out:
         print(json.dumps(rows, indent=2, default=str))
         return

@@ -95,6 +95,15 @@ class GateConfig(Strict):
         return value
 
 
+def _gated_by_default(name: str) -> bool:
+    from evalkit.metrics import metric_class
+
+    try:
+        return bool(getattr(metric_class(name), "gated_by_default", True))
+    except EvalkitError:
+        return True  # a metric no longer registered: its stored scores are still gated
+
+
 def load_gate_config(path: Path) -> GateConfig:
     return load_spec(GateConfig, Path(path))
 
@@ -359,6 +368,8 @@ def _task_tests(
         if run.get("status") != "finished":
             notes.append(f"the {role} run {run['run_id']} is '{run.get('status')}', not finished")
     paired = load_pairs(store, task, cand_run, base_run, config.metrics, config.cluster)
+    if config.metrics is None:  # descriptive statistics (response length) are gated only when named
+        paired = [p for p in paired if _gated_by_default(p.metric)]
     margins: dict[str, float] = {}
     for p in paired:
         margin = config.margins.get(p.metric, config.margin)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evalkit.results.queries import display_runs, failure_counts, run_metrics
+from evalkit.results.queries import display_runs, failure_counts, run_metrics, task_spec
 from evalkit.results.store import Store, loads
 
 
@@ -46,6 +46,7 @@ def leaderboard_rows(
     failures = failure_counts(store, [r["run_id"] for r in runs])
     for run in runs:
         reference = reference_label(run)
+        kind = task_spec(run).get("kind")
         bounds = (
             run_intervals(store, run, n_boot=n_boot, seed=seed, max_generic=DISPLAY_MAX_GENERIC, cluster=cluster)
             if ci
@@ -56,6 +57,7 @@ def leaderboard_rows(
             rows.append(
                 {
                     "task": run["task"],
+                    "kind": kind,  # as the run stored it (report_generation | grounding)
                     "model": run["model"],
                     "metric": name,
                     "value": m["value"],
@@ -88,3 +90,75 @@ def reference_label(run: dict[str, Any]) -> str | None:
     card = loads(run.get("card"), {}) or {}
     label = card.get("reference") if isinstance(card, dict) else None
     return str(label) if label else None
+
+
+# --- paper-table views (`evalkit leaderboard --style NAME`) -------------------------------------------------------
+
+# RadVLM-GRPO's tables (Gundersen et al., arXiv 2512.10691): Table 1 and Table 3 for reports (Table 3 adds ANC),
+# Table 2 for grounding (mAP@0.5 per task). (column, metric, scale, decimals); docs/reproducing-radvlm-grpo.md
+# says which seed function each follows. RadCliQ stays raw (lower is better), everything else x100.
+RADVLM_GRPO_REPORT_COLUMNS: tuple[tuple[str, str, float, int], ...] = (
+    ("R-L", "rouge_l", 100.0, 1),
+    ("B-S", "bertscore", 100.0, 1),
+    ("CXb-micro", "chexbert_micro_f1_14", 100.0, 1),
+    ("CXb-macro", "chexbert_macro_f1_14", 100.0, 1),
+    ("RGF1", "radgraph_f1_complete", 100.0, 1),
+    ("GRN", "green", 100.0, 1),
+    ("RCQ↓", "radcliq_v1", 1.0, 2),
+    ("ANC", "response_chars", 1.0, 0),
+)
+RADVLM_GRPO_GROUNDING_COLUMNS: dict[str, str] = {
+    "imagenome-anatomy-grounding": "Anatomy",
+    "vindr-abnormality-grounding": "Abnorm.",
+    "mscxr-phrase-grounding": "Phrase_MS",
+    "padchest-phrase-grounding": "Phrase_Pad",
+    "phantom-anatomy-grounding": "Anatomy (phantom)",
+    "phantom-abnormality-grounding": "Abnorm. (phantom)",
+    "phantom-phrase-grounding": "Phrase (phantom)",
+}
+PAPER_STYLES = ("radvlm-grpo",)
+
+
+def paper_tables(rows: list[dict[str, Any]], style: str = "radvlm-grpo") -> list[dict[str, Any]]:
+    """Leaderboard rows re-laid as the paper prints them: [{title, columns, rows: [[model, cell...]]}].
+
+    Report tasks give one table each (Table 1 columns + Table 3's ANC); grounding tasks share one table with a
+    mAP@0.5 column per task (Table 2). Cells are formatted strings ("—" when the model has no such score,
+    "n/a" when the metric was unavailable). Models are ordered by name, as a paper table is.
+    """
+    if style not in PAPER_STYLES:
+        raise ValueError(f"unknown table style '{style}'; known: {', '.join(PAPER_STYLES)}")
+    kinds = {r["task"]: r.get("kind") for r in rows}  # the stored task spec's kind, never today's YAML
+    cells = {(r["task"], r["model"], r["metric"]): r for r in rows}
+
+    def cell(task: str, model: str, metric: str, scale: float, decimals: int) -> str:
+        r = cells.get((task, model, metric))
+        if r is None:
+            return "—"
+        if r["status"] == "unavailable" or r["value"] is None:
+            return "n/a"
+        return f"{r['value'] * scale:.{decimals}f}"
+
+    out: list[dict[str, Any]] = []
+    report_tasks = [t for t in dict.fromkeys(r["task"] for r in rows) if kinds[t] not in (None, "grounding")]
+    for task in report_tasks:
+        models = sorted({r["model"] for r in rows if r["task"] == task})
+        out.append(
+            {
+                "title": f"{task} (RadVLM-GRPO Tables 1 and 3)",
+                "columns": ["Model", *(c[0] for c in RADVLM_GRPO_REPORT_COLUMNS)],
+                "rows": [[m, *(cell(task, m, *c[1:]) for c in RADVLM_GRPO_REPORT_COLUMNS)] for m in models],
+            }
+        )
+    grounding = [t for t in RADVLM_GRPO_GROUNDING_COLUMNS if any(r["task"] == t for r in rows)]
+    grounding += sorted(t for t in {r["task"] for r in rows} if kinds[t] == "grounding" and t not in grounding)
+    if grounding:
+        models = sorted({r["model"] for r in rows if r["task"] in grounding})
+        out.append(
+            {
+                "title": "grounding: mAP@0.5 (RadVLM-GRPO Table 2)",
+                "columns": ["Model", *(RADVLM_GRPO_GROUNDING_COLUMNS.get(t, t) for t in grounding)],
+                "rows": [[m, *(cell(t, m, "radvlm_map50", 100.0, 1) for t in grounding)] for m in models],
+            }
+        )
+    return out

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import evalkit
+from evalkit.answers import parse_for_card
 from evalkit.config import ModelCard, TaskSpec
 from evalkit.data import get_loader
 from evalkit.data.issues import collect_issues, issues_summary
@@ -32,7 +33,7 @@ from evalkit.errors import EvalkitError, RunInterrupted, SampleError
 from evalkit.images import image_hash, load_image
 from evalkit.metrics import get_metric
 from evalkit.metrics.base import Metric, ScoreIdentity, safe_score
-from evalkit.parsing import parse_output, smart_resize
+from evalkit.profiles import get_profile
 from evalkit.progress import RunProgress
 from evalkit.prompts import render_prompt
 from evalkit.results.queries import CURRENT_SCORES, failed_samples
@@ -196,13 +197,15 @@ class Runner:
 
     # --- generation -------------------------------------------------------------------------------------------
     def _parse(self, text: str, sample: Sample, size: tuple[int, int] | None) -> Parsed:
-        size = sample.image_size or size
-        resized = None
-        if size is not None and self.card.box_format == "pixels_resized":
-            kwargs = {k: v for k, v in self.card.image.model_dump().items() if v is not None}
-            resized = smart_resize(size[0], size[1], factor=int(self.card.options.get("resize_factor", 28)), **kwargs)
-        pattern = self.card.options.get("answer_pattern")
-        return parse_output(text, self.task.parser, self.card.box_format, self.card.thinking, size, resized, pattern)
+        profile = get_profile(self.task.profile)
+        return parse_for_card(
+            text,
+            self.task.parser,
+            self.card,
+            sample.image_size or size,
+            answer_rule=profile.answer_rule,
+            box_convention=profile.box_convention,
+        )
 
     def _generate_batch(self, batch: Sequence[Sample], fingerprint: str, run_id: str) -> dict[str, int]:
         counts = {"generated": 0, "from_cache": 0, "errors": 0}

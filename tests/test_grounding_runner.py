@@ -22,7 +22,7 @@ from evalkit.runner import load_samples
 from evalkit.sample import Parsed
 from evalkit.store import Store, loads
 
-METRICS = {"radvlm_map50", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"}
+METRICS = {"radvlm_map50", "avg_iou", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"}
 REAL = {
     "imagenome-anatomy-grounding": MALFORMED_IMAGENOME,
     "vindr-abnormality-grounding": MALFORMED_VINDR,

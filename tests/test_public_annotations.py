@@ -173,7 +173,7 @@ def test_nih_scores_without_images_and_run_says_what_is_missing(public_root, tmp
         "--db", db, "--data-root", public_root,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "scored 984 predictions" in result.output and "miou: 1.0000" in result.output
+    assert "stored 984 predictions" in result.output and "miou: 1.0000" in result.output
     result = invoke(
         "run", "--model", "whole-image", "--task", "nih-cxr14-bbox-grounding", "--db", db, "--data-root", public_root
     )

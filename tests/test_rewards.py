@@ -193,11 +193,13 @@ def test_build_reward_errors() -> None:
 
 @pytest.mark.parametrize("preset", ["neg_radcliq", "radgraph_f1_complete", "bertscore"])
 def test_clinical_rewards_are_the_metrics_on_tiny_models(preset: str) -> None:
+    from evalkit.profiles import get_profile
     from tests.clinical_models import all_options
 
     metric_name = PRESETS[preset].metric
     options = all_options()[metric_name]
-    metric = get_metric(metric_name, **options)
+    # Rewards parse and score under the radvlm-grpo profile by default (RadCliQ: the seed worker's convention).
+    metric = get_metric(metric_name, **get_profile("radvlm-grpo").options_for(metric_name, options))
     if metric.available():
         pytest.skip(f"{metric_name}: {metric.available()}")
     reward = build_reward({"name": preset, "options": options}, _card())

@@ -128,6 +128,9 @@ class RewardSpec(Strict):
     negate: bool | None = None
     failure_value: float | None = None
     weight: float = 1.0
+    profile: str | None = Field(
+        default=None, description="Convention profile for parsing completions (default radvlm-grpo: the seed reward's)."
+    )
 
 
 class GRPOSpec(Strict):

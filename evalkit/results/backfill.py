@@ -40,8 +40,12 @@ def backfill_runs(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT run_id, task, task_version, n_samples FROM runs WHERE task_spec IS NULL OR task_size IS NULL"
     ).fetchall()
     for run_id, task, version, n_samples in runs:
-        spec = specs.get(task)
-        spec = spec if spec is not None and str(spec.version) == str(version) else None
+        current = specs.get(task)
+        spec = current if current is not None and str(current.version) == str(version) else None
+        # Display order and the primary flag are not part of what was computed: where the YAML of that version is
+        # gone, today's task still says which column leads (old readers took it from there too); options and the
+        # stored spec come only from the same version.
+        layout = spec or current
         stored = None
         if spec is not None:
             stored = json.dumps({**spec.model_dump(mode="json"), "_provenance": "migrated"}, sort_keys=True)
@@ -50,7 +54,7 @@ def backfill_runs(con: duckdb.DuckDBPyConnection) -> None:
             "UPDATE runs SET task_spec = coalesce(task_spec, ?), task_size = coalesce(task_size, ?) WHERE run_id = ?",
             [stored, max(int(n_samples or 0), int(known)), run_id],
         )
-        order = [m.name for m in spec.metrics] if spec else []
+        order = [m.name for m in layout.metrics] if layout else []
         options = {m.name: m.options for m in spec.metrics} if spec else {}
         names = [r[0] for r in con.execute("SELECT metric FROM run_metrics WHERE run_id = ?", [run_id]).fetchall()]
         ranked = sorted(names, key=lambda m: (order.index(m) if m in order else len(order), m))
@@ -60,7 +64,7 @@ def backfill_runs(con: duckdb.DuckDBPyConnection) -> None:
                 "options = coalesce(options, ?) WHERE run_id = ? AND metric = ?",
                 [
                     _direction(name),
-                    bool(spec and spec.primary_metric == name),
+                    bool(layout and layout.primary_metric == name),
                     position,
                     json.dumps(options.get(name, {}), sort_keys=True),
                     run_id,
