@@ -135,15 +135,12 @@ def _size(folder: Path) -> tuple[int, int]:
 def _pycocotools_on_task(db: Path, task: str, model: str) -> float:
     """One COCOeval (evaluate + accumulate + summarize) on a stored run's boxes: the unit of the compare target."""
     from evalkit.metrics.grounding import coco_ap_pycocotools
-    from evalkit.store import Store, loads
+    from evalkit.results.queries import current_scores, display_runs
+    from evalkit.results.store import Store
 
     with Store(db, read_only=True) as store:
-        rows = store.con.execute(
-            "SELECT s.stats FROM scores s JOIN runs r USING (run_id) WHERE r.task = ? AND r.model = ? "
-            "AND s.metric = 'coco_ap' ORDER BY s.sample_id",
-            [task, model],
-        ).fetchall()
-    stats = [loads(r[0]) for r in rows]
+        run = display_runs(store, task, model)[0]
+        _, _, stats = current_scores(store, run["run_id"], ["coco_ap"])["coco_ap"]
     start = time.perf_counter()
     coco_ap_pycocotools([s["pred_boxes"] for s in stats], [s["ref_boxes"] for s in stats])
     return time.perf_counter() - start

@@ -4,7 +4,7 @@
     python benchmarks/report_metrics.py --metric-options weights.yaml --device cuda   # real weights
     python benchmarks/report_metrics.py --texts iu-xray       # real IU X-ray reports (benchmarks/iu_xray_text.py)
 
-Tiny models (built here, see evalkit.metrics._tiny) give meaningless numbers but real code paths and a cost
+Tiny models (built here, see evalkit.testing.tiny_clinical) give meaningless numbers but real code paths and a cost
 profile dominated by the same things as the real models' (tokenisation, per-document span work in RadGraph,
 DuckDB I/O). Three timings, each after clearing the in-process caches so that only DuckDB remembers:
 
@@ -121,10 +121,10 @@ def main() -> None:
 
         options = load_yaml(args.metric_options)
     else:
-        from evalkit.metrics import _tiny
+        from evalkit.testing import tiny_clinical
 
         start = time.perf_counter()
-        options = _tiny.write_all(work / "tiny")
+        options = tiny_clinical.write_all(work / "tiny")
         print(f"built tiny models in {time.perf_counter() - start:.1f} s ({work / 'tiny'})")
     names = args.metrics.split(",") if args.metrics else [m for m in DEFAULT_METRICS if m != "green"]
 

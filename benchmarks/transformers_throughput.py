@@ -57,7 +57,7 @@ def main() -> int:
     import torch
 
     from evalkit.config import ModelCard
-    from model_adapters.tiny_qwen3vl import build_tiny_qwen3vl
+    from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
     from model_adapters.transformers_local import TransformersAdapter
 
     if args.threads:

@@ -8,11 +8,16 @@ __version__ = "0.1.0"
 
 from evalkit.errors import EvalkitError
 
-__all__ = ["EvalkitError", "__version__", "score_reports"]
+__all__ = ["EvalkitError", "__version__", "evaluate", "score_reports"]
 
 
 def __getattr__(name: str) -> Any:
-    # `evalkit.score_reports` is imported on first use, so that `import evalkit` (and the CLI) stays light.
+    # `evalkit.evaluate` and `evalkit.score_reports` are imported on first use, so that `import evalkit` (and the
+    # CLI) stays light.
+    if name == "evaluate":
+        from evalkit.evaluation import evaluate
+
+        return evaluate
     if name == "score_reports":
         from evalkit.reports import score_reports
 

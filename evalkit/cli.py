@@ -13,6 +13,7 @@ from rich.table import Table
 
 from evalkit.errors import EvalkitError
 from evalkit.store import DEFAULT_DB
+from evalkit.tables import folding, split_by_width
 
 app = typer.Typer(
     help="Evaluate chest X-ray vision-language models: run tasks, score predictions, compare and gate checkpoints.",
@@ -42,46 +43,64 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def _run_pairs(tasks, card, store, data_root, limit, batch_size, adapter_options, quiet=False):
-    from evalkit.runner import Runner, build_adapter, data_root_default, load_samples
+def _summary_line(summary) -> str:
+    """One run's outcome; `cached` counts content-cache hits and samples an earlier run of this pair kept."""
+    kept = f", {summary.reused} kept from the last run" if summary.reused else ""
+    metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
+    unavailable = "".join(f"\n    {k}: unavailable: {v}" for k, v in summary.unavailable.items())
+    return (
+        f"[bold]{summary.task}[/] · {summary.model}: n={_n_of(summary)} generated={summary.generated} "
+        f"cached={summary.from_cache + summary.reused}{kept} errors={summary.errors} "
+        f"parse_failures={summary.parse_failures} ({summary.seconds:.1f}s)\n    {metrics}{unavailable}"
+    )
 
-    root = data_root or data_root_default()
-    adapter = build_adapter(card, **adapter_options)
-    summaries = []
-    try:
-        for task in tasks:
-            adapter.prepare(task, lambda task=task: load_samples(task, root, split="train"))
-            runner = Runner(
-                store,
-                task,
-                card,
-                adapter,
-                data_root=root,
-                limit=limit,
-                batch_size=batch_size,
-                progress=not quiet and sys.stderr.isatty(),
-            )
-            summary = runner.run()
-            summaries.append(summary)
-            if not quiet:
-                metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
-                unavailable = "".join(f"\n    {k}: unavailable: {v}" for k, v in summary.unavailable.items())
-                console.print(
-                    f"[bold]{task.name}[/] · {card.name}: n={summary.n_samples} generated={summary.generated} "
-                    f"cached={summary.from_cache} errors={summary.errors} parse_failures={summary.parse_failures} "
-                    f"({summary.seconds:.1f}s)\n    {metrics}{unavailable}",
-                    highlight=False,
-                )
-                if card.reference:  # a reference row's numbers are the point of the run: show them with CIs
-                    from evalkit.leaderboard import leaderboard_rows
 
-                    _print_leaderboard(leaderboard_rows(store, task.name, card.name))
-    finally:
-        # Adapters that own a process (a managed `vllm serve`) stop it here, also after an error or Ctrl-C.
-        close = getattr(adapter, "close", None)
-        if callable(close):
-            close()
-    return summaries
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    """Ctrl-C: say what was kept and how to resume, then exit 130 (the shell's code for SIGINT)."""
+    from evalkit.errors import RunInterrupted
+
+    if isinstance(exc, RunInterrupted):
+        err.print(
+            f"interrupted: {exc.task} · {exc.model}: {exc.kept} of {exc.total} samples kept in the database; "
+            "run the same command again to resume from there.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        err.print("interrupted before any sample was generated; nothing to resume.", highlight=False)
+    raise typer.Exit(130)
+
+
+def _n_of(summary) -> str:
+    """'16/16', or '5/16 (partial)': samples the run holds against the task's size."""
+    n = f"{summary.n_samples}/{summary.task_size}"
+    return f"{n} [yellow](partial)[/]" if summary.partial else n
+
+
+def _print_summary(summary, limit: int | None) -> None:
+    console.print(_summary_line(summary), highlight=False)
+    _print_run_notes(summary, limit)
+
+
+def _print_run_notes(summary, limit: int | None) -> None:
+    """What a user must not miss: values cover more samples than --limit asked for; samples that failed."""
+    if limit is not None and summary.n_samples > summary.requested:
+        console.print(
+            f"    [dim]--limit {limit}: the run already holds {summary.n_samples} samples; values and CIs are "
+            f"over all of them (a limited call never replaces a larger run's numbers)[/]",
+            highlight=False,
+        )
+    if summary.failed:
+        table = Table(title=f"{len(summary.failed)} failed sample(s)", title_justify="left")
+        for column in ("sample", "stage", "reason"):
+            table.add_column(column)
+        table.add_column("file", no_wrap=True, overflow="fold")
+        for f in summary.failed:
+            file, reason = f["file"] or "", f["reason"] or ""
+            # The file has its own column: the reason names it by its base name, so both fit a terminal.
+            reason = reason.replace(file, Path(file).name) if file else reason
+            table.add_row(f["sample_id"], f["stage"], reason, file)
+        console.print(table)
 
 
 @app.command()
@@ -91,7 +110,13 @@ def run(
     db: DbOption = DEFAULT_DB,
     data_root: DataRootOption = None,
     dataset: Annotated[str | None, typer.Option(help="For a task group: which data set's tasks.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N samples of each task.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Generate at most the first N samples of each task (values cover every sample the run holds).",
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -139,11 +164,12 @@ def run(
 
       evalkit run --model ./checkpoints/sft --task phantom-grounding --limit 50
     """
+    from evalkit.evaluation import check_device, evaluate
     from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.store import Store
-    from model_adapters.base import adapter_options, card_with_overrides, default_batch_size
+    from model_adapters.base import card_with_overrides
 
     try:
+        check_device(device)
         tasks = resolve_tasks(task, dataset)
         card = card_with_overrides(
             resolve_model(model),
@@ -153,14 +179,32 @@ def run(
             max_pixels=max_pixels,
             endpoint=endpoint,
         )
-        batch = batch_size if batch_size is not None else default_batch_size(card)
-        options = adapter_options(
-            card, batch_size=batch, device=device, allow_remote_credentialed=allow_remote_credentialed
+        evaluate(
+            card,
+            tasks,
+            db=db,
+            data_root=data_root,
+            limit=limit,
+            batch_size=batch_size,
+            device=device,
+            adapter_options={"allow_remote_credentialed": allow_remote_credentialed},
+            progress=True,
+            on_summary=lambda summary: _print_summary(summary, limit),
         )
-        with Store(db) as store:
-            _run_pairs(tasks, card, store, data_root, limit, batch, options)
+        if card.reference:  # a reference row's numbers are the point of the run: show them with their CIs
+            _print_reference_rows(db, [t.name for t in tasks], card.name)
     except EvalkitError as exc:
         _fail(exc)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
+
+
+def _print_reference_rows(db: Path, task_names: list[str], model: str) -> None:
+    from evalkit.leaderboard import leaderboard_rows
+    from evalkit.store import Store
+
+    with Store(db, read_only=True) as store:
+        _print_leaderboard([row for name in task_names for row in leaderboard_rows(store, name, model)])
 
 
 @app.command()
@@ -197,12 +241,15 @@ def score(
       evalkit score --pairs pairs.jsonl --json > scores.json
     """
     from evalkit.config import BOX_FORMATS, ModelCard
+    from evalkit.evaluation import evaluate
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import Runner, data_root_default, load_samples
-    from evalkit.store import Store
+    from evalkit.runner import data_root_default, load_samples
     from model_adapters.predictions import PredictionsAdapter, read_predictions
 
     if pairs is not None:
+        extra = [flag for flag, value in (("--task", task), ("--predictions", predictions)) if value is not None]
+        if extra:
+            _fail(EvalkitError(f"{' and '.join(extra)} cannot go with --pairs: free pairs have no task"))
         _score_pairs(pairs, metric_names, metric_options, db, json_out)
         return
     try:
@@ -218,7 +265,13 @@ def score(
         if len(specs) != 1:
             raise EvalkitError(f"--task must name one task, '{task}' is a group of {len(specs)}")
         spec = specs[0]
+        _check_external_name(model_name)
         preds = read_predictions(predictions)
+        if not preds:
+            raise EvalkitError(
+                f"{predictions}: no predictions (expected one JSON object per line with "
+                "'sample_id' and 'prediction'); nothing was scored or stored"
+            )
         root = data_root or data_root_default()
         samples = load_samples(spec, root)
         known = {s.sample_id for s in samples}
@@ -237,22 +290,35 @@ def score(
         )
         adapter = PredictionsAdapter(card, preds)
         chosen = [s for s in samples if s.sample_id in preds]
-        with Store(db) as store:
-            summary = Runner(
-                store, spec, card, adapter, data_root=root, samples=chosen, batch_size=256, progress=False
-            ).run()
+        (summary,) = evaluate(
+            card, spec, db=db, data_root=root, adapter=adapter, samples=chosen, batch_size=256, task_size=len(samples)
+        )
         missing = len(samples) - len(chosen)
         console.print(
-            f"[bold]{spec.name}[/] · {model_name}: scored {summary.n_samples} predictions"
-            + (f" ({missing} task samples had no prediction)" if missing else ""),
+            f"[bold]{spec.name}[/] · {model_name}: scored and stored {summary.n_samples} predictions in {db} "
+            f"(run {summary.run_id}, n={_n_of(summary)})"
+            + (f"; {missing} task samples had no prediction" if missing else ""),
             highlight=False,
         )
         for name, value in summary.metrics.items():
             console.print(f"  {name}: {_fmt(value)}")
         for name, reason in summary.unavailable.items():
             console.print(f"  {name}: unavailable: {reason}")
+        _print_run_notes(summary, None)
     except EvalkitError as exc:
         _fail(exc)
+
+
+def _check_external_name(name: str) -> None:
+    """Predictions made elsewhere must not take a card's name: on the leaderboard they would pass for (or hide)
+    `evalkit run --model NAME`'s results."""
+    from evalkit.registry import all_cards
+
+    if name in all_cards():
+        raise EvalkitError(
+            f"--model-name '{name}' is the name of a model card; predictions made elsewhere need a name of their "
+            f"own, e.g. --model-name '{name}-external'; nothing was scored or stored"
+        )
 
 
 def _score_pairs(path: Path, metric_names: str | None, options_file: Path | None, db: Path, json_out: bool) -> None:
@@ -315,13 +381,26 @@ def tasks(json_out: Annotated[bool, typer.Option("--json", help="Machine-readabl
             )
         )
         return
-    table = Table("task", "kind", "data set", "access", "metrics (primary first)", "groups")
+    # A narrow console gets the primary metric only (the full list is in --json), the kind and access
+    # abbreviated, and data set + metric in one wrapping column; names are never cut.
+    wide = console.width >= 140
+    if wide:
+        table = Table("task", "kind", "data set", "access", "metrics (primary first)", "groups")
+    else:
+        table = Table("task", "kind", "access", "data set · primary metric")
+    folding(table, whole=(0, 1, 2))
     for s in specs.values():
         names = [s.primary_metric] + [n for n in s.metric_names if n != s.primary_metric]
-        table.add_row(
-            f"{s.name} v{s.version}", s.kind, s.dataset.loader, s.access, ", ".join(names), ", ".join(s.groups)
-        )
+        name = f"{s.name} v{s.version}"
+        if wide:
+            table.add_row(name, s.kind, s.dataset.loader, s.access, ", ".join(names), ", ".join(s.groups))
+        else:
+            access = "cred." if s.access == "credentialed" else s.access
+            more = f" (+{len(names) - 1})" if len(names) > 1 else ""
+            table.add_row(name, s.kind.replace("_generation", ""), access, f"{s.dataset.loader} · {names[0]}{more}")
     console.print(table)
+    if not wide:
+        console.print("cred. = credentialed data (PhysioNet licence); `evalkit tasks --json` lists every metric")
     console.print("groups: " + "; ".join(f"{g} = {', '.join(m)}" for g, m in sorted(task_groups().items())))
 
 
@@ -337,10 +416,12 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Machine-readab
     if json_out:
         print(json.dumps([c.model_dump() for c in cards.values()], indent=2))
         return
-    table = Table("model", "adapter", "checkpoint", "box format", "thinking", "source")
+    # The source citation is long prose: shown on wide consoles, left to `--json` on narrow ones.
+    wide = console.width >= 120
+    table = Table("model", "adapter", "checkpoint", "box format", "thinking", *(["source"] if wide else []))
     for c in cards.values():
-        table.add_row(c.name, c.adapter, c.checkpoint, c.box_format, c.thinking, c.source[:60])
-    console.print(table)
+        table.add_row(c.name, c.adapter, c.checkpoint, c.box_format, c.thinking, *([c.source[:60]] if wide else []))
+    console.print(folding(table, whole=(0, 1, 3, 4)))
 
 
 @app.command()
@@ -371,7 +452,7 @@ def metrics(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
         table.add_row(
             f"{r['name']} v{r['version']}", r["kind"], "↑" if r["higher_is_better"] else "↓", status, r["description"]
         )
-    console.print(table)
+    console.print(folding(table))
 
 
 @app.command()
@@ -389,16 +470,51 @@ def leaderboard(
             "study, patient."
         ),
     ] = "auto",
+    style: Annotated[
+        str | None,
+        typer.Option(help="Print a paper's table instead: radvlm-grpo (its columns, x100, RadCliQ raw)."),
+    ] = None,
 ) -> None:
-    """Print stored results: one table per task, one row per model, with 95% CIs (the resampled unit is named)."""
-    from evalkit.leaderboard import leaderboard_rows
+    """Print stored results: one table per task, one row per model, with 95% CIs (the resampled unit is named).
+
+    Examples:
+
+      evalkit leaderboard --task mimic-cxr-report --style radvlm-grpo
+
+      evalkit leaderboard --task grounding --style radvlm-grpo
+    """
+    from evalkit.leaderboard import PAPER_STYLES, leaderboard_rows, paper_tables
     from evalkit.store import Store
 
     try:
+        if style is not None and style not in PAPER_STYLES:
+            raise EvalkitError(f"--style must be one of {', '.join(PAPER_STYLES)}, not '{style}'")
+        names = [task]
+        if style is not None and task is not None:
+            from evalkit.registry import resolve_tasks
+
+            names = [t.name for t in resolve_tasks(task)]  # a group (grounding) gives one column per task
         with Store(db, read_only=True) as store:
-            rows = leaderboard_rows(store, task, model, cluster=cluster)
+            rows = [
+                r for name in names for r in leaderboard_rows(store, name, model, ci=style is None, cluster=cluster)
+            ]
     except EvalkitError as exc:
         _fail(exc)
+    if style is not None:
+        tables = paper_tables(rows, style)
+        if json_out:
+            print(json.dumps(tables, indent=2, ensure_ascii=False))
+            return
+        if not tables:
+            console.print("no results yet")
+        for t in tables:
+            table = Table(title=t["title"], title_justify="left")
+            for i, column in enumerate(t["columns"]):
+                table.add_column(column, justify="left" if i == 0 else "right")
+            for row in t["rows"]:
+                table.add_row(*row)
+            console.print(table)
+        return
     if json_out:
         print(json.dumps(rows, indent=2, default=str))
         return
@@ -418,47 +534,69 @@ def _print_leaderboard(rows: list[dict]) -> None:
         absent = [m for m in metric_names if all(r["status"] == "unavailable" for r in task_rows if r["metric"] == m)]
         metric_names = [m for m in metric_names if m not in absent]
         directions = {r["metric"]: "↑" if r["higher_is_better"] else "↓" for r in task_rows}
-        table = Table(title=task_name, title_justify="left")
-        table.add_column("model")
-        for name in metric_names:
-            table.add_column(f"{name} {directions[name]}", justify="right")
-        table.add_column("n", justify="right")
         models_seen = list(dict.fromkeys(r["model"] for r in task_rows))
         primary = metric_names[0]
         cells = {(r["model"], r["metric"]): r for r in task_rows}
 
-        def key(model_name: str, cells: dict = cells, primary: str = primary) -> float:
+        runs = {r["model"]: r for r in task_rows}
+
+        def key(model_name: str, cells: dict = cells, primary: str = primary, runs: dict = runs) -> tuple:
+            # Partial runs (fewer samples than the task) are listed after the full ones, never ranked among them.
             r = cells.get((model_name, primary))
             if not r or r["value"] is None:
-                return float("inf")
-            return -r["value"] if r["higher_is_better"] else r["value"]
+                return (runs[model_name]["partial"], float("inf"))
+            return (runs[model_name]["partial"], -r["value"] if r["higher_is_better"] else r["value"])
 
         references = {r["model"]: r["reference"] for r in task_rows if r.get("reference")}
         ranked = sorted((m for m in models_seen if m not in references), key=key)
-        for model_name in [*ranked, *sorted(references)]:
-            label = references.get(model_name)
-            row = [f"{model_name} [dim](reference: {label})[/]" if label else model_name]
-            n = 0
-            for name in metric_names:
+        ordered = [*ranked, *sorted(references)]  # reference rows (not models) go last and are not ranked
+        labels = []
+        failed_runs = []
+        for m in ordered:
+            label = f"{m} [dim](reference: {references[m]})[/]" if m in references else m
+            labels.append(label + (" [yellow](partial)[/]" if runs[m]["partial"] else ""))
+            if runs[m]["failed_samples"]:
+                policy = next(
+                    (r["errored_samples"] for r in task_rows if r["model"] == m and r["errored_samples"]), "zero"
+                )
+                failed_runs.append((m, runs[m]["failed_samples"], policy))
+        columns: list[tuple[str, list[str]]] = []
+        n_by_model = dict.fromkeys(ordered, 0)
+        for name in metric_names:
+            column = []
+            for model_name in ordered:
                 r = cells.get((model_name, name))
                 if r is None:
-                    row.append("")
+                    column.append("")
                 elif r["status"] == "unavailable":
-                    row.append("[dim]unavailable[/]")
+                    column.append("[dim]unavailable[/]")
                 else:
                     ci = "" if r.get("ci_low") is None else f" [dim][{r['ci_low']:.3f}, {r['ci_high']:.3f}][/]"
-                    row.append(_fmt(r["value"]) + ci)
-                    n = max(n, r["n"] or 0)
-            row.append(str(n))
-            table.add_row(*row)
-        if references:
-            table.caption = "reference rows are not models and are not ranked"
-        console.print(table)
+                    column.append(_fmt(r["value"]) + ci)
+                    n_by_model[model_name] = max(n_by_model[model_name], r["n"] or 0)
+            columns.append((f"{name} {directions[name]}", column))
+        sizes = {m: runs[m].get("task_size") for m in ordered}
+        columns.append(
+            ("n / task", [f"{n_by_model[m]}/{sizes[m]}" if sizes[m] else str(n_by_model[m]) for m in ordered])
+        )
+        # Too wide for the console: several tables, each repeating the model column (names are never cut).
+        for table in split_by_width(console, task_name, ("model", labels), columns):
+            if references:
+                table.caption = "reference rows are not models and are not ranked"
+            console.print(table)
         units = dict.fromkeys(r["ci_unit"] for r in task_rows if r.get("ci_unit"))
         if units:
             console.print(f"[dim]95% CIs resampled {'; '.join(units)}[/]", highlight=False)
         if absent:
             console.print(f"[dim]unavailable here (see `evalkit metrics`): {', '.join(absent)}[/]")
+        for model_name, count, policy in failed_runs:
+            how = "left out of n" if policy == "exclude" else "scored as empty answers, in n"
+            console.print(
+                f"[yellow]{model_name}: {count} failed sample(s)[/] ({how}; the task's errored_samples: {policy}); "
+                f"see `evalkit export --task {task_name} --model {model_name}` (error, error_file columns)",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @app.command()
@@ -478,9 +616,16 @@ def export(
             raise EvalkitError(f"--format must be jsonl, csv or parquet, not '{fmt}'")
         if fmt == "parquet" and out is None:
             raise EvalkitError("--format parquet needs --out FILE")
+        if out is not None and out.is_dir():
+            raise EvalkitError(f"--out {out} is a folder; give a file name, e.g. --out {out / ('results.' + fmt)}")
         with Store(db, read_only=True) as store:
             rows = export_rows(store, task, model)
-        write_rows(rows, fmt, out)
+        try:
+            write_rows(rows, fmt, out)
+        except OSError as exc:
+            raise EvalkitError(
+                f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable path"
+            ) from None
         if out is not None:
             err.print(f"wrote {len(rows)} rows to {out}")
     except EvalkitError as exc:
@@ -491,7 +636,7 @@ def export(
 def demo(
     db: DbOption = DEFAULT_DB,
     data_root: DataRootOption = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N samples of each task.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N samples of each task.")] = None,
     tiny_model: Annotated[
         bool, typer.Option(help="Also build and run a tiny random Qwen3-VL (transformers path).")
     ] = True,
@@ -504,6 +649,8 @@ def demo(
         rows = run_demo(db, data_root, limit=limit, tiny_model=tiny_model, console=console)
     except EvalkitError as exc:
         _fail(exc)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     _print_leaderboard(rows)
 
 
@@ -516,12 +663,22 @@ def data_phantom(
     """Generate the synthetic phantom chest X-ray set (and, optionally, real-layout copies for loader tests)."""
     from evalkit.data.phantom import ensure_phantom, write_mimic_cxr_layout, write_ms_cxr_layout
 
-    root = ensure_phantom(out)
-    console.print(f"phantom set at {root}")
-    if mimic_layout:
-        console.print(f"MIMIC-CXR-JPG layout at {write_mimic_cxr_layout(root, mimic_layout)}")
-    if ms_cxr_layout:
-        console.print(f"MS-CXR layout at {write_ms_cxr_layout(root, ms_cxr_layout)}")
+    try:
+        for flag, folder in (("--out", out), ("--mimic-layout", mimic_layout), ("--ms-cxr-layout", ms_cxr_layout)):
+            if folder is not None and folder.exists() and not folder.is_dir():
+                raise EvalkitError(f"{flag} {folder} is a file; give a folder (it is created if absent)")
+        try:
+            err.print(f"making the phantom set at {out} ...", highlight=False)
+            root = ensure_phantom(out)
+            console.print(f"phantom set at {root}")
+            if mimic_layout:
+                console.print(f"MIMIC-CXR-JPG layout at {write_mimic_cxr_layout(root, mimic_layout)}")
+            if ms_cxr_layout:
+                console.print(f"MS-CXR layout at {write_ms_cxr_layout(root, ms_cxr_layout)}")
+        except OSError as exc:
+            raise EvalkitError(f"{exc.filename or out}: cannot write the phantom set ({exc.strerror or exc})") from None
+    except EvalkitError as exc:
+        _fail(exc)
 
 
 @data_app.command("public-annotations")

@@ -79,6 +79,15 @@ class TaskSpec(Strict):
     primary_metric: str
     decoding: DecodingSpec = Field(default_factory=DecodingSpec)
     groups: list[str] = Field(default_factory=list, description="Task groups this task belongs to.")
+    errored_samples: Literal["zero", "exclude"] = Field(
+        default="zero",
+        description="A sample whose generation failed (unreadable image, adapter error): 'zero' scores it as an "
+        "empty answer (0 on the overlap and box metrics), so n stays the task's size and runs stay comparable; "
+        "'exclude' leaves it out of n. Either way the run summary, leaderboard and site show it.",
+    )
+    profile: str = Field(
+        default="evalkit", description="Convention profile (evalkit/profiles.py): parsing rules and metric defaults."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -94,6 +103,17 @@ class TaskSpec(Strict):
         names = [m.name for m in self.metrics]
         if self.primary_metric not in names:
             raise ValueError(f"primary_metric '{self.primary_metric}' is not in metrics {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _apply_profile(self) -> TaskSpec:
+        from evalkit.profiles import PROFILES
+
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile '{self.profile}'; known: {', '.join(sorted(PROFILES))}")
+        # The profile's metric defaults become explicit options, so the stored spec says how each score was made.
+        for metric in self.metrics:
+            metric.options = PROFILES[self.profile].options_for(metric.name, metric.options)
         return self
 
     @property

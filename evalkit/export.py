@@ -8,21 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.leaderboard import latest_runs
-from evalkit.store import Store, loads
+from evalkit.results.queries import sample_values
+from evalkit.results.store import Store, loads
 
 
 def export_rows(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for run in latest_runs(store, task, model):
         generations = store.query(
-            "SELECT g.sample_id, g.text, g.parsed, g.error, s.reference_text, s.reference_boxes "
+            "SELECT g.sample_id, g.text, g.parsed, g.error, g.error_file, s.reference_text, s.reference_boxes "
             "FROM generations g LEFT JOIN samples s ON s.task = ? AND s.sample_id = g.sample_id "
             "WHERE g.run_id = ? ORDER BY g.sample_id",
             [run["task"], run["run_id"]],
         )
         scores: dict[str, dict[str, float | None]] = {}
-        for s in store.query("SELECT sample_id, metric, value FROM scores WHERE run_id = ?", [run["run_id"]]):
-            scores.setdefault(s["sample_id"], {})[s["metric"]] = s["value"]
+        for sample_id, metric, value in sample_values(store, run["run_id"]):
+            scores.setdefault(sample_id, {})[metric] = value
         for g in generations:
             parsed = loads(g["parsed"], {})
             rows.append(
@@ -38,6 +39,7 @@ def export_rows(store: Store, task: str | None = None, model: str | None = None)
                     "ref_boxes": loads(g["reference_boxes"], []),
                     "parse_error": parsed.get("parse_error"),
                     "error": g["error"],
+                    "error_file": g["error_file"],
                     "scores": scores.get(g["sample_id"], {}),
                 }
             )

@@ -38,8 +38,9 @@ from pydantic import Field, field_validator
 
 from evalkit.config import Strict, load_spec
 from evalkit.errors import EvalkitError
+from evalkit.results.queries import current_scores
+from evalkit.results.store import Store
 from evalkit.stats import PairedData, find_run, holm, load_pairs, paired_bootstrap_distribution, unit_text
-from evalkit.store import Store
 
 TARGET_POWER = 0.8
 
@@ -92,6 +93,15 @@ class GateConfig(Strict):
             if margin < 0:
                 raise ValueError(f"margin of '{name}' must be >= 0")
         return value
+
+
+def _gated_by_default(name: str) -> bool:
+    from evalkit.metrics import metric_class
+
+    try:
+        return bool(getattr(metric_class(name), "gated_by_default", True))
+    except EvalkitError:
+        return True  # a metric no longer registered: its stored scores are still gated
 
 
 def load_gate_config(path: Path) -> GateConfig:
@@ -358,6 +368,8 @@ def _task_tests(
         if run.get("status") != "finished":
             notes.append(f"the {role} run {run['run_id']} is '{run.get('status')}', not finished")
     paired = load_pairs(store, task, cand_run, base_run, config.metrics, config.cluster)
+    if config.metrics is None:  # descriptive statistics (response length) are gated only when named
+        paired = [p for p in paired if _gated_by_default(p.metric)]
     margins: dict[str, float] = {}
     for p in paired:
         margin = config.margins.get(p.metric, config.margin)
@@ -372,8 +384,8 @@ def _task_tests(
         notes.append(f"{task}: margins given for metrics not gated here: {', '.join(unknown)}")
     counts = {}
     for run in (cand_run, base_run):
-        rows = store.query("SELECT metric, count(*) AS n FROM scores WHERE run_id = ? GROUP BY metric", [run["run_id"]])
-        counts[run["run_id"]] = {r["metric"]: r["n"] for r in rows}
+        current = current_scores(store, run["run_id"])
+        counts[run["run_id"]] = {metric: len(ids) for metric, (ids, _, _) in current.items()}
     for p in paired:
         scored = (counts[cand_run["run_id"]].get(p.metric, 0), counts[base_run["run_id"]].get(p.metric, 0))
         if p.a.n < max(scored):

@@ -9,7 +9,8 @@ Each job writes its own DuckDB file; `merge_databases` folds them, in the order 
   text in two files is a duplicate (kept once); a successful generation replaces a failed one (the runner
   would retry that sample anyway); two different texts are a conflict.
 - `run_metrics`: aggregates are recomputed from the merged per-sample scores of every run that received samples
-  from more than one file (metrics aggregate from stored statistics, so no model runs again).
+  from more than one file (metrics aggregate from stored statistics, so no model runs again); so are that
+  run's stored CIs (`intervals`, evalkit/stored_cis.py), which a new run brings along.
 - `samples`: the same (task, sample_id) must hold the same references and prompt variables (image paths may
   differ between machines); otherwise it is a conflict.
 - `generation_cache`, `annotation_cache`: content-addressed, merged by key; two different values for one key
@@ -24,8 +25,8 @@ sample record, so a score always belongs to the text it scored). Either way the 
 from __future__ import annotations
 
 import math
-import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,27 +34,17 @@ from typing import Any
 import duckdb
 
 from evalkit.errors import EvalkitError
-from evalkit.store import Store, loads
+from evalkit.results.queries import CURRENT_SCORES
+from evalkit.results.schema import RESULT_TABLES, SCHEMA_VERSION, stored_version
+from evalkit.results.store import Store, connect, loads, wait_seconds
 
 ON_CONFLICT = ("fail", "keep-first")
 RUN_IDENTITY = ("task", "task_version", "model", "model_fingerprint", "adapter", "decoding")
 RUN_BOOKKEEPING = ("status", "started_at", "finished_at", "n_samples", "summary", "git_sha", "evalkit_version")
 # Image paths are locations, not content: the same data set mounted elsewhere must not conflict.
 SAMPLE_CONTENT = ("prompt_vars", "reference_text", "reference_boxes", "reference_labels")
-KNOWN_TABLES = (
-    "runs",
-    "samples",
-    "generations",
-    "scores",
-    "run_metrics",
-    "intervals",
-    "generation_cache",
-    "annotation_cache",
-)
-# Per-run tables copied with a run that only one file has.
-RUN_TABLES = ("generations", "scores", "run_metrics", "intervals")
-# DuckDB's buffer pool for a merge: tables larger than this spill to disk instead of growing the process.
-MEMORY_LIMIT = "256MB"
+# schema_info is each file's own (the target's version is what the merged file is written in).
+KNOWN_TABLES = (*RESULT_TABLES, "schema_info")
 CACHES = {"generation_cache": ("cache_key",), "annotation_cache": ("annotator", "annotator_version", "text_hash")}
 CACHE_VALUE = {"generation_cache": "text", "annotation_cache": "value"}
 
@@ -130,10 +121,8 @@ class _Merger:
         self.store = store
         self.con = store.con
         self.report = report
-        # Which file each kept run/sample record came from (for conflict messages). Per-sample origins live in a
-        # temporary table, so a merge's memory does not grow with the number of samples moved.
+        # Which file each kept run/sample record came from (for conflict messages).
         self.origin: dict[tuple[str, ...], str] = {}
-        self.con.execute("CREATE TEMP TABLE _merge_origin (run_id VARCHAR, sample_id VARCHAR, source VARCHAR)")
         self.target_label = report.into
         # Runs that received samples or scores from a later file: their aggregates are recomputed at the end.
         self.recompute: set[str] = set()
@@ -176,17 +165,11 @@ class _Merger:
 
     def conflict(self, table: str, key: dict[str, Any], source: str, columns: list[str], detail: str = "") -> None:
         if table in ("generations", "scores", "run_metrics"):
-            moved = self.con.execute(
-                "SELECT source FROM _merge_origin WHERE run_id = ? AND sample_id = ?",
-                [key["run_id"], key.get("sample_id", "")],
-            ).fetchone()
-            kept = moved[0] if moved else self.origin.get(("runs", key["run_id"]))
+            kept = self.origin.get(("sample", key["run_id"], key.get("sample_id", ""))) or self.origin.get(
+                ("runs", key["run_id"])
+            )
         elif table == "samples":
-            moved = self.con.execute(
-                "SELECT source FROM _merge_origin WHERE run_id = ? AND sample_id = ?",
-                ["samples:" + key["task"], key["sample_id"]],
-            ).fetchone()
-            kept = moved[0] if moved else None
+            kept = self.origin.get(("samples", key["task"], key["sample_id"]))
         else:
             kept = self.origin.get((table, *map(str, key.values())))
         kept = kept or f"{self.target_label} (already there)"
@@ -209,23 +192,25 @@ class _Merger:
 
     def merge_samples(self, alias: str, label: str) -> None:
         cols = [c for c in SAMPLE_CONTENT if c in self.common(alias, "samples")]
-        join = f"FROM {alias}.samples s JOIN main.samples m ON m.task = s.task AND m.sample_id = s.sample_id"
-        # Stored content is JSON text written by one function: equal content is equal text.
-        differs = " OR ".join(f"s.{c} IS DISTINCT FROM m.{c}" for c in cols) or "false"
-        shared = self.con.execute(f"SELECT count(*) {join}").fetchone()[0]
-        select = ", ".join(f"s.{c} IS DISTINCT FROM m.{c}" for c in cols)
-        conflicting = self.con.execute(f"SELECT s.task, s.sample_id, {select} {join} WHERE {differs}").fetchall()
-        for row in conflicting:
-            differing = [c for c, flag in zip(cols, row[2:], strict=True) if flag]
-            self.conflict("samples", {"task": row[0], "sample_id": row[1]}, label, differing)
-        self.report.count(self.report.duplicates, "samples", shared - len(conflicting))
+        select = ", ".join(f"s.{c}, m.{c}" for c in cols)
+        shared = self.con.execute(
+            f"SELECT s.task, s.sample_id, {select} FROM {alias}.samples s JOIN main.samples m "
+            "ON m.task = s.task AND m.sample_id = s.sample_id"
+        ).fetchall()
+        duplicates = 0
+        for row in shared:
+            task, sample_id, values = row[0], row[1], row[2:]
+            differing = [c for i, c in enumerate(cols) if not _same(values[2 * i], values[2 * i + 1])]
+            if differing:
+                self.conflict("samples", {"task": task, "sample_id": sample_id}, label, differing)
+            else:
+                duplicates += 1
+        self.report.count(self.report.duplicates, "samples", duplicates)
         new_rows = (
             "s WHERE NOT EXISTS (SELECT 1 FROM main.samples m WHERE m.task = s.task AND m.sample_id = s.sample_id)"
         )
-        self.con.execute(
-            f"INSERT INTO _merge_origin SELECT 'samples:' || task, sample_id, ? FROM {alias}.samples {new_rows}",
-            [label],
-        )
+        for task, sample_id in self.con.execute(f"SELECT task, sample_id FROM {alias}.samples {new_rows}").fetchall():
+            self.origin[("samples", task, sample_id)] = label
         self.report.count(self.report.added, "samples", self.copy(alias, "samples", new_rows))
 
     def merge_runs(self, alias: str, label: str, present: set[str]) -> None:
@@ -237,152 +222,121 @@ class _Merger:
         }
         for values in theirs:
             run = dict(zip(run_cols, values, strict=True))
-            with self.store.transaction():  # one run at a time: memory stays that of one run
-                self.merge_run(alias, label, present, run, ours.get(run["run_id"]))
-
-    def merge_run(
-        self, alias: str, label: str, present: set[str], run: dict[str, Any], existing: dict[str, Any] | None
-    ) -> None:
-        run_id = run["run_id"]
-        if existing is None:
-            self.copy(alias, "runs", "WHERE run_id = ?", [run_id])
-            self.report.count(self.report.added, "runs", 1)
-            for table in RUN_TABLES:
-                if table in present:
-                    self.report.count(self.report.added, table, self.copy(alias, table, "WHERE run_id = ?", [run_id]))
-            self.origin[("runs", run_id)] = label
-            return
-        differing = [c for c in RUN_IDENTITY if c in run and not _same(run[c], existing[c])]
-        if differing:
-            self.conflict("runs", {"run_id": run_id}, label, differing, "the whole run is kept from one file")
-            return
-        self.report.count(self.report.duplicates, "runs", 1)
-        if run.get("status") == "finished" and existing.get("status") != "finished":
-            updates = [c for c in RUN_BOOKKEEPING if c in run]
-            assignments = ", ".join(f"{c} = ?" for c in updates)
-            self.con.execute(
-                f"UPDATE main.runs SET {assignments} WHERE run_id = ?", [*(run[c] for c in updates), run_id]
-            )
-        if "generations" in present:
-            self.merge_run_samples(alias, label, run_id, present)
-        if "run_metrics" in present:
-            # Metrics this file scored and the earlier ones did not; values are recomputed below.
-            added = self.copy(
-                alias,
-                "run_metrics",
-                "s WHERE run_id = ? AND NOT EXISTS (SELECT 1 FROM main.run_metrics m "
-                "WHERE m.run_id = s.run_id AND m.metric = s.metric)",
-                [run_id],
-            )
-            if added:
-                self.report.count(self.report.added, "run_metrics", added)
-                self.recompute.add(run_id)
-        if "intervals" in present:
-            # CIs at settings only this file stored; those of runs that received samples are recomputed below.
-            self.copy(
-                alias,
-                "intervals",
-                "s WHERE run_id = ? AND NOT EXISTS (SELECT 1 FROM main.intervals m WHERE m.run_id = s.run_id "
-                "AND m.metric = s.metric AND m.n_boot = s.n_boot AND m.seed = s.seed AND m.level = s.level "
-                "AND m.cluster = s.cluster)",
-                [run_id],
-            )
+            run_id = run["run_id"]
+            existing = ours.get(run_id)
+            if existing is None:
+                self.copy(alias, "runs", "WHERE run_id = ?", [run_id])
+                self.report.count(self.report.added, "runs", 1)
+                for table in ("generations", "scores", "run_metrics", "intervals"):
+                    if table in present:
+                        self.report.count(
+                            self.report.added, table, self.copy(alias, table, "WHERE run_id = ?", [run_id])
+                        )
+                self.origin[("runs", run_id)] = label
+                continue
+            differing = [c for c in RUN_IDENTITY if c in run and not _same(run[c], existing[c])]
+            if differing:
+                self.conflict("runs", {"run_id": run_id}, label, differing, "the whole run is kept from one file")
+                continue
+            self.report.count(self.report.duplicates, "runs", 1)
+            if run.get("status") == "finished" and existing.get("status") != "finished":
+                updates = [c for c in RUN_BOOKKEEPING if c in run]
+                assignments = ", ".join(f"{c} = ?" for c in updates)
+                self.con.execute(
+                    f"UPDATE main.runs SET {assignments} WHERE run_id = ?", [*(run[c] for c in updates), run_id]
+                )
+            if "generations" in present:
+                self.merge_run_samples(alias, label, run_id, present)
+            if "run_metrics" in present:
+                # Metrics this file scored and the earlier ones did not; values are recomputed below.
+                added = self.copy(
+                    alias,
+                    "run_metrics",
+                    "s WHERE run_id = ? AND NOT EXISTS (SELECT 1 FROM main.run_metrics m "
+                    "WHERE m.run_id = s.run_id AND m.metric = s.metric)",
+                    [run_id],
+                )
+                if added:
+                    self.report.count(self.report.added, "run_metrics", added)
+                    self.recompute.add(run_id)
 
     def merge_run_samples(self, alias: str, label: str, run_id: str, present: set[str]) -> None:
-        """One run's samples from a later file, classified and copied inside DuckDB (nothing per row in Python)."""
-        join = (
-            f"FROM {alias}.generations s JOIN main.generations m ON m.run_id = s.run_id AND m.sample_id = s.sample_id "
-            "WHERE s.run_id = ?"
-        )
-        # A successful generation replaces a failed one (the runner would retry it anyway).
-        replace = f"{join} AND m.error IS NOT NULL AND s.error IS NULL"
-        # Failed here (and the kept one exists): nothing to take. Equal text: a duplicate.
-        failed = f"{join} AND s.error IS NOT NULL"
-        same = (
-            f"{join} AND m.error IS NULL AND s.error IS NULL "
-            "AND m.prompt_hash IS NOT DISTINCT FROM s.prompt_hash AND m.text IS NOT DISTINCT FROM s.text"
-        )
-        differ = (
-            f"{join} AND m.error IS NULL AND s.error IS NULL "
-            "AND (m.prompt_hash IS DISTINCT FROM s.prompt_hash OR m.text IS DISTINCT FROM s.text)"
-        )
-        count = "SELECT count(*) {}"
-        duplicates = self.con.execute(count.format(failed), [run_id]).fetchone()[0]
-        duplicates += self.con.execute(count.format(same), [run_id]).fetchone()[0]
-        self.report.count(self.report.duplicates, "generations", duplicates)
-        for sample_id, hash_differs, text_differs in self.con.execute(
-            "SELECT s.sample_id, m.prompt_hash IS DISTINCT FROM s.prompt_hash, m.text IS DISTINCT FROM s.text "
-            + differ,
-            [run_id],
-        ).fetchall():
-            columns = [c for c, flag in (("prompt_hash", hash_differs), ("text", text_differs)) if flag]
-            self.conflict("generations", {"run_id": run_id, "sample_id": sample_id}, label, columns)
-        self.con.execute("CREATE OR REPLACE TEMP TABLE _merge_moved (id VARCHAR)")
-        self.con.execute(f"INSERT INTO _merge_moved SELECT s.sample_id {replace}", [run_id])
-        replaced = self.con.execute("SELECT count(*) FROM _merge_moved").fetchone()[0]
-        self.report.replaced_failed += replaced
-        where = "WHERE run_id = ? AND sample_id IN (SELECT id FROM _merge_moved)"
-        if replaced:
+        query = "SELECT sample_id, prompt_hash, text, error FROM {}.generations WHERE run_id = ?"
+        theirs = {r[0]: r[1:] for r in self.con.execute(query.format(alias), [run_id]).fetchall()}
+        ours = {r[0]: r[1:] for r in self.con.execute(query.format("main"), [run_id]).fetchall()}
+        take: list[str] = []
+        replace: list[str] = []
+        same: list[str] = []
+        for sample_id, (prompt_hash, text, error) in theirs.items():
+            mine = ours.get(sample_id)
+            if mine is None:
+                take.append(sample_id)
+            elif mine[2] is not None and error is None:
+                replace.append(sample_id)
+            elif error is not None:
+                self.report.count(self.report.duplicates, "generations", 1)
+            elif (mine[0], mine[1]) == (prompt_hash, text):
+                same.append(sample_id)
+            else:
+                columns = [c for c, a, b in (("prompt_hash", prompt_hash, mine[0]), ("text", text, mine[1])) if a != b]
+                self.conflict("generations", {"run_id": run_id, "sample_id": sample_id}, label, columns)
+        self.report.count(self.report.duplicates, "generations", len(same))
+        self.report.replaced_failed += len(replace)
+        where = "WHERE run_id = ? AND sample_id IN (SELECT id FROM _merge_ids)"
+        if replace:
+            self._set_ids(replace)
             self.con.execute(f"DELETE FROM main.generations {where}", [run_id])
             self.con.execute(f"DELETE FROM main.scores {where}", [run_id])
-        self.con.execute(
-            f"INSERT INTO _merge_moved SELECT s.sample_id FROM {alias}.generations s WHERE s.run_id = ? "
-            "AND NOT EXISTS (SELECT 1 FROM main.generations m WHERE m.run_id = s.run_id AND m.sample_id = s.sample_id)",
-            [run_id],
-        )
-        moved = self.con.execute("SELECT count(*) FROM _merge_moved").fetchone()[0]
+        moved = take + replace
         if moved:
+            self._set_ids(moved)
             self.report.count(self.report.added, "generations", self.copy(alias, "generations", where, [run_id]))
             if "scores" in present:
                 self.report.count(self.report.added, "scores", self.copy(alias, "scores", where, [run_id]))
             self.recompute.add(run_id)
-            self.con.execute("INSERT INTO _merge_origin SELECT ?, id, ? FROM _merge_moved", [run_id, label])
-        if "scores" in present:
+            for sample_id in moved:
+                self.origin[("sample", run_id, sample_id)] = label
+        if same and "scores" in present:
             self.merge_scores(alias, label, run_id, same)
 
-    def merge_scores(self, alias: str, label: str, run_id: str, same: str) -> None:
-        """Scores of the samples both files generated alike: equal ones are duplicates, new metrics are added."""
-        self.con.execute("CREATE OR REPLACE TEMP TABLE _merge_same (id VARCHAR)")
-        self.con.execute(f"INSERT INTO _merge_same SELECT s.sample_id {same}", [run_id])
-        pairs = (
-            f"FROM {alias}.scores s JOIN main.scores m ON m.run_id = s.run_id AND m.sample_id = s.sample_id "
-            "AND m.metric = s.metric WHERE s.run_id = ? AND s.sample_id IN (SELECT id FROM _merge_same)"
+    def merge_scores(self, alias: str, label: str, run_id: str, sample_ids: list[str]) -> None:
+        self._set_ids(sample_ids)
+        # A score is one (sample, metric, identity): other options or weights are other scores, not conflicts.
+        query = (
+            "SELECT sample_id, metric, score_key, metric_version, value, stats FROM {}.scores WHERE run_id = ? "
+            "AND sample_id IN (SELECT id FROM _merge_ids)"
         )
-        # Equal version, value and stats text: duplicates, counted without leaving DuckDB. The rest (a rounding
-        # difference, stats JSON written differently) are compared one by one below.
-        equal = "m.metric_version IS NOT DISTINCT FROM s.metric_version AND m.value IS NOT DISTINCT FROM s.value"
-        equal += " AND m.stats IS NOT DISTINCT FROM s.stats"
-        duplicates = self.con.execute(f"SELECT count(*) {pairs} AND {equal}", [run_id]).fetchone()[0]
-        rows = self.con.execute(
-            "SELECT s.sample_id, s.metric, s.metric_version, s.value, s.stats, m.metric_version, m.value, m.stats "
-            f"{pairs} AND NOT ({equal})",
-            [run_id],
-        ).fetchall()
-        for sample_id, metric, version, value, stats, kept_version, kept_value, kept_stats in rows:
+        theirs = {(r[0], r[1], r[2]): r[3:] for r in self.con.execute(query.format(alias), [run_id]).fetchall()}
+        ours = {(r[0], r[1], r[2]): r[3:] for r in self.con.execute(query.format("main"), [run_id]).fetchall()}
+        missing = [key for key in theirs if key not in ours]
+        duplicates = 0
+        for key, (version, value, stats) in theirs.items():
+            mine = ours.get(key)
+            if mine is None:
+                continue
             differing = [
-                c
-                for c, a, b in (("metric_version", version, kept_version), ("value", value, kept_value))
-                if not _same(a, b)
+                c for c, a, b in (("metric_version", version, mine[0]), ("value", value, mine[1])) if not _same(a, b)
             ]
-            if not differing and loads(stats, None) != loads(kept_stats, None):
+            if not differing and loads(stats, None) != loads(mine[2], None):
                 differing = ["stats"]
             if differing:
-                detail = f"version {kept_version} value {kept_value} kept; version {version} value {value} not"
-                score_key = {"run_id": run_id, "sample_id": sample_id, "metric": metric}
+                detail = f"version {mine[0]} value {mine[1]} kept; version {version} value {value} not"
+                score_key = {"run_id": run_id, "sample_id": key[0], "metric": key[1], "score_key": key[2]}
                 self.conflict("scores", score_key, label, differing, detail)
             else:
                 duplicates += 1
         self.report.count(self.report.duplicates, "scores", duplicates)
-        added = self.copy(
-            alias,
-            "scores",
-            "s WHERE run_id = ? AND sample_id IN (SELECT id FROM _merge_same) AND NOT EXISTS (SELECT 1 FROM "
-            "main.scores m WHERE m.run_id = s.run_id AND m.sample_id = s.sample_id AND m.metric = s.metric)",
-            [run_id],
-        )
-        if added:
-            self.report.count(self.report.added, "scores", added)
+        for sample_id, metric, key in missing:
+            where = "WHERE run_id = ? AND sample_id = ? AND metric = ? AND score_key = ?"
+            self.report.count(
+                self.report.added, "scores", self.copy(alias, "scores", where, [run_id, sample_id, metric, key])
+            )
             self.recompute.add(run_id)
+
+    def _set_ids(self, ids: list[str]) -> None:
+        self.con.execute("CREATE TEMP TABLE IF NOT EXISTS _merge_ids (id VARCHAR)")
+        self.con.execute("DELETE FROM _merge_ids")
+        self.con.executemany("INSERT INTO _merge_ids VALUES (?)", [[i] for i in ids])
 
     def merge_cache(self, alias: str, table: str) -> None:
         key = CACHES[table]
@@ -431,53 +385,35 @@ class _Merger:
     # --- aggregates ---------------------------------------------------------------------------------------------
     def recompute_aggregates(self) -> None:
         """Aggregates of runs that received samples from a later file, from the merged per-sample scores (the
-        metric's own `aggregate`, with the task's metric options when the task is known here)."""
-        from evalkit.registry import all_tasks
-
-        try:
-            tasks = all_tasks()
-        except EvalkitError:
-            tasks = {}
-        for run_id in sorted(self.recompute):
-            with self.store.transaction():
-                self.recompute_run(run_id, tasks)
-
-    def recompute_run(self, run_id: str, tasks: dict[str, Any]) -> None:
-        """One run's aggregates, then its stored CIs (they describe the aggregates)."""
+        metric's own `aggregate`, with the options the run stored)."""
         from evalkit.metrics import get_metric
+
+        for run_id in sorted(self.recompute):
+            rows = self.store.query(
+                "SELECT metric, options FROM run_metrics WHERE run_id = ? AND status = 'ok'", [run_id]
+            )
+            for row in rows:
+                scores = self.con.execute(
+                    f"SELECT s.value, s.stats {CURRENT_SCORES} AND s.metric = ? ORDER BY s.sample_id",
+                    [run_id, row["metric"]],
+                ).fetchall()
+                try:
+                    metric = get_metric(row["metric"], **(loads(row["options"], {}) or {}))
+                    values, stats = [s[0] for s in scores], [loads(s[1], {}) for s in scores]
+                    value = metric.aggregate(values, stats) if scores else None
+                except Exception as exc:
+                    detail = f"cannot recompute it here ({type(exc).__name__}: {exc}); rerun `evalkit run`"
+                    key = {"run_id": run_id, "metric": row["metric"]}
+                    self.conflict("run_metrics", key, "(merged)", ["value"], detail)
+                    continue
+                self.con.execute(
+                    "UPDATE run_metrics SET value = ?, n = ? WHERE run_id = ? AND metric = ?",
+                    [value, len(scores), run_id, row["metric"]],
+                )
+            self.report.recomputed_runs.append(run_id)
         from evalkit.stored_cis import refresh
 
-        run = self.store.query("SELECT task, task_version FROM runs WHERE run_id = ?", [run_id])
-        spec = tasks.get(run[0]["task"]) if run else None
-        known = spec is not None and spec.version == run[0]["task_version"]
-        options = {m.name: m.options for m in spec.metrics} if known else {}
-        rows = self.store.query(
-            "SELECT metric, metric_version FROM run_metrics WHERE run_id = ? AND status = 'ok'", [run_id]
-        )
-        for row in rows:
-            scores = self.con.execute(
-                "SELECT value, stats FROM scores WHERE run_id = ? AND metric = ? AND metric_version = ?",
-                [run_id, row["metric"], row["metric_version"]],
-            ).fetchall()
-            try:
-                metric = get_metric(row["metric"], **options.get(row["metric"], {}))
-                values, stats = [s[0] for s in scores], [loads(s[1], {}) for s in scores]
-                value = metric.aggregate(values, stats) if scores else None
-            except Exception as exc:
-                detail = f"cannot recompute it here ({type(exc).__name__}: {exc}); rerun `evalkit run`"
-                key = {"run_id": run_id, "metric": row["metric"]}
-                self.conflict("run_metrics", key, "(merged)", ["value"], detail)
-                continue
-            self.con.execute(
-                "UPDATE run_metrics SET value = ?, n = ? WHERE run_id = ? AND metric = ?",
-                [value, len(scores), run_id, row["metric"]],
-            )
-        try:
-            refresh(self.store, [run_id])
-        except EvalkitError:
-            # Readers compute what is missing; a stale interval never shows (its n no longer matches).
-            self.con.execute("DELETE FROM intervals WHERE run_id = ?", [run_id])
-        self.report.recomputed_runs.append(run_id)
+        refresh(self.store, self.report.recomputed_runs)  # their stored CIs described the unmerged scores
 
 
 def merge_databases(sources: list[Path], into: Path, on_conflict: str = "fail") -> MergeReport:
@@ -500,50 +436,60 @@ def merge_databases(sources: list[Path], into: Path, on_conflict: str = "fail") 
             raise EvalkitError(f"{source}: no such database file")
         if Path(source).resolve() == target:
             raise EvalkitError(f"{source}: is also the --into file; merge into a new file or leave it out of the list")
+    existed = into.exists()
     report = MergeReport(into=str(into), sources=[str(s) for s in sources], on_conflict=on_conflict)
-    # The merge is built in a scratch copy, committed run by run (so DuckDB's memory stays that of one run, not
-    # of every row merged), and replaces `into` only when complete: a failed or interrupted merge leaves `into`
-    # as it was.
-    scratch = into.with_name(into.name + ".merging")
-    _remove(scratch)
-    if into.exists():
-        Store(into).close()  # folds a pending write-ahead log into the file before it is copied
-        shutil.copy2(into, scratch)
-    store = Store(scratch)
-    store.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    store.con.execute("SET preserve_insertion_order = false")
+    store = Store(into)
     aliases: list[str] = []
+    scratch = tempfile.TemporaryDirectory(prefix="evalkit-merge-")
     try:
         merger = _Merger(store, report)
         for index, source in enumerate(sources):
             alias = f"merge_src_{index}"
             try:
-                store.con.execute(f"ATTACH '{_sql_path(source)}' AS {alias} (READ_ONLY)")
-            except duckdb.Error as exc:
+                readable = _at_current_schema(Path(source), Path(scratch.name) / f"{index}.duckdb")
+                store.con.execute(f"ATTACH '{_sql_path(readable)}' AS {alias} (READ_ONLY)")
+            except (duckdb.Error, EvalkitError) as exc:
                 raise EvalkitError(f"{source}: not a readable DuckDB results file: {exc}") from None
             aliases.append(alias)
-        for alias, source in zip(aliases, sources, strict=True):
-            merger.merge_source(alias, str(source))
-        merger.recompute_aggregates()
-        report.written = not (report.conflicts and on_conflict == "fail")
+        store.con.execute("BEGIN TRANSACTION")
+        try:
+            for alias, source in zip(aliases, sources, strict=True):
+                merger.merge_source(alias, str(source))
+            merger.recompute_aggregates()
+        except BaseException:
+            store.con.execute("ROLLBACK")
+            raise
+        if report.conflicts and on_conflict == "fail":
+            store.con.execute("ROLLBACK")
+        else:
+            store.con.execute("COMMIT")
+            report.written = True
     finally:
         for alias in aliases:
             try:
                 store.con.execute(f"DETACH {alias}")
             except duckdb.Error:
                 pass
-        store.con.execute("CHECKPOINT")
         store.close()
-        if report.written:
-            os.replace(scratch, into)
+        scratch.cleanup()
+        if not report.written and not existed:
+            into.unlink(missing_ok=True)
             Path(str(into) + ".wal").unlink(missing_ok=True)
-        _remove(scratch)
     return report
 
 
-def _remove(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    Path(str(path) + ".wal").unlink(missing_ok=True)
+def _at_current_schema(source: Path, scratch: Path) -> Path:
+    """The source itself, or a migrated copy when it was written by an older evalkit (sources stay untouched)."""
+    con = connect(source, True, wait_seconds())
+    try:
+        version = stored_version(con)
+    finally:
+        con.close()
+    if version is None or version == SCHEMA_VERSION:
+        return source
+    shutil.copyfile(source, scratch)
+    Store(scratch).close()  # migrates the copy (or says the file is newer than this evalkit)
+    return scratch
 
 
 def _sql_path(path: Path) -> str:

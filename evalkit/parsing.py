@@ -6,7 +6,8 @@ Box formats (a model card's `box_format`, also `evalkit score --box-format`):
   with or without a code fence, one dict or a list of them), or Qwen2-VL's corner pair ``(x1,y1),(x2,y2)``.
 - `pixels_resized`: pixels of the image after the model's smart resize (Qwen2.5-VL).
 - `pixels`: pixels of the original image.
-Malformed answers give a `Parsed` with `parse_error` set and no boxes; parsing never raises.
+Malformed answers give a `Parsed` with `parse_error` set and no boxes; parsing never raises. The named answer
+conventions (RadVLM-GRPO's evaluation regex and reward parser, strict, Qwen3-VL JSON) live in evalkit/answers.py.
 """
 
 from __future__ import annotations
@@ -65,19 +66,9 @@ def smart_resize(
     return w_bar, h_bar
 
 
-def _scale_for(box_format: str, image_size: tuple[int, int] | None, resized_size: tuple[int, int] | None):
-    if box_format == "unit01":
-        return 1.0, 1.0
-    if box_format == "qwen1000":
-        return 1000.0, 1000.0
-    size = resized_size if box_format == "pixels_resized" else image_size
-    if size is None:
-        return None
-    return float(size[0]), float(size[1])
-
-
-def _coordinate_lists(answer: str) -> tuple[list[tuple[float, ...]], str | None]:
-    """Every box-like list in `answer`, in the order written, or an error for a list of the wrong length."""
+def coordinate_lists(answer: str) -> tuple[list[tuple[float, ...]], str | None]:
+    """evalkit's strict extraction: every box-like list in `answer` in written order, or an error for a list of
+    the wrong length (the `strict` convention of evalkit/answers.py, which also checks ranges)."""
     found = [(m.start(), tuple(float(v) for v in m.groups())) for m in _POINT_PAIR_RE.finditer(answer)]
     rest = _POINT_PAIR_RE.sub(lambda m: " " * len(m.group(0)), answer)
     for m in _LIST_RE.finditer(rest):
@@ -95,32 +86,17 @@ def parse_boxes(
     image_size: tuple[int, int] | None = None,
     resized_size: tuple[int, int] | None = None,
 ) -> tuple[list[Box], str | None]:
-    """All boxes in `answer`, converted to 0-1 `[x1, y1, x2, y2]`, plus a parse error or None.
+    """All boxes in `answer` under evalkit's `strict` convention, converted to 0-1 `[x1, y1, x2, y2]`.
 
     Boxes are returned in the order they are written (the ranking COCO AP and RadVLM's AP use). A box outside
     its format's range (negative, > 1 for unit01, > 1000 for qwen1000, beyond the image for pixels), with
     x2 <= x1 / y2 <= y1, or a coordinate list of two, three or five+ numbers makes the whole answer a parse
-    failure: silently clipping or skipping would reward a malformed answer.
+    failure: silently clipping or skipping would reward a malformed answer. Other conventions:
+    `evalkit.answers.extract_boxes`.
     """
-    scale = _scale_for(box_format, image_size, resized_size)
-    if scale is None:
-        return [], f"box_format '{box_format}' needs the image size, which the sample does not record"
-    sx, sy = scale
-    raw, error = _coordinate_lists(answer)
-    if error:
-        return [], error
-    if not raw:
-        return [], "no box found in the answer"
-    boxes: list[Box] = []
-    for x1, y1, x2, y2 in raw:
-        if any(math.isnan(v) for v in (x1, y1, x2, y2)):
-            return [], "box has NaN coordinates"
-        if min(x1, y1, x2, y2) < 0 or max(x1, x2) > sx or max(y1, y2) > sy:
-            return [], f"box {[x1, y1, x2, y2]} is outside the {box_format} range"
-        if x2 <= x1 or y2 <= y1:
-            return [], f"box {[x1, y1, x2, y2]} has x2 <= x1 or y2 <= y1"
-        boxes.append([x1 / sx, y1 / sy, x2 / sx, y2 / sy])
-    return boxes, None
+    from evalkit.answers import extract_boxes
+
+    return extract_boxes(answer, "strict", box_format, image_size, resized_size)
 
 
 def format_boxes(
@@ -152,21 +128,20 @@ def parse_output(
     resized_size: tuple[int, int] | None = None,
     answer_pattern: str | None = None,
 ) -> Parsed:
-    """Parse a raw model output for a task's parser (`report` or `boxes`).
+    """Parse a raw model output for a task's parser (`report` or `boxes`) with evalkit's own rules (answer rule
+    `evalkit`, box convention `strict`); `evalkit.answers.parse_answer` takes the other named conventions.
 
     `answer_pattern` (a card's `options.answer_pattern`, e.g. DeepMedix-R1's ``\\boxed{(.*)}``) narrows the answer
     to the last match of the pattern's first group when it matches; otherwise the whole answer is kept.
     """
-    answer, trace, complete = split_thinking(text or "", "tags" if thinking == "none" else thinking)
-    if not complete:
-        return Parsed(answer="", thinking=trace, parse_error="thinking not closed: no </think> in the output")
-    if answer_pattern:
-        matches = re.findall(answer_pattern, answer, flags=re.DOTALL)
-        if matches:
-            last = matches[-1]
-            answer = (last[0] if isinstance(last, tuple) else last).strip()
-    if parser == "report":
-        error = None if answer.strip() else "empty answer"
-        return Parsed(answer=answer, thinking=trace, parse_error=error)
-    boxes, error = parse_boxes(answer, box_format, image_size, resized_size)
-    return Parsed(answer=answer, thinking=trace, boxes=boxes, parse_error=error)
+    from evalkit.answers import parse_answer
+
+    return parse_answer(
+        text,
+        parser,
+        box_format=box_format,
+        thinking=thinking,
+        image_size=image_size,
+        resized_size=resized_size,
+        answer_pattern=answer_pattern,
+    )

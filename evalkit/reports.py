@@ -1,9 +1,10 @@
 """Score free (reference, prediction) report pairs: `evalkit.score_reports` and `evalkit score --pairs`.
 
 No task, image or run is involved: the metrics are the same classes the runner uses, with the same
-compute-once caches. With a results database, each metric's per-pair result is also cached under
-(metric, metric version, options, hash of both texts), so scoring the same pairs again runs nothing at all,
-and a new set of predictions against the same references reuses every reference annotation.
+compute-once caches. With a results database, each metric's per-pair result is also cached under its score
+identity (metric, version, canonical options, weights fingerprint: the runner's key) and the hash of both
+texts, so scoring the same pairs again runs nothing at all, and a new set of predictions against the same
+references reuses every reference annotation.
 
     >>> from evalkit import score_reports
     >>> result = score_reports(["No effusion."], ["No pleural effusion."], metrics=["rouge_l", "bleu_4"])
@@ -12,8 +13,6 @@ and a new set of predictions against the same references reuses every reference 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,16 +80,10 @@ def clean_text(value: Any) -> str:
     return value.encode("utf-8", "replace").decode("utf-8")
 
 
-def _options_key(options: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _score_metric(metric: Metric, options: dict[str, Any], refs: list[str], preds: list[str], store: Any):
+def _score_metric(metric: Metric, refs: list[str], preds: list[str], store: Any):
     keys = [pair_hash(r, p) for r, p in zip(refs, preds, strict=True)]
-    # The per-pair cache depends on the metric's code version and, for model-backed metrics, on the weights.
-    fingerprint = getattr(metric, "fingerprint", None)
-    version = f"{metric.version}:{fingerprint()}" if fingerprint else metric.version
-    annotator = f"score:{metric.name}:{_options_key(options)}"
+    # The same score identity as the runner's (metric, version, canonical options, weights fingerprint).
+    annotator, version = f"score:{metric.name}", metric.identity().key
     known: dict[str, Any] = store.get_annotations(annotator, version, keys) if store is not None else {}
     todo = list(dict.fromkeys(k for k in keys if k not in known))
     first = {k: i for i, k in reversed(list(enumerate(keys)))}
@@ -156,7 +149,7 @@ def score_reports(
                 unavailable[name] = reason
                 continue
             metric.cache = store
-            values, metric_stats = _score_metric(metric, options.get(name, {}), refs, preds, store)
+            values, metric_stats = _score_metric(metric, refs, preds, store)
             corpus[name] = float(metric.aggregate(values, metric_stats)) if refs else float("nan")
             stats[name], instances[name] = metric_stats, metric
             for row, value in zip(per_sample, values, strict=True):

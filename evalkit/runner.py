@@ -1,11 +1,16 @@
 """The resumable run: samples -> prompts -> adapter -> parse -> metrics -> DuckDB.
 
 Resume rules: a run is identified by (task, task version, dataset options, model fingerprint), so running the
-same thing again continues the same run. Generations are committed in one transaction together with the
-deletion of any stale scores, every batch for a slow adapter and every quarter second (or 1,024 rows) for a fast
-one, and generations are also cached by content, so a run killed at any point (SIGKILL included) loses at most
-the batch in flight plus a quarter second of finished work, and generates nothing twice. Samples whose
-generation failed are retried on the next run.
+same thing again continues the same run. Each batch of generations is committed in one transaction together
+with the deletion of any stale scores, and generations are also cached by content, so a run killed at any point
+(SIGKILL included) loses at most the batch in flight and generates nothing twice. Samples whose generation
+failed are retried on the next run.
+
+Scores are keyed by their identity (metric, version, canonical options, weights fingerprint): a change to any
+part scores the stored generations again under the new identity; the old scores stay, so going back to the
+old options is a cache hit. Run size: `limit` bounds how many samples this call generates; aggregates always
+cover every sample the run holds, so a limited call after a full run leaves its values (and CIs) as they were,
+and a run holding fewer samples than the task is `partial` wherever it is shown.
 """
 
 from __future__ import annotations
@@ -19,29 +24,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 import evalkit
+from evalkit.answers import parse_for_card
 from evalkit.config import ModelCard, TaskSpec
 from evalkit.data import get_loader
 from evalkit.data.issues import collect_issues, issues_summary
-from evalkit.errors import EvalkitError, SampleError
+from evalkit.errors import EvalkitError, RunInterrupted, SampleError
 from evalkit.images import image_hash, image_size, load_image
 from evalkit.metrics import get_metric
-from evalkit.metrics.base import Metric, safe_score
-from evalkit.parsing import parse_output, smart_resize
+from evalkit.metrics.base import Metric, ScoreIdentity, safe_score
+from evalkit.profiles import get_profile
+from evalkit.progress import RunProgress
 from evalkit.prompts import render_prompt
+from evalkit.results.queries import CURRENT_SCORES, failed_samples
+from evalkit.results.store import HOLD_S, SLOW_STEP_S, Store, dumps, loads
 from evalkit.sample import Parsed, Sample
-from evalkit.store import Store, dumps, loads
 from model_adapters.base import Adapter, GenerationRequest, GenerationResult, stable_hash
 
 DEFAULT_DATA_ROOT = Path("data")
 SCORE_CHUNK = 4096
-# Generations are written once this many are pending or this long after the last write: a fast adapter (a
-# baseline, predictions made elsewhere) writes hundreds of rows a transaction instead of one batch's 16, and a
-# slow one still commits every batch.
-WRITE_ROWS = 1024
-WRITE_SECONDS = 0.25
 CACHE_COLUMNS = ("cache_key", "text", "tokens", "latency", "created_at")
 GENERATION_COLUMNS = (
     "run_id",
@@ -54,8 +55,9 @@ GENERATION_COLUMNS = (
     "latency",
     "error",
     "cache_key",
+    "error_file",
 )
-SCORE_COLUMNS = ("run_id", "sample_id", "metric", "metric_version", "value", "stats")
+SCORE_COLUMNS = ("run_id", "sample_id", "metric", "metric_version", "score_key", "value", "stats")
 
 
 def data_root_default() -> Path:
@@ -68,10 +70,19 @@ def dataset_root(task: TaskSpec, data_root: Path) -> Path:
 
 def load_samples(task: TaskSpec, data_root: Path, split: str | None = None) -> list[Sample]:
     """Samples of a task's split; the phantom set is made on first use (it is code, not data)."""
+    loader = get_loader(task.dataset.loader)  # an unknown loader is reported as such, not as a missing folder
     root = dataset_root(task, data_root)
+    if Path(data_root).exists() and not Path(data_root).is_dir():
+        raise EvalkitError(
+            f"data root {data_root} is a file, not a folder; point --data-root (or EVALKIT_DATA_ROOT) at the "
+            "folder that holds the data sets"
+        )
     if task.dataset.loader == "phantom" and not (root / "phantom.json").exists():
+        import sys
+
         from evalkit.data.phantom import ensure_phantom
 
+        print(f"making the synthetic phantom set at {root} (once, a few seconds)", file=sys.stderr, flush=True)
         ensure_phantom(root)
     if not root.exists():
         raise EvalkitError(
@@ -79,34 +90,13 @@ def load_samples(task: TaskSpec, data_root: Path, split: str | None = None) -> l
             f"to the folder holding '{task.dataset.root or task.dataset.loader}'"
         )
     with collect_issues(task.name, split or task.dataset.split):  # malformed rows -> the run summary
-        samples = get_loader(task.dataset.loader)(task.dataset, root, task.name, split or task.dataset.split)
+        samples = loader(task.dataset, root, task.name, split or task.dataset.split)
     seen: set[str] = set()
     for sample in samples:
         if sample.sample_id in seen:
             raise EvalkitError(f"task '{task.name}': duplicate sample_id '{sample.sample_id}' from the loader")
         seen.add(sample.sample_id)
     return samples
-
-
-def build_adapter(card: ModelCard, **options: Any) -> Adapter:
-    """The adapter for a card; heavy back ends are imported only when used."""
-    if card.adapter == "baseline":
-        from model_adapters.baselines import BaselineAdapter
-
-        return BaselineAdapter(card)
-    if card.adapter == "transformers":
-        from model_adapters.transformers_local import TransformersAdapter
-
-        return TransformersAdapter(card, **options)
-    if card.adapter == "vllm":
-        from model_adapters.vllm_engine import VLLMAdapter  # type: ignore[import-not-found]
-
-        return VLLMAdapter(card, **options)
-    if card.adapter == "openai":
-        from model_adapters.openai_server import OpenAIAdapter  # type: ignore[import-not-found]
-
-        return OpenAIAdapter(card, **options)
-    raise EvalkitError(f"card '{card.name}': unknown adapter '{card.adapter}'")
 
 
 def git_sha() -> str | None:
@@ -136,13 +126,21 @@ class RunSummary:
     task: str
     model: str
     n_samples: int
+    task_size: int = 0
+    requested: int = 0
     generated: int = 0
     from_cache: int = 0
+    reused: int = 0  # samples an earlier run of this pair had already stored: neither generated nor looked up
     errors: int = 0
     parse_failures: int = 0
     metrics: dict[str, float | None] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    failed: list[dict[str, Any]] = field(default_factory=list)  # sample_id, stage, reason, file
     seconds: float = 0.0
+
+    @property
+    def partial(self) -> bool:
+        return self.n_samples < self.task_size
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -179,28 +177,35 @@ class Runner:
         samples: list[Sample] | None = None,
         limit: int | None = None,
         batch_size: int = 16,
-        progress: bool = True,
+        progress: bool | str = True,
+        task_size: int | None = None,
     ) -> None:
+        if limit is not None and limit < 1:
+            raise EvalkitError(f"--limit must be 1 or more (the number of samples to run), not {limit}")
         self.store, self.task, self.card, self.adapter = store, task, card, adapter
         self.data_root = Path(data_root) if data_root is not None else data_root_default()
-        self.samples = samples if samples is not None else load_samples(task, self.data_root)
-        if limit is not None:
-            self.samples = self.samples[:limit]
+        # Every sample the run may hold (scoring and aggregates) vs those this call generates (`limit`).
+        self.all_samples = samples if samples is not None else load_samples(task, self.data_root)
+        self.samples = self.all_samples[:limit] if limit is not None else self.all_samples
+        self.task_size = task_size if task_size is not None else len(self.all_samples)
         self.batch_size = max(1, batch_size)
-        self.progress = progress
+        # True: a bar on a terminal, plain lines elsewhere; False: silent; or an explicit "rich" | "plain" | "off".
+        self.progress = progress if isinstance(progress, str) else RunProgress.auto_mode(progress)
+        self._reporter = RunProgress("", 0)
         self.decoding = decoding_for(task, card)
-        self._unwritten: tuple[list[list[Any]], list[list[Any]], list[tuple[str, str]]] = ([], [], [])
-        self._written_at = time.perf_counter()
+        self._slow_generate = True  # until a batch shows otherwise, generate with the file closed
 
     # --- generation -------------------------------------------------------------------------------------------
     def _parse(self, text: str, sample: Sample, size: tuple[int, int] | None) -> Parsed:
-        size = sample.image_size or size
-        resized = None
-        if size is not None and self.card.box_format == "pixels_resized":
-            kwargs = {k: v for k, v in self.card.image.model_dump().items() if v is not None}
-            resized = smart_resize(size[0], size[1], factor=int(self.card.options.get("resize_factor", 28)), **kwargs)
-        pattern = self.card.options.get("answer_pattern")
-        return parse_output(text, self.task.parser, self.card.box_format, self.card.thinking, size, resized, pattern)
+        profile = get_profile(self.task.profile)
+        return parse_for_card(
+            text,
+            self.task.parser,
+            self.card,
+            sample.image_size or size,
+            answer_rule=profile.answer_rule,
+            box_convention=profile.box_convention,
+        )
 
     def _generate_batch(self, batch: Sequence[Sample], fingerprint: str, run_id: str) -> dict[str, int]:
         counts = {"generated": 0, "from_cache": 0, "errors": 0}
@@ -211,21 +216,29 @@ class Runner:
             prompt_hash = stable_hash(system, prompt)
             row = {"prompt_hash": prompt_hash, "prompt": prompt, "size": None}
             rows[sample.sample_id] = row
+            reads_images = getattr(self.adapter, "needs_images", True)
+            paths = sample.image_paths if reads_images else []
+            row["error_file"] = paths[0] if paths else None
+            # An adapter that reads no image answers from the sample itself (stored predictions, a reader's
+            # boxes): its cache key is the sample, or every sample with the same prompt would share one answer.
+            hashes: list[str] = [] if reads_images else ["sample", sample.task, sample.sample_id]
+            # `reads_pixels = False`: the adapter needs only the size (a prior box), so only the header is read.
+            decode = getattr(self.adapter, "reads_pixels", True)
+            images = []
+            size = None
             try:
-                reads_images = getattr(self.adapter, "needs_images", True)
-                paths = sample.image_paths if reads_images else []
-                # An adapter that reads no image answers from the sample itself (stored predictions, a reader's
-                # boxes): its cache key is the sample, or every sample with the same prompt would share one answer.
-                hashes = [image_hash(p) for p in paths] if reads_images else ["sample", sample.task, sample.sample_id]
-                if getattr(self.adapter, "reads_pixels", True):
-                    images = [load_image(p) for p in paths]
-                    size = images[0].size if images else None
-                else:  # decoding was a third of a prior-box run; the parser needs only the size
-                    images = []
-                    size = image_size(paths[0]) if paths else None
+                for path in paths:
+                    row["error_file"] = path  # the file named in the run summary if this sample fails
+                    hashes.append(image_hash(path))
+                    if decode:
+                        images.append(load_image(path))
+                    elif size is None:
+                        size = image_size(path)
             except SampleError as exc:
                 row.update(text="", error=str(exc), cache_key=None)
                 continue
+            row["error_file"] = paths[0] if paths else None
+            size = images[0].size if images else size
             row["size"] = size
             key = stable_hash(fingerprint, system, prompt, hashes, self.decoding, length=32)
             row["cache_key"] = key
@@ -233,6 +246,8 @@ class Runner:
             pending.append((sample, request, key, size))
 
         cached = self.store.cached_generations([key for _, _, key, _ in pending])
+        if self._slow_generate:
+            self.store.release()  # the file stays closed while the model generates
         to_generate = [p for p in pending if p[2] not in cached]
         for sample, _, key, _ in pending:
             if key in cached:
@@ -241,7 +256,10 @@ class Runner:
                     text=hit["text"], tokens=hit["tokens"], latency=hit["latency"], error=None
                 )
                 counts["from_cache"] += 1
+        started = time.perf_counter()
         results = self._call_adapter([p[1] for p in to_generate])
+        if to_generate:
+            self._slow_generate = time.perf_counter() - started > SLOW_STEP_S
         new_cache = []
         for (sample, _, key, _), result in zip(to_generate, results, strict=True):
             rows[sample.sample_id].update(
@@ -251,7 +269,7 @@ class Runner:
                 counts["generated"] += 1
                 new_cache.append([key, result.text, result.tokens, result.latency_s])
 
-        generation_rows = []
+        generation_rows, ids = [], []
         for sample in batch:
             row = rows[sample.sample_id]
             if row.get("error"):
@@ -259,6 +277,7 @@ class Runner:
                 parsed = Parsed(answer="", parse_error=f"generation failed: {row['error']}")
             else:
                 parsed = self._parse(row["text"], sample, row["size"])
+            ids.append(sample.sample_id)
             generation_rows.append(
                 [
                     run_id,
@@ -271,31 +290,15 @@ class Runner:
                     row.get("latency"),
                     row.get("error"),
                     row.get("cache_key"),
+                    row.get("error_file") if row.get("error") else None,
                 ]
             )
         now = datetime.now(UTC).replace(tzinfo=None)
-        cache, generations, ids = self._unwritten
-        cache.extend([*row, now] for row in new_cache)
-        generations.extend(generation_rows)
-        ids.extend((run_id, sample.sample_id) for sample in batch)
-        if len(generations) >= WRITE_ROWS or time.perf_counter() - self._written_at >= WRITE_SECONDS:
-            self._write_generations()
+        with self.store.transaction() as con:
+            self.store.insert_rows("generation_cache", CACHE_COLUMNS, [[*row, now] for row in new_cache])
+            self.store.insert_rows("generations", GENERATION_COLUMNS, generation_rows)
+            con.execute("DELETE FROM scores WHERE run_id = ? AND list_contains(?::VARCHAR[], sample_id)", [run_id, ids])
         return counts
-
-    def _write_generations(self) -> None:
-        """Commit the pending generations (with their cache entries) in one transaction; stale scores go."""
-        cache, generations, ids = self._unwritten
-        if generations:
-            run_id = ids[0][0]
-            with self.store.transaction() as con:
-                self.store.insert_rows("generation_cache", CACHE_COLUMNS, cache)
-                self.store.insert_rows("generations", GENERATION_COLUMNS, generations)
-                con.execute(
-                    "DELETE FROM scores WHERE run_id = ? AND list_contains(?::VARCHAR[], sample_id)",
-                    [run_id, [sid for _, sid in ids]],
-                )
-        self._unwritten = ([], [], [])
-        self._written_at = time.perf_counter()
 
     def _call_adapter(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         """Batched call; if the whole batch raises, retry one by one so only the bad sample fails."""
@@ -315,61 +318,109 @@ class Runner:
             return [r for request in requests for r in self._call_adapter([request])]
 
     # --- scoring ----------------------------------------------------------------------------------------------
-    def _metrics(self) -> tuple[list[Metric], dict[str, str]]:
-        metrics, unavailable = [], {}
+    def _metrics(self) -> tuple[list[tuple[Metric, ScoreIdentity]], dict[str, Metric], dict[str, str]]:
+        """(available metric, its identity) pairs; every metric by name; why the unavailable ones cannot run."""
+        available, instances, unavailable = [], {}, {}
         for spec in self.task.metrics:
-            metric = get_metric(spec.name, **spec.options)
+            try:
+                metric = get_metric(spec.name, **spec.options)
+            except EvalkitError as exc:
+                raise EvalkitError(f"task '{self.task.name}': {exc}") from None
+            instances[spec.name] = metric
             reason = metric.available()
             if reason:
                 unavailable[spec.name] = reason
             else:
                 metric.cache = self.store
-                metrics.append(metric)
-        return metrics, unavailable
+                available.append((metric, metric.identity()))
+        return available, instances, unavailable
 
-    def _score(self, run_id: str, metrics: list[Metric]) -> None:
-        by_id = {s.sample_id: s for s in self.samples}
-        for metric in metrics:
+    def _score(self, run_id: str, metrics: list[tuple[Metric, ScoreIdentity]]) -> None:
+        """Score every stored generation that has no score under the metric's current identity."""
+        by_id = {s.sample_id: s for s in self.all_samples}
+        skip_errored = self.task.errored_samples == "exclude"
+        for metric, identity in metrics:
             rows = self.store.con.execute(
-                "SELECT g.sample_id, g.parsed FROM generations g WHERE g.run_id = ? AND NOT EXISTS ("
-                "SELECT 1 FROM scores s WHERE s.run_id = g.run_id AND s.sample_id = g.sample_id AND s.metric = ? "
-                "AND s.metric_version = ?)",
-                [run_id, metric.name, metric.version],
+                "SELECT g.sample_id, g.parsed FROM generations g WHERE g.run_id = ? AND (NOT ? OR g.error IS NULL) "
+                "AND NOT EXISTS (SELECT 1 FROM scores s WHERE s.run_id = g.run_id AND s.sample_id = g.sample_id "
+                "AND s.metric = ? AND s.score_key = ?) ORDER BY g.sample_id",
+                [run_id, skip_errored, metric.name, identity.key],
             ).fetchall()
             rows = [(sid, Parsed.from_json(loads(p, {}))) for sid, p in rows if sid in by_id]
+            slow = True
             for chunk in _chunks(rows, SCORE_CHUNK):
                 samples = [by_id[sid] for sid, _ in chunk]
+                if slow:
+                    self.store.release()  # closed while a slow metric scores (it reopens for its caches)
+                started = time.perf_counter()
                 scores = safe_score(metric, [p for _, p in chunk], samples)
+                slow = time.perf_counter() - started > SLOW_STEP_S
+                self._reporter.scored_chunk(len(chunk))
                 with self.store.transaction():
                     self.store.insert_rows(
                         "scores",
                         SCORE_COLUMNS,
                         [
-                            [run_id, sid, metric.name, metric.version, score.value, dumps(score.stats)]
+                            [run_id, sid, metric.name, identity.version, identity.key, score.value, dumps(score.stats)]
                             for (sid, _), score in zip(chunk, scores, strict=True)
                         ],
                     )
+                self.store.release(held_s=HOLD_S)
 
-    def _aggregate(self, run_id: str, metrics: list[Metric], unavailable: dict[str, str]) -> dict[str, Any]:
+    def _aggregate(
+        self,
+        run_id: str,
+        metrics: list[tuple[Metric, ScoreIdentity]],
+        instances: dict[str, Metric],
+        unavailable: dict[str, str],
+    ) -> dict[str, Any]:
+        """run_metrics rows: what each metric is (identity, direction, primary, position) and its value over the
+        run's current scores (the same rows every reader's CIs use)."""
         values: dict[str, float | None] = {}
-        ids = {s.sample_id for s in self.samples}
+        identities = {m.name: identity for m, identity in metrics}
+        policy = self.task.errored_samples
         with self.store.transaction() as con:
-            for metric in metrics:
-                rows = con.execute(
-                    "SELECT sample_id, value, stats FROM scores WHERE run_id = ? AND metric = ? AND metric_version = ?",
-                    [run_id, metric.name, metric.version],
+            con.execute(
+                "DELETE FROM run_metrics WHERE run_id = ? AND NOT list_contains(?::VARCHAR[], metric)",
+                [run_id, self.task.metric_names],
+            )
+            failed_generations = con.execute(
+                "SELECT count(*) FROM generations WHERE run_id = ? AND error IS NOT NULL", [run_id]
+            ).fetchall()[0][0]
+            for position, spec in enumerate(self.task.metrics):
+                metric, identity = instances[spec.name], identities.get(spec.name)
+                row = {
+                    "run_id": run_id,
+                    "metric": spec.name,
+                    "metric_version": str(metric.version),
+                    "status": "ok" if identity else "unavailable",
+                    "reason": unavailable.get(spec.name),
+                    "value": None,
+                    "n": 0,
+                    "score_key": identity.key if identity else None,
+                    "options": dumps(identity.options if identity else metric.canonical_options()),
+                    "fingerprint": identity.fingerprint if identity else None,
+                    "higher_is_better": bool(metric.higher_is_better),
+                    "is_primary": spec.name == self.task.primary_metric,
+                    "position": position,
+                    "errored": policy,
+                    "n_errored": 0,
+                }
+                self.store.insert_dicts("run_metrics", [row])
+                if identity is None:
+                    continue
+                scored = con.execute(
+                    # Sample order, not storage order: a resumed run sums in the same order as an uninterrupted one.
+                    f"SELECT s.value, s.stats {CURRENT_SCORES} AND s.metric = ? ORDER BY s.sample_id",
+                    [run_id, spec.name],
                 ).fetchall()
-                rows = [r for r in rows if r[0] in ids]
-                value = metric.aggregate([r[1] for r in rows], [loads(r[2], {}) for r in rows]) if rows else None
-                values[metric.name] = value
+                stats = [loads(r[1], {}) for r in scored]
+                value = metric.aggregate([r[0] for r in scored], stats) if scored else None
+                metric_failures = sum("error" in s for s in stats)
+                values[spec.name] = value
                 con.execute(
-                    "INSERT OR REPLACE INTO run_metrics VALUES (?, ?, ?, 'ok', NULL, ?, ?)",
-                    [run_id, metric.name, metric.version, value, len(rows)],
-                )
-            for name, reason in unavailable.items():
-                con.execute(
-                    "INSERT OR REPLACE INTO run_metrics VALUES (?, ?, NULL, 'unavailable', ?, NULL, 0)",
-                    [run_id, name, reason],
+                    "UPDATE run_metrics SET value = ?, n = ?, n_errored = ? WHERE run_id = ? AND metric = ?",
+                    [value, len(scored), failed_generations + metric_failures, run_id, spec.name],
                 )
         return values
 
@@ -389,7 +440,8 @@ class Runner:
             require_images(self.task, self.samples)
         fingerprint = self.adapter.fingerprint()
         run_id = run_id_for(self.task, fingerprint)
-        summary = RunSummary(run_id, self.task.name, self.card.name, len(self.samples))
+        summary = RunSummary(run_id, self.task.name, self.card.name, 0, self.task_size, len(self.samples))
+        metrics, instances, summary.unavailable = self._metrics()  # bad metric options fail before any work
         self.store.put_samples(sample_row(s) for s in self.samples)
         self.store.upsert_run(
             {
@@ -399,7 +451,7 @@ class Runner:
                 "model": self.card.name,
                 "model_fingerprint": fingerprint,
                 "adapter": self.card.adapter,
-                "card": dumps(self.card.model_dump()),
+                "card": dumps(self.card.model_dump(mode="json")),
                 "decoding": dumps(self.decoding),
                 "access": self.task.access,
                 "evalkit_version": evalkit.__version__,
@@ -407,48 +459,60 @@ class Runner:
                 "started_at": datetime.now(UTC).replace(tzinfo=None),
                 "finished_at": None,
                 "status": "running",
-                "n_samples": len(self.samples),
+                "n_samples": 0,
                 "summary": None,
+                "task_spec": dumps(self.task.model_dump(mode="json")),
+                "task_size": self.task_size,
             }
         )
         done = self.store.done_sample_ids(run_id)
+        self.store.release()  # readers (leaderboard, site) get in while this process generates
         todo = [s for s in self.samples if s.sample_id not in done]
+        summary.reused = len(self.samples) - len(todo)
+        label = f"{self.task.name} · {self.card.name}"
         try:
-            with _progress(self.progress, f"{self.task.name} · {self.card.name}", len(self.samples)) as advance:
-                advance(len(self.samples) - len(todo))
-                try:
-                    for batch in _chunks(todo, self.batch_size):
-                        counts = self._generate_batch(batch, fingerprint, run_id)
-                        summary.generated += counts["generated"]
-                        summary.from_cache += counts["from_cache"]
-                        advance(len(batch))
-                        if on_progress:
-                            on_progress(len(batch))
-                finally:
-                    self._write_generations()  # finished work is kept, also on Ctrl-C
-            metrics, summary.unavailable = self._metrics()
-            self._score(run_id, metrics)
-            summary.metrics = self._aggregate(run_id, metrics, summary.unavailable)
-            self._store_cis(run_id)
-        except KeyboardInterrupt:
+            with RunProgress(label, len(self.samples), self.progress) as reporter:
+                self._reporter = reporter
+                reporter.resumed(summary.reused)
+                for batch in _chunks(todo, self.batch_size):
+                    counts = self._generate_batch(batch, fingerprint, run_id)
+                    self.store.release(held_s=HOLD_S)
+                    summary.generated += counts["generated"]
+                    summary.from_cache += counts["from_cache"]
+                    reporter.generated_batch(
+                        counts["generated"],
+                        counts["from_cache"],
+                        len(batch) - counts["generated"] - counts["from_cache"],
+                    )
+                    if on_progress:
+                        on_progress(len(batch))
+                self._score(run_id, metrics)
+                summary.metrics = self._aggregate(run_id, metrics, instances, summary.unavailable)
+                self._store_cis(run_id)
+        except KeyboardInterrupt as exc:
+            kept = len(self.store.done_sample_ids(run_id))
             self.store.finish_run(
-                run_id, "interrupted", len(self.samples), {"note": "interrupted; run again to resume"}
+                run_id, "interrupted", self._held(run_id), {"note": "interrupted; run again to resume"}
             )
-            raise
+            self.store.release()
+            raise RunInterrupted(self.task.name, self.card.name, kept, len(self.samples)) from exc
         stats = self.store.con.execute(
             "SELECT count(*) FILTER (WHERE error IS NOT NULL), "
             "count(*) FILTER (WHERE json_extract_string(parsed, '$.parse_error') IS NOT NULL AND error IS NULL) "
             "FROM generations WHERE run_id = ?",
             [run_id],
-        ).fetchone()
+        ).fetchall()[0]
         summary.errors, summary.parse_failures = int(stats[0]), int(stats[1])
+        summary.n_samples = self._held(run_id)
+        summary.failed = failed_samples(self.store, run_id)
         summary.seconds = time.perf_counter() - start
         self.store.finish_run(
             run_id,
             "finished",
-            len(self.samples),
+            summary.n_samples,
             {
                 "errors": summary.errors,
+                "failed_samples": len({f["sample_id"] for f in summary.failed}),
                 "parse_failures": summary.parse_failures,
                 "generated": summary.generated,
                 "from_cache": summary.from_cache,
@@ -457,7 +521,18 @@ class Runner:
                 "seconds": round(summary.seconds, 3),
             },
         )
+        self.store.release()
         return summary
+
+    def _held(self, run_id: str) -> int:
+        """Samples the run holds (generated, failed or not) among the task's current samples."""
+        ids = [s.sample_id for s in self.all_samples]
+        return int(
+            self.store.con.execute(
+                "SELECT count(*) FROM generations WHERE run_id = ? AND list_contains(?::VARCHAR[], sample_id)",
+                [run_id, ids],
+            ).fetchall()[0][0]
+        )
 
 
 def require_images(task: TaskSpec, samples: Sequence[Sample]) -> None:
@@ -475,25 +550,3 @@ def require_images(task: TaskSpec, samples: Sequence[Sample]) -> None:
         "there (docs/public-data.md says where each download goes), or score predictions made elsewhere with "
         f"`evalkit score --task {task.name} --predictions FILE.jsonl --model-name NAME`, which needs no image"
     )
-
-
-class _progress:
-    """A rich progress bar when `enabled` and on a terminal; a no-op otherwise."""
-
-    def __init__(self, enabled: bool, label: str, total: int) -> None:
-        self.enabled, self.label, self.total = enabled, label, total
-        self._bar: Progress | None = None
-
-    def __enter__(self) -> Callable[[int], None]:
-        if not self.enabled:
-            return lambda n: None
-        self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
-        )
-        self._bar.start()
-        task_id = self._bar.add_task(self.label, total=self.total)
-        return lambda n: self._bar.advance(task_id, n) if self._bar else None
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar:
-            self._bar.stop()

@@ -29,7 +29,9 @@ from typing import Any
 import evalkit
 from evalkit.errors import EvalkitError
 from evalkit.leaderboard import latest_runs, reference_label
-from evalkit.registry import PROJECT_ROOT, all_tasks
+from evalkit.resources import bundled
+from evalkit.results.queries import failed_samples, run_metrics, task_spec
+from evalkit.results.store import Store, loads
 from evalkit.site_data import write_task_data
 from evalkit.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
 from evalkit.stats import (
@@ -37,13 +39,13 @@ from evalkit.stats import (
     compare_paired,
     holm,
     load_pairs,
-    metric_for,
+    load_run_scores,
+    stored_metric,
     unit_text,
 )
-from evalkit.store import Store, loads
 from evalkit.stored_cis import run_cis
 
-SITE_DIR = PROJECT_ROOT / "site"
+SITE_DIR = bundled("site")
 MARKER = ".evalkit-site"
 IMAGE_MAX_SIDE = 768
 
@@ -85,6 +87,13 @@ class ModelRow:
     rank: int = 0
     vs_leader: dict[str, Any] | None = None
     reference: str | None = None  # label of a reference row (e.g. inter-reader agreement): shown, never ranked
+    task_size: int | None = None
+    partial: bool = False
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len({f["sample_id"] for f in self.failures})
 
 
 @dataclass
@@ -157,11 +166,10 @@ class SiteBuilder:
     def build(self) -> SiteResult:
         self._prepare_out()
         runs = latest_runs(self.store)
-        specs = all_tasks()
         by_task: dict[str, list[dict[str, Any]]] = {}
         for run in runs:
             by_task.setdefault(run["task"], []).append(run)
-        tasks = [self._task_view(name, task_runs, specs.get(name)) for name, task_runs in sorted(by_task.items())]
+        tasks = [self._task_view(name, group, _stored_spec(group)) for name, group in sorted(by_task.items())]
         withheld = [t.name for t in tasks if t.access != "public" and not t.samples_included]
         credentialed = [t.name for t in tasks if t.access != "public"]
         self.context = {
@@ -232,23 +240,28 @@ class SiteBuilder:
         self.pages += 1
 
     # --- one task ---------------------------------------------------------------------------------------------
-    def _task_view(self, name: str, runs: list[dict[str, Any]], spec: Any) -> TaskView:
+    def _task_view(self, name: str, runs: list[dict[str, Any]], spec: dict[str, Any] | None) -> TaskView:
+        """One task's page data, from what its runs stored (spec, metric rows); today's YAML plays no part."""
         access = _access(runs, spec)
         include = access == "public" or self.private
         metric_names: list[str] = []
         stored: dict[str, dict[str, dict[str, Any]]] = {}
+        first_row: dict[str, dict[str, Any]] = {}
         for run in runs:
-            rows = self.store.query("SELECT * FROM run_metrics WHERE run_id = ?", [run["run_id"]])
+            rows = run_metrics(self.store, run["run_id"])
             stored[run["run_id"]] = {r["metric"]: r for r in rows}
             for r in rows:
                 if r["metric"] not in metric_names:
                     metric_names.append(r["metric"])
-        order = [spec.primary_metric, *spec.metric_names] if spec else []
+                    first_row[r["metric"]] = r
+        spec_primary = spec.get("primary_metric") if spec else None
+        order = [spec_primary, *(m["name"] for m in spec.get("metrics", []))] if spec else []
         metric_names.sort(key=lambda m: (order.index(m) if m in order else len(order), m))
-        primary = spec.primary_metric if spec and spec.primary_metric in metric_names else None
-        if primary is None and metric_names:
-            primary = metric_names[0]
-        instances = {m: metric_for(name, m) for m in metric_names}
+        primary = spec_primary if spec_primary in metric_names else None
+        if primary is None:
+            flagged = [m for m in metric_names if first_row[m]["is_primary"]]
+            primary = (flagged or metric_names or [None])[0]
+        instances = {m: stored_metric(first_row[m]) for m in metric_names}
         columns = [
             MetricColumn(m, instances[m].higher_is_better, m == primary, instances[m].description) for m in metric_names
         ]
@@ -270,9 +283,10 @@ class SiteBuilder:
                         _finite(row["value"]), _finite(b.ci_low) if b else None, _finite(b.ci_high) if b else None
                     )
             n = max((r["n"] or 0 for r in stored[run["run_id"]].values()), default=0)
-            rows.append(
-                ModelRow(run["model"], slug(run["model"]), _provenance(run), cells, n, reference=reference_label(run))
-            )
+            row = ModelRow(run["model"], slug(run["model"]), _provenance(run), cells, n, reference=reference_label(run))
+            row.task_size, row.partial = run.get("task_size"), bool(run.get("partial"))
+            row.failures = failed_samples(self.store, run["run_id"])
+            rows.append(row)
         # Metrics no model could compute here (e.g. clinical metrics without their weights) become one note.
         unavailable = [
             (c.name, next((r.cells[c.name].reason for r in rows if r.cells[c.name].reason), "") or "")
@@ -283,9 +297,10 @@ class SiteBuilder:
         if primary:
             good = instances[primary].higher_is_better
 
-            def key(r: ModelRow) -> float:
+            def key(r: ModelRow) -> tuple[bool, float]:
+                # Partial runs are listed after the full ones, never ranked among them.
                 v = r.cells[primary].value
-                return math.inf if v is None else (-v if good else v)
+                return (r.partial, math.inf if v is None else (-v if good else v))
 
             rows.sort(key=key)
         # Reference rows (radiologists) go below the models, unranked, and are never "the leader".
@@ -301,8 +316,8 @@ class SiteBuilder:
             columns=columns,
             rows=rows,
             versions=sorted({str(r["task_version"]) for r in runs}),
-            kind=spec.kind if spec else "",
-            description=spec.description if spec else "",
+            kind=spec.get("kind", "") if spec else "",
+            description=spec.get("description", "") if spec else "",
             unavailable=unavailable,
             ci_unit="; ".join(units),
         )
@@ -384,10 +399,9 @@ class SiteBuilder:
         series = []
         for i, r in enumerate(rows):
             values: list[float] = []
-            for value, stats in self.store.con.execute(
-                "SELECT value, stats FROM scores WHERE run_id = ? AND metric = 'miou'", [r.run["run_id"]]
-            ).fetchall():
-                best = loads(stats, {}).get("best_iou")
+            current = load_run_scores(self.store, r.run["run_id"], ["miou"]).get("miou")
+            for value, stats in zip(current.values, current.stats, strict=True) if current else []:
+                best = (stats or {}).get("best_iou")
                 values.extend(best if best else ([value] if value is not None else []))
             series.append((r.model, values, colour(i)))
         return histogram_plot(series, "best IoU of each reference box (histogram per model)")
@@ -405,11 +419,20 @@ class SiteBuilder:
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
-def _access(runs: Sequence[dict[str, Any]], spec: Any) -> str:
+def _stored_spec(runs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The task spec stored by the most recent of a task's runs (None when no run stored one)."""
+    for run in sorted(runs, key=lambda r: str(r.get("started_at") or ""), reverse=True):
+        spec = task_spec(run)
+        if spec:
+            return spec
+    return None
+
+
+def _access(runs: Sequence[dict[str, Any]], spec: dict[str, Any] | None) -> str:
     """'public' only when every run and the task spec that exist say public; unknown counts as credentialed."""
     said = {r.get("access") for r in runs if r.get("access")}
-    if spec is not None:
-        said.add(spec.access)
+    if spec and spec.get("access"):
+        said.add(spec["access"])
     return "public" if said == {"public"} else "credentialed"
 
 

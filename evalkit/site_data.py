@@ -17,8 +17,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from evalkit.results.queries import sample_values
+from evalkit.results.store import Store, loads
 from evalkit.site_svg import colour
-from evalkit.store import Store, loads
 
 PART_SIZE = 200
 # Digits kept: scores are shown with 3 decimals; box corners with 4 are within 0.1 px of a 768 px image.
@@ -69,9 +70,7 @@ def write_task_data(
     column_index = {name: i for i, name in enumerate(columns)}
     for m, run_id in enumerate(run_ids):
         scores: dict[str, list[float | None]] = {}
-        for sid, metric, value in store.con.execute(
-            "SELECT sample_id, metric, value FROM scores WHERE run_id = ?", [run_id]
-        ).fetchall():
+        for sid, metric, value in sample_values(store, run_id):  # current scores only (their identity)
             if sid in position and metric in column_index:
                 scores.setdefault(sid, [None] * len(columns))[column_index[metric]] = _rounded(value, SCORE_DIGITS)
         for sid, text, parsed, error in store.con.execute(

@@ -33,8 +33,9 @@ import numpy as np
 from evalkit.errors import EvalkitError
 from evalkit.metrics import metric_class
 from evalkit.metrics.base import Metric, SampleScore
+from evalkit.results.queries import current_scores, display_runs, run_metrics
+from evalkit.results.store import Store
 from evalkit.sample import UNITS
-from evalkit.store import Store, loads
 
 DEFAULT_N_BOOT = 10_000
 DEFAULT_LEVEL = 0.95
@@ -59,29 +60,31 @@ class StoredMean(Metric):
         raise NotImplementedError("a stored-mean stand-in cannot score")
 
 
-def metric_for(task: str | None, name: str) -> Metric:
-    """The metric instance a task uses (with the task's options), for re-aggregation."""
-    from evalkit.registry import all_tasks
-
-    options: dict[str, Any] = {}
-    spec = all_tasks().get(task) if task else None
-    if spec is not None:
-        for m in spec.metrics:
-            if m.name == name:
-                options = dict(m.options)
+def stored_metric(row: dict[str, Any]) -> Metric:
+    """The metric a run's aggregate was computed with, rebuilt from what the run stored (a `run_metrics` row:
+    name, options, direction), to re-aggregate stored scores. Today's task YAML plays no part."""
+    name, options = row["metric"], row.get("options") or {}
+    good = True if row.get("higher_is_better") is None else bool(row["higher_is_better"])
     try:
         cls = metric_class(name)
     except EvalkitError:
-        return StoredMean(name)
+        return StoredMean(name, good)
     if not cls.corpus and cls.aggregate is Metric.aggregate and cls.sufficient_matrix is Metric.sufficient_matrix:
         # A plain mean: re-aggregating needs no scorer, so skip the metric's (possibly heavy) constructor.
-        return StoredMean(name, cls.higher_is_better, cls.description)
+        return StoredMean(name, good, cls.description)
     try:
-        return cls(**options)
+        metric = cls(**options)
     except Exception as exc:
         if not cls.corpus:
-            return StoredMean(name, cls.higher_is_better, cls.description)
+            return StoredMean(name, good, cls.description)
         raise EvalkitError(f"metric '{name}' cannot be constructed to re-aggregate its stored scores: {exc}") from exc
+    metric.higher_is_better = good  # type: ignore[misc]  # the stored direction, even if the class changed since
+    return metric
+
+
+def stored_metrics(store: Store, run_id: str) -> dict[str, Metric]:
+    """Every metric of a run, as `stored_metric` rebuilds it, in the task's order."""
+    return {row["metric"]: stored_metric(row) for row in run_metrics(store, run_id)}
 
 
 # --- one metric's stored data, ready to be resampled ------------------------------------------------------------
@@ -413,38 +416,21 @@ class MetricScores:
 
 
 def load_run_scores(store: Store, run_id: str, metrics: Sequence[str] | None = None) -> dict[str, MetricScores]:
-    """Per-sample scores of a run, at the metric version its aggregate (`run_metrics`) was computed with."""
-    versions = {
-        r["metric"]: r["metric_version"]
-        for r in store.query("SELECT metric, metric_version FROM run_metrics WHERE run_id = ?", [run_id])
-        if r["metric_version"] is not None
+    """Per-sample scores of a run under the identity its aggregate (`run_metrics`) was computed with: the same
+    samples as the stored value, so a value and its CI never come from different samples."""
+    return {
+        name: MetricScores(name, ids, values, stats)
+        for name, (ids, values, stats) in current_scores(store, run_id, metrics).items()
     }
-    rows = store.con.execute(
-        "SELECT metric, metric_version, sample_id, value, stats FROM scores WHERE run_id = ? "
-        "ORDER BY metric, sample_id",
-        [run_id],
-    ).fetchall()
-    out: dict[str, MetricScores] = {}
-    for metric, version, sample_id, value, stats in rows:
-        if metrics is not None and metric not in metrics:
-            continue
-        if metric in versions and version != versions[metric]:
-            continue
-        entry = out.setdefault(metric, MetricScores(metric, [], [], []))
-        entry.sample_ids.append(sample_id)
-        entry.values.append(value)
-        entry.stats.append(loads(stats, {}))
-    return out
 
 
 def find_run(store: Store, task: str, model_or_run: str) -> dict[str, Any]:
-    """A run by id, or the most recent run of a model on a task; EvalkitError naming what exists otherwise."""
+    """A run by id, or the run the leaderboard shows for a model on a task (the latest full one, else the latest
+    partial one); EvalkitError naming what exists otherwise."""
     rows = store.query("SELECT * FROM runs WHERE run_id = ? AND task = ?", [model_or_run, task])
     if rows:
         return rows[0]
-    rows = store.query(
-        "SELECT * FROM runs WHERE task = ? AND model = ? ORDER BY started_at DESC LIMIT 1", [task, model_or_run]
-    )
+    rows = display_runs(store, task, model_or_run)
     if rows:
         return rows[0]
     tasks = [r["task"] for r in store.query("SELECT DISTINCT task FROM runs ORDER BY task")]
@@ -517,7 +503,8 @@ def run_intervals(
 ) -> dict[str, Interval]:
     """CIs of every stored metric of a run (a `runs` row), resampling the `cluster` unit."""
     scores = load_run_scores(store, run["run_id"], metrics)
-    instances = {name: metric_for(run["task"], name) for name in scores}
+    stored = stored_metrics(store, run["run_id"])
+    instances = {name: stored[name] for name in scores}
     clustering = load_clustering(store, run["task"], cluster)
     return intervals(
         scores, instances, n_boot=n_boot, seed=seed, level=level, max_generic=max_generic, clustering=clustering
@@ -666,7 +653,8 @@ def load_pairs(
     missing or nothing is shared."""
     scores_a = load_run_scores(store, run_a["run_id"], metrics)
     scores_b = load_run_scores(store, run_b["run_id"], metrics)
-    names = list(metrics) if metrics else sorted(set(scores_a) & set(scores_b), key=_metric_order(task))
+    order = stored_metrics(store, run_a["run_id"])
+    names = list(metrics) if metrics else [n for n in order if n in scores_a and n in scores_b]
     for name in names:
         for run, scores in ((run_a, scores_a), (run_b, scores_b)):
             if name not in scores:
@@ -676,7 +664,7 @@ def load_pairs(
                 )
     if not names:
         raise EvalkitError(f"runs {run_a['run_id']} and {run_b['run_id']} share no scored metric")
-    instances = {name: metric_for(task, name) for name in names}
+    instances = {name: order[name] if name in order else StoredMean(name) for name in names}
     paired = pair_scores(scores_a, scores_b, instances, names, load_clustering(store, task, cluster))
     if all(not p.sample_ids for p in paired):
         raise EvalkitError(
@@ -684,16 +672,3 @@ def load_pairs(
             "sample: paired statistics need the same samples"
         )
     return [p for p in paired if p.sample_ids]
-
-
-def _metric_order(task: str):
-    """Sort key: the task's metric order, primary metric first, then the rest by name."""
-    from evalkit.registry import all_tasks
-
-    spec = all_tasks().get(task)
-    order = [spec.primary_metric, *spec.metric_names] if spec else []
-
-    def key(name: str) -> tuple[int, str]:
-        return (order.index(name) if name in order else len(order), name)
-
-    return key

@@ -3,7 +3,7 @@
 A run's CIs depend only on its stored scores, so re-bootstrapping them on every `leaderboard` or `site build` is
 wasted work (a 20-model x 4-task leaderboard spent half a minute on it even without COCO AP). The runner stores
 them when a run finishes, `merge` recomputes them for runs that received samples; readers take a stored
-interval when it still describes the stored aggregate (same metric version and sample count as `run_metrics`)
+interval when it still describes the stored aggregate (same score identity and sample count as `run_metrics`)
 and compute, without storing, only what is missing (a read-only store, an older file, other settings).
 Paired statistics (`compare`, `gate`, the site's "vs leader") depend on two runs and are computed on demand.
 """
@@ -15,15 +15,17 @@ from typing import Any
 
 import duckdb
 
+from evalkit.errors import EvalkitError
+from evalkit.results.queries import run_metrics
+from evalkit.results.store import Store
 from evalkit.stats import DEFAULT_LEVEL, DISPLAY_MAX_GENERIC, Interval, run_intervals
-from evalkit.store import Store
 
 # Resamples behind the CIs that leaderboard and site show (and that a finished run stores).
 DISPLAY_N_BOOT = 2000
 COLUMNS = (
     "run_id",
     "metric",
-    "metric_version",
+    "score_key",
     "n_boot",
     "seed",
     "level",
@@ -59,13 +61,13 @@ def _compute_and_write(
     bounds = run_intervals(
         store, run, n_boot=n_boot, seed=seed, level=level, max_generic=DISPLAY_MAX_GENERIC, cluster=cluster
     )
-    versions = _versions(store, run["run_id"])
+    keys = {row["metric"]: row["score_key"] for row in run_metrics(store, run["run_id"])}
     store.con.execute(
         "DELETE FROM intervals WHERE run_id = ? AND n_boot = ? AND seed = ? AND level = ? AND cluster = ?",
         [run["run_id"], n_boot, seed, level, cluster],
     )
     rows = [
-        [run["run_id"], name, versions.get(name), n_boot, seed, level, b.value, b.ci_low, b.ci_high, b.n, b.n_boot]
+        [run["run_id"], name, keys.get(name), n_boot, seed, level, b.value, b.ci_low, b.ci_high, b.n, b.n_boot]
         for name, b in bounds.items()
     ]
     store.insert_rows(
@@ -87,10 +89,7 @@ def run_cis(
 ) -> dict[str, Interval]:
     """A run's CIs: the stored ones that match its aggregates, the missing ones computed now (not stored)."""
     stored = _stored(store, run["run_id"], n_boot, seed, level, cluster)
-    wanted = [
-        r["metric"]
-        for r in store.query("SELECT metric FROM run_metrics WHERE run_id = ? AND status = 'ok'", [run["run_id"]])
-    ]
+    wanted = [r["metric"] for r in run_metrics(store, run["run_id"]) if r["status"] == "ok"]
     missing = [m for m in wanted if m not in stored]
     if missing:
         stored.update(
@@ -109,14 +108,14 @@ def run_cis(
 
 
 def _stored(store: Store, run_id: str, n_boot: int, seed: int, level: float, cluster: str) -> dict[str, Interval]:
-    """Stored intervals that still describe the run's aggregate (same metric version and number of samples)."""
+    """Stored intervals that still describe the run's aggregate (same score identity and number of samples)."""
     try:
         rows = store.con.execute(
             "SELECT i.metric, i.value, i.ci_low, i.ci_high, i.n, i.level, i.n_boot_used, i.vectorised, i.unit, "
             "i.n_clusters "
             "FROM intervals i JOIN run_metrics m ON m.run_id = i.run_id AND m.metric = i.metric "
             "WHERE i.run_id = ? AND i.n_boot = ? AND i.seed = ? AND i.level = ? AND i.cluster = ? "
-            "AND i.metric_version IS NOT DISTINCT FROM m.metric_version AND i.n = m.n",
+            "AND i.score_key IS NOT DISTINCT FROM m.score_key AND i.n = m.n",
             [run_id, n_boot, seed, level, cluster],
         ).fetchall()
     except (duckdb.CatalogException, duckdb.BinderException):
@@ -124,11 +123,6 @@ def _stored(store: Store, run_id: str, n_boot: int, seed: int, level: float, clu
     return {
         r[0]: Interval(r[0], _nan(r[1]), _nan(r[2]), _nan(r[3]), r[4], r[5], r[6], bool(r[7]), r[8], r[9]) for r in rows
     }
-
-
-def _versions(store: Store, run_id: str) -> dict[str, str | None]:
-    rows = store.query("SELECT metric, metric_version FROM run_metrics WHERE run_id = ?", [run_id])
-    return {r["metric"]: r["metric_version"] for r in rows}
 
 
 def _nan(value: float | None) -> float:
@@ -145,4 +139,7 @@ def refresh(store: Store, run_ids: Sequence[str]) -> None:
         ).fetchall() or [(DISPLAY_N_BOOT, 0, DEFAULT_LEVEL, "auto")]
         for n_boot, seed, level, cluster in settings:
             if runs:
-                _compute_and_write(store, runs[0], n_boot, seed, level, cluster)
+                try:
+                    _compute_and_write(store, runs[0], n_boot, seed, level, cluster)
+                except EvalkitError:
+                    pass  # left stale (their n no longer matches): readers compute and report it on demand

@@ -79,9 +79,6 @@ def card_fingerprint(card: ModelCard, extra: Any = None) -> str:
     return stable_hash(relevant, extra)
 
 
-GENERATING_ADAPTERS: tuple[str, ...] = ("vllm", "openai", "transformers")
-
-
 def card_with_overrides(
     card: ModelCard,
     *,
@@ -104,6 +101,7 @@ def card_with_overrides(
     from pydantic import ValidationError
 
     from evalkit.errors import EvalkitError
+    from model_adapters.registry import GENERATING_ADAPTERS
 
     if adapter is not None and adapter not in GENERATING_ADAPTERS:
         raise EvalkitError(f"--adapter must be one of {', '.join(GENERATING_ADAPTERS)}, not '{adapter}'")
@@ -130,35 +128,3 @@ def card_with_overrides(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise EvalkitError(f"model '{card.name}': invalid override: {problems}") from None
-
-
-# Samples the runner hands to one `generate` call (and commits in one transaction) when --batch-size is not
-# given: vLLM schedules a whole batch at once, so it gets many; a server is limited by its concurrency anyway.
-DEFAULT_BATCH_SIZES: dict[str, int] = {"vllm": 256, "openai": 64, "transformers": 16, "baseline": 256}
-
-
-def default_batch_size(card: ModelCard) -> int:
-    return DEFAULT_BATCH_SIZES.get(card.adapter, 16)
-
-
-def adapter_options(
-    card: ModelCard,
-    *,
-    batch_size: int,
-    device: str | None = None,
-    allow_remote_credentialed: bool = False,
-) -> dict[str, Any]:
-    """Constructor options for the card's adapter from command-line settings that apply to it."""
-    if card.adapter == "external":
-        from evalkit.errors import EvalkitError
-
-        raise EvalkitError(
-            f"model '{card.name}' runs with its own inference code ({card.checkpoint}); its card records the "
-            "prompt, decoding and box conventions to use. Make predictions with that code, then score them with "
-            f"`evalkit score --model-name {card.name} --box-format {card.box_format} --predictions FILE.jsonl`."
-        )
-    if card.adapter == "transformers":
-        return {"batch_size": batch_size, **({"device": device} if device else {})}
-    if card.adapter == "openai":
-        return {"allow_remote_credentialed": allow_remote_credentialed}
-    return {}

@@ -127,7 +127,7 @@ class TransformersAdapter:
     def _load(self) -> tuple[Any, Any]:
         from transformers import AutoConfig, AutoModelForImageTextToText
 
-        from model_adapters.tiny_qwen3vl import load_processor
+        from model_adapters.qwen3vl_processor import load_processor
 
         card = self.card
         source = str(self._local_path) if self._local_path is not None else card.checkpoint

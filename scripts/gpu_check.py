@@ -214,12 +214,8 @@ def build_2b_shape(tiny_dir: Path, device: str, small: bool) -> tuple[Any, Any, 
     import torch
     from transformers import Qwen2VLImageProcessorPil, Qwen3VLForConditionalGeneration
 
-    from model_adapters.tiny_qwen3vl import (
-        SPECIAL_TOKENS,
-        image_only_processor_class,
-        load_processor,
-        qwen3vl_config,
-    )
+    from evalkit.testing.tiny_qwen3vl import SPECIAL_TOKENS, qwen3vl_config
+    from model_adapters.qwen3vl_processor import image_only_processor_class, load_processor
 
     tokenizer = load_processor(tiny_dir).tokenizer
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
@@ -391,7 +387,7 @@ def compare_transformers(
 
 
 def transformers_tiny(check: Check, workdir: Path, device: str, args: argparse.Namespace) -> Path:
-    from model_adapters.tiny_qwen3vl import build_tiny_qwen3vl
+    from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
     from model_adapters.transformers_local import TransformersAdapter
 
     checkpoint = build_tiny_qwen3vl(workdir / "tiny-qwen3vl", seed=0)
@@ -529,24 +525,23 @@ def vllm_stage(check: Check, workdir: Path, device: str, args: argparse.Namespac
 def runner_stage(check: Check, workdir: Path, tiny_dir: Path, device: str, args: argparse.Namespace) -> None:
     if importlib.util.find_spec("duckdb") is None:
         raise SkipStage("duckdb is not installed (the runner's store needs it)")
+    from evalkit.evaluation import build_quietly, evaluate
     from evalkit.registry import all_tasks
-    from evalkit.runner import Runner
     from evalkit.store import Store
-    from model_adapters.transformers_local import TransformersAdapter
 
     task = all_tasks()["phantom-report"]
     card = tiny_card(tiny_dir, args.tiny_tokens)
-    adapter = TransformersAdapter(card, device=device, batch_size=16)
+    adapter = build_quietly(card, device=device, batch_size=16)
     from evalkit.data.phantom import generate_phantom
 
     root = workdir / "runner-data"
     generate_phantom(root / "phantom", n_train=0, n_validate=0, n_test=args.samples, size=256)
     with Store(workdir / "runner.duckdb") as store:
         started = time.perf_counter()
-        summary = Runner(store, task, card, adapter, data_root=root, batch_size=16, progress=False).run()
+        (summary,) = evaluate(card, task, db=store, adapter=adapter, data_root=root, batch_size=16)
         seconds = time.perf_counter() - started
         started = time.perf_counter()
-        again = Runner(store, task, card, adapter, data_root=root, batch_size=16, progress=False).run()
+        (again,) = evaluate(card, task, db=store, adapter=adapter, data_root=root, batch_size=16)
         resumed = time.perf_counter() - started
     check.result["runner"] = {
         "model": "tiny-qwen3vl",

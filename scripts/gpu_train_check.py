@@ -93,15 +93,15 @@ def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
     import torch
     from transformers import Qwen2VLImageProcessorPil, Qwen3VLForConditionalGeneration
 
-    from model_adapters.tiny_qwen3vl import (
+    from evalkit.testing.tiny_qwen3vl import (
         CHAT_TEMPLATE,
         DEFAULT_CORPUS,
         SPECIAL_TOKENS,
         _train_tokenizer,
-        image_only_processor_class,
         mrope_parameters,
         qwen3vl_config,
     )
+    from model_adapters.qwen3vl_processor import image_only_processor_class
     from training.data import Source, build_rows
     from training.modeling import write_card
     from training.sft import corpus_of
@@ -177,7 +177,7 @@ def stock_processor(image_processor: Any, tokenizer: Any) -> Any:
         from transformers import Qwen3VLProcessor
         from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
-        from model_adapters.tiny_qwen3vl import CHAT_TEMPLATE
+        from evalkit.testing.tiny_qwen3vl import CHAT_TEMPLATE
 
         video = Qwen3VLVideoProcessor(patch_size=16, temporal_patch_size=2, merge_size=2)
         return Qwen3VLProcessor(image_processor, tokenizer, video, chat_template=CHAT_TEMPLATE)
@@ -312,8 +312,8 @@ def stage_grpo_vllm(work: Path, smoke: bool) -> dict[str, Any]:
 
 def stage_eval(work: Path, smoke: bool) -> dict[str, Any]:
     from evalkit.config import MetricSpec
+    from evalkit.evaluation import build_quietly, evaluate
     from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, build_adapter
     from evalkit.store import Store
 
     s = sizes(smoke)
@@ -324,24 +324,20 @@ def stage_eval(work: Path, smoke: bool) -> dict[str, Any]:
             if not (folder / "evalkit_card.yaml").is_file():
                 continue
             card = resolve_model(str(folder))
-            adapter = build_adapter(card, batch_size=32)
+            adapter = build_quietly(card, batch_size=32)
             out[stage] = {"device": getattr(adapter, "device", None)}
+            tasks = []
             for name in GROUNDING:
                 task = resolve_tasks(name)[0]
                 if "soft_f1_iou" not in task.metric_names:
                     task = task.model_copy(update={"metrics": [*task.metrics, MetricSpec(name="soft_f1_iou")]})
-                summary = Runner(
-                    store,
-                    task,
-                    card,
-                    adapter,
-                    data_root=work / "data",
-                    limit=s["eval_limit"],
-                    batch_size=32,
-                    progress=False,
-                ).run()
-                out[stage][name] = {k: summary.metrics.get(k) for k in ("soft_f1_iou", "radvlm_map50")}
-                out[stage][name]["parse_failures"] = summary.parse_failures
+                tasks.append(task)
+            summaries = evaluate(
+                card, tasks, db=store, adapter=adapter, data_root=work / "data", limit=s["eval_limit"], batch_size=32
+            )
+            for summary in summaries:
+                out[stage][summary.task] = {k: summary.metrics.get(k) for k in ("soft_f1_iou", "radvlm_map50")}
+                out[stage][summary.task]["parse_failures"] = summary.parse_failures
     return out
 
 

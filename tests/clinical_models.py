@@ -26,22 +26,22 @@ def root() -> Path:
 
 @lru_cache(maxsize=1)
 def all_options() -> dict[str, dict[str, Any]]:
-    """Metric options pointing every clinical metric at the tiny models (see evalkit.metrics._tiny.write_all)."""
-    from evalkit.metrics import _tiny
+    """Options pointing every clinical metric at the tiny models (evalkit.testing.tiny_clinical.write_all)."""
+    from evalkit.testing import tiny_clinical
 
-    return _tiny.write_all(root() / "all")
+    return tiny_clinical.write_all(root() / "all")
 
 
 @cache
 def radgraph_folder(model_type: str) -> Path:
-    from evalkit.metrics import _tiny
+    from evalkit.testing import tiny_clinical
 
-    folder, _ = _tiny.write_tiny_radgraph(root() / f"radgraph-{model_type}", model_type)
+    folder, _ = tiny_clinical.write_tiny_radgraph(root() / f"radgraph-{model_type}", model_type)
     return folder
 
 
 @lru_cache(maxsize=1)
 def chexbert_files() -> tuple[Path, Path]:
-    from evalkit.metrics import _tiny
+    from evalkit.testing import tiny_clinical
 
-    return _tiny.write_tiny_chexbert(root() / "chexbert")
+    return tiny_clinical.write_tiny_chexbert(root() / "chexbert")

@@ -67,17 +67,25 @@ def write_runs(
                     "started_at": start + timedelta(minutes=k),
                     "status": "finished",
                     "access": "public",
+                    "task_size": n,
                 }
             )
+            # A score counts for a run when the run generated the sample and the aggregate names its identity.
+            store.insert_rows("generations", ("run_id", "sample_id", "text"), [[run_id, sid, ""] for sid in ids])
             store.insert_rows(
                 "scores",
-                ("run_id", "sample_id", "metric", "metric_version", "value", "stats"),
-                [[run_id, sid, metric, "1", float(v), "{}"] for sid, v in zip(ids, column, strict=True)],
+                ("run_id", "sample_id", "metric", "metric_version", "score_key", "value", "stats"),
+                [[run_id, sid, metric, "1", "planted", float(v), "{}"] for sid, v in zip(ids, column, strict=True)],
             )
-            store.insert_rows(
+            store.insert_dicts(
                 "run_metrics",
-                ("run_id", "metric", "metric_version", "status", "reason", "value", "n"),
-                [[run_id, metric, "1", "ok", None, float(np.mean(column)), n]],
+                [
+                    {
+                        **{"run_id": run_id, "metric": metric, "metric_version": "1", "status": "ok", "reason": None},
+                        **{"value": float(np.mean(column)), "n": n, "score_key": "planted", "options": "{}"},
+                        **{"higher_is_better": True, "is_primary": True, "position": 0},
+                    }
+                ],
             )
             store.finish_run(run_id, "finished", n, {})
     return runs

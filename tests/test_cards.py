@@ -107,13 +107,29 @@ def test_overrides_are_validated_and_fingerprinted_as_documented(cards: dict[str
 
 @pytest.fixture()
 def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What `evaluate` hands the adapter class (from the registry) and the runner, with neither really run."""
+    import evalkit.runner
+    from model_adapters.registry import AdapterEntry
+
     seen: dict[str, Any] = {}
 
-    def fake_run_pairs(tasks, card, store, data_root, limit, batch_size, adapter_options, quiet=False):
-        seen.update(tasks=tasks, card=card, batch_size=batch_size, options=adapter_options)
-        return []
+    class FakeAdapter:
+        def __init__(self, card: ModelCard, **options: Any) -> None:
+            seen.update(card=card, options=options)
 
-    monkeypatch.setattr(cli, "_run_pairs", fake_run_pairs)
+        def prepare(self, task, train_samples) -> None:
+            seen.setdefault("tasks", []).append(task)
+
+    class FakeRunner:
+        def __init__(self, store, task, card, adapter, **kw: Any) -> None:
+            self.task, self.card = task, card
+            seen["batch_size"] = kw["batch_size"]
+
+        def run(self) -> evalkit.runner.RunSummary:
+            return evalkit.runner.RunSummary("run", self.task.name, self.card.name, 0)
+
+    monkeypatch.setattr(AdapterEntry, "load", lambda self: FakeAdapter)
+    monkeypatch.setattr(evalkit.runner, "Runner", FakeRunner)
     return seen
 
 
@@ -141,7 +157,9 @@ def test_run_defaults_come_from_the_card(captured: dict[str, Any], tmp_path: Pat
     card = captured["card"]
     assert card.adapter == "vllm" and card.serving.tensor_parallel_size == 2
     assert captured["batch_size"] == 256 and captured["options"] == {}
-    _run("--model", "tiny-qwen3vl", "--task", "phantom-report", "--db", tmp_path / "r.duckdb", "--device", "cpu")
+    local = tmp_path / "local.yaml"  # a transformers card (tiny-qwen3vl would build its model first)
+    local.write_text(f"name: local\nadapter: transformers\ncheckpoint: {tmp_path}\n")
+    _run("--model", local, "--task", "phantom-report", "--db", tmp_path / "r.duckdb", "--device", "cpu")
     assert captured["options"] == {"batch_size": 16, "device": "cpu"}
 
 

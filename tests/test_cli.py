@@ -26,7 +26,15 @@ def test_run_then_leaderboard_json(db, data_root):
     result = invoke("leaderboard", "--db", db, "--json")
     rows = json.loads(result.output)
     assert {"task", "model", "metric", "value", "n"} <= set(rows[0])
-    assert {r["metric"] for r in rows} == {"radvlm_map50", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"}
+    assert {r["metric"] for r in rows} == {
+        "radvlm_map50",
+        "avg_iou",
+        "coco_ap",
+        "coco_ap50",
+        "miou",
+        "acc50",
+        "soft_f1_iou",
+    }
     assert all(r["model"] == "prior-box" and r["n"] == 16 for r in rows)
 
 

@@ -169,9 +169,9 @@ def test_old_results_files_get_the_cluster_columns_and_read_as_iid(tmp_path):
     )
     con.execute("INSERT INTO samples VALUES ('t', 's1', '[]', '{}', NULL, '[]', '[]', '{}')")
     con.close()
-    with Store(path, read_only=True) as store:
-        assert not store.has_column("samples", "cluster") and store.sample_units("t") == {}
-    with Store(path) as store:  # opened for writing: the columns are added, old rows keep NULL
+    with Store(path, read_only=True) as store:  # the first open migrates: the columns are added, old rows keep NULL
+        assert store.has_column("samples", "cluster") and store.sample_units("t") == {"s1": ("", {})}
+    with Store(path) as store:
         assert store.has_column("samples", "cluster") and store.has_column("samples", "units")
         assert store.sample_units("t") == {"s1": ("", {})}
         store.put_samples([["t", "s2", "[]", "{}", None, "[]", "[]", "{}", "image:x", '{"image": "image:x"}']])
@@ -179,8 +179,9 @@ def test_old_results_files_get_the_cluster_columns_and_read_as_iid(tmp_path):
 
 
 def test_phantom_samples_of_one_image_share_their_cluster_and_runs_store_it(data_root, db):
-    from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, build_adapter, load_samples
+    from evalkit.evaluation import evaluate
+    from evalkit.registry import resolve_tasks
+    from evalkit.runner import load_samples
 
     spec = resolve_tasks("phantom-phrase-grounding")[0]
     samples = load_samples(spec, data_root, split="test")
@@ -190,10 +191,8 @@ def test_phantom_samples_of_one_image_share_their_cluster_and_runs_store_it(data
         assert s.cluster == s.units["image"] and s.cluster.startswith("image:")
     assert all(len(keys) == 1 for keys in by_image.values())
     assert len(by_image) < len(samples)  # several regions per image: clusters are real here
-    card = resolve_model("whole-image")
-    adapter = build_adapter(card)
     with Store(db) as store:
-        Runner(store, spec, card, adapter, data_root=data_root, progress=False, limit=12).run()
+        evaluate("whole-image", spec, db=store, data_root=data_root, limit=12)
         stored = store.sample_units(spec.name)
     assert stored and all(key.startswith("image:") and units == {"image": key} for key, units in stored.values())
 

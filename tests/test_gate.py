@@ -44,6 +44,7 @@ def _two_metrics() -> dict[str, Metric]:
     return {"miou": get_metric("miou"), "acc50": get_metric("acc50")}
 
 
+@pytest.mark.slow
 def test_candidate_equal_to_baseline_passes_in_at_least_95_percent_of_seeds():
     passes, powers = 0, []
     for seed in range(40):
@@ -74,6 +75,7 @@ def test_direction_is_respected_for_lower_is_better_metrics():
     assert better.passed and better.improvement > 0
 
 
+@pytest.mark.slow
 def test_reported_power_predicts_the_pass_rate():
     # Margin = 1.645 SE: a one-sided 5% test of an unchanged candidate passes about half the time.
     margin = 1.645 * 0.1 / np.sqrt(N)
@@ -99,17 +101,10 @@ def test_holm_uses_the_step_down_levels():
 # --- the command on a stored database ----------------------------------------------------------------------------
 @pytest.fixture()
 def report_db(db, data_root):
-    from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, build_adapter, load_samples
-    from evalkit.store import Store
+    from evalkit import evaluate
 
-    spec = resolve_tasks("phantom-report")[0]
     for model in ("nn-retrieval", "normal-template"):
-        card = resolve_model(model)
-        adapter = build_adapter(card)
-        adapter.prepare(spec, lambda: load_samples(spec, data_root, split="train"))
-        with Store(db) as store:
-            Runner(store, spec, card, adapter, data_root=data_root, progress=False).run()
+        evaluate(model, "phantom-report", db=db, data_root=data_root)
     return db
 
 

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from evalkit.config import ModelCard
+from evalkit.evaluation import evaluate
 from evalkit.parsing import parse_boxes, parse_output
 from evalkit.registry import resolve_tasks
-from evalkit.runner import Runner, load_samples
+from evalkit.runner import load_samples
 from evalkit.store import Store
 from model_adapters.predictions import PredictionsAdapter
 
@@ -74,7 +75,8 @@ def test_pixels_beyond_the_image_fail():
 
 
 def test_runner_counts_parse_failures_and_scores_them_zero(tmp_path, data_root):
-    task = resolve_tasks("phantom-phrase-grounding")[0]
+    # evalkit's strict convention (the phantom task's default profile, radvlm-grpo, keeps out-of-range boxes).
+    task = resolve_tasks("phantom-phrase-grounding")[0].model_copy(update={"profile": "evalkit"})
     samples = load_samples(task, data_root)[:6]
     good = [{"bbox_2d": [round(v * 1000) for v in samples[0].reference_boxes[0]]}]
     answers = [
@@ -88,10 +90,10 @@ def test_runner_counts_parse_failures_and_scores_them_zero(tmp_path, data_root):
     card = ModelCard(name="external-qwen", adapter="external", checkpoint="file", box_format="qwen1000")
     adapter = PredictionsAdapter(card, {s.sample_id: a for s, a in zip(samples, answers, strict=True)})
     with Store(tmp_path / "r.duckdb") as store:
-        summary = Runner(store, task, card, adapter, samples=samples, progress=False).run()
+        (summary,) = evaluate(card, task, db=store, adapter=adapter, samples=samples)
         rows = store.query("SELECT sample_id, metric, value FROM scores WHERE metric = 'radvlm_map50'")
     assert summary.parse_failures == 4
     values = {r["sample_id"]: r["value"] for r in rows}
     assert all(values[s.sample_id] == 0.0 for s in samples[1:5])
     assert values[samples[0].sample_id] == 1.0
-    assert set(summary.metrics) == {"radvlm_map50", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"}
+    assert set(summary.metrics) == {"radvlm_map50", "avg_iou", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"}

@@ -15,13 +15,14 @@ from evalkit.data.grounding_layouts import (
     MALFORMED_VINDR,
     write_grounding_layouts,
 )
+from evalkit.evaluation import evaluate
 from evalkit.metrics.grounding import coco_ap_pycocotools
-from evalkit.registry import resolve_model, resolve_tasks
-from evalkit.runner import Runner, build_adapter, load_samples
+from evalkit.registry import resolve_tasks
+from evalkit.runner import load_samples
 from evalkit.sample import Parsed
 from evalkit.store import Store, loads
 
-METRICS = {"radvlm_map50", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"}
+METRICS = {"radvlm_map50", "avg_iou", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"}
 REAL = {
     "imagenome-anatomy-grounding": MALFORMED_IMAGENOME,
     "vindr-abnormality-grounding": MALFORMED_VINDR,
@@ -36,11 +37,8 @@ def real_root(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 def _run(db: Path, data_root: Path, model: str, task: str):
-    card, spec = resolve_model(model), resolve_tasks(task)[0]
-    adapter = build_adapter(card)
-    adapter.prepare(spec, lambda: load_samples(spec, data_root, split="train"))
-    with Store(db) as store:
-        summary = Runner(store, spec, card, adapter, data_root=data_root, progress=False).run()
+    (summary,) = evaluate(model, task, db=db, data_root=data_root)
+    with Store(db, read_only=True) as store:
         run = store.query("SELECT summary FROM runs WHERE run_id = ?", [summary.run_id])[0]
     return summary, loads(run["summary"])
 

@@ -106,11 +106,6 @@ def test_conflicting_text_is_reported_and_nothing_is_written(jobs: dict[str, Pat
     assert result.exit_code == 1
     assert "1 conflict" in result.output and sample_id in result.output and "text" in result.output
     assert "NOT written" in result.output and not merged.exists()
-    # Into an existing file: a failed merge leaves it as it was, and no scratch copy behind.
-    into = _copy(jobs["grounding"], tmp_path, "into.duckdb")
-    before = into.read_bytes()
-    assert invoke("merge", jobs["report"], other, "--into", into).exit_code == 1
-    assert into.read_bytes() == before and not (tmp_path / "into.duckdb.merging").exists()
 
     result = invoke("merge", jobs["report"], other, "--into", merged, "--on-conflict", "keep-first", "--json")
     assert result.exit_code == 1

@@ -23,15 +23,17 @@ def _pairs(n: int, seed: int):
 
 @pytest.mark.parametrize("n", [1, 2, 3])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_bleu_n_matches_pycocoevalcap(n, seed):
+@pytest.mark.parametrize("tokenization", ["raw", "lower_punct"])
+def test_bleu_n_matches_pycocoevalcap(n, seed, tokenization):
     refs, preds = _pairs(40, seed)
-    metric = get_metric(f"bleu_{n}")
+    metric = get_metric(f"bleu_{n}", tokenization=tokenization)
+    prepare = bleu_tokenize if tokenization == "lower_punct" else (lambda text: text)
     scores = metric.score(
         [Parsed(answer=p) for p in preds], [Sample(f"s{i}", "t", [], reference_text=r) for i, r in enumerate(refs)]
     )
     corpus, per_sample = Bleu(4).compute_score(
-        {i: [bleu_tokenize(r)] for i, r in enumerate(refs)},
-        {i: [bleu_tokenize(p)] for i, p in enumerate(preds)},
+        {i: [prepare(r)] for i, r in enumerate(refs)},
+        {i: [prepare(p)] for i, p in enumerate(preds)},
         verbose=0,
     )
     assert [s.value for s in scores] == pytest.approx(per_sample[n - 1], abs=1e-9)

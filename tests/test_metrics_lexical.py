@@ -20,8 +20,8 @@ def _pairs(n: int, seed: int):
     return refs, preds
 
 
-def _score(name, refs, preds):
-    metric = get_metric(name)
+def _score(name, refs, preds, **options):
+    metric = get_metric(name, **options)
     samples = [Sample(f"s{i}", "t", [], reference_text=r) for i, r in enumerate(refs)]
     scores = metric.score([Parsed(answer=p) for p in preds], samples)
     return metric, scores
@@ -42,7 +42,7 @@ def test_rouge_l_matches_rouge_score(seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bleu_4_matches_pycocoevalcap(seed):
     refs, preds = _pairs(40, seed)
-    metric, scores = _score("bleu_4", refs, preds)
+    metric, scores = _score("bleu_4", refs, preds, tokenization="lower_punct")
     gts = {i: [bleu_tokenize(r)] for i, r in enumerate(refs)}
     res = {i: [bleu_tokenize(p)] for i, p in enumerate(preds)}
     corpus, per_sample = Bleu(4).compute_score(gts, res, verbose=0)

@@ -1,7 +1,7 @@
 """RadGraph F1: our port against the radgraph package (0.1.18) on tiny random models of its real architecture.
 
 The expected annotations and rewards were recorded by tests/fixtures/make_clinical_reference.py, running the
-package itself (transformers 4.57) on weights that `evalkit.metrics._tiny` rebuilds bit for bit here.
+package itself (transformers 4.57) on weights that `evalkit.testing.tiny_clinical` rebuilds bit for bit here.
 """
 
 from __future__ import annotations

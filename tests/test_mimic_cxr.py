@@ -144,8 +144,8 @@ def test_mimic_task_runs_without_metric_weights(mimic_root: Path, tmp_path: Path
     import evalkit.metrics._weights as weights
     import evalkit.metrics.chexbert as chexbert
     import evalkit.metrics.radgraph as radgraph
-    from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, build_adapter
+    from evalkit.evaluation import evaluate
+    from evalkit.registry import resolve_tasks
     from evalkit.store import Store
 
     monkeypatch.setenv("EVALKIT_METRIC_WEIGHTS", str(tmp_path / "no-weights"))
@@ -156,11 +156,8 @@ def test_mimic_task_runs_without_metric_weights(mimic_root: Path, tmp_path: Path
     monkeypatch.setattr(chexbert, "user_cache_dir", lambda app: tmp_path / "none")
     monkeypatch.setattr(radgraph, "user_cache_dir", lambda app: tmp_path / "none")
     task = resolve_tasks("mimic-cxr-report")[0]
-    card = resolve_model("normal-template")
-    adapter = build_adapter(card)
     with Store(tmp_path / "r.duckdb") as store:
-        adapter.prepare(task, lambda: _load(mimic_root, split="train"))
-        summary = Runner(store, task, card, adapter, data_root=mimic_root.parent, progress=False).run()
+        (summary,) = evaluate("normal-template", task, db=store, data_root=mimic_root.parent)
         rows = {r["metric"]: r for r in store.query("SELECT * FROM run_metrics WHERE run_id = ?", [summary.run_id])}
     assert summary.errors == 0
     for name in ("rouge_l", "bleu_1", "bleu_4"):

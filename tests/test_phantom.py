@@ -335,6 +335,7 @@ def test_ms_cxr_layout(phantom: Path, records: list[dict[str, Any]], tmp_path: P
             assert img.size == (int(row["image_width"]), int(row["image_height"]))
 
 
+@pytest.mark.slow
 def test_generation_time_for_450_images(tmp_path: Path) -> None:
     start = time.perf_counter()
     generate_phantom(tmp_path, n_train=300, n_validate=50, n_test=100)

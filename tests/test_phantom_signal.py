@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from evalkit import evaluate
 from evalkit.data.phantom import generate_phantom
 from evalkit.data.phantom_report import NORMAL_REPORTS
-from evalkit.registry import resolve_model, resolve_tasks
-from evalkit.runner import Runner, build_adapter, load_samples
-from evalkit.store import Store
+
+pytestmark = pytest.mark.slow  # a full-size phantom set (the demo's 450 images) per module
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,7 @@ def full_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _metric(root: Path, db: Path, model: str, task: str, metric: str) -> float:
-    card, spec = resolve_model(model), resolve_tasks(task)[0]
-    adapter = build_adapter(card)
-    adapter.prepare(spec, lambda: load_samples(spec, root, split="train"))
-    with Store(db) as store:
-        return Runner(store, spec, card, adapter, data_root=root, progress=False).run().metrics[metric]
+    return evaluate(model, task, db=db, data_root=root)[0].metrics[metric]
 
 
 def test_mode_of_train_reports_is_the_main_normal_template(full_root):

@@ -173,7 +173,7 @@ def test_nih_scores_without_images_and_run_says_what_is_missing(public_root, tmp
         "--db", db, "--data-root", public_root,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "scored 984 predictions" in result.output and "miou: 1.0000" in result.output
+    assert "stored 984 predictions" in result.output and "miou: 1.0000" in result.output
     result = invoke(
         "run", "--model", "whole-image", "--task", "nih-cxr14-bbox-grounding", "--db", db, "--data-root", public_root
     )
@@ -450,15 +450,11 @@ def card_reference() -> str:
 
 @pytest.mark.slow
 def test_radiologist_on_the_whole_training_csv(public_root, tmp_path):
+    from evalkit.evaluation import evaluate
     from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, build_adapter
-    from evalkit.store import Store
 
     task, card = resolve_tasks("vindr-reader-agreement")[0], resolve_model("radiologist")
-    adapter = build_adapter(card)
-    adapter.prepare(task, lambda: [])
-    with Store(tmp_path / "r.duckdb") as store:
-        summary = Runner(store, task, card, adapter, data_root=public_root, batch_size=2048, progress=False).run()
+    (summary,) = evaluate(card, task, db=tmp_path / "r.duckdb", data_root=public_root, batch_size=2048)
     assert summary.n_samples == 46_095 and summary.errors == 0
     misses = summary.parse_failures  # a reader who drew nothing answers nothing: "no box found"
     assert misses == sum(

@@ -9,7 +9,7 @@ import pytest
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
 from evalkit.metrics import get_metric
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.metrics.grounding import soft_f1_iou
 from evalkit.parsing import parse_output
 from evalkit.sample import Sample
@@ -161,6 +161,9 @@ class _Flaky(Metric):
     name = "flaky"
     kind = "report"
 
+    class Options(MetricOptions):
+        why: str | None = None  # the reason `available()` gives; metric options are typed
+
     def available(self) -> str | None:
         return self.options.get("why")
 
@@ -190,11 +193,13 @@ def test_build_reward_errors() -> None:
 
 @pytest.mark.parametrize("preset", ["neg_radcliq", "radgraph_f1_complete", "bertscore"])
 def test_clinical_rewards_are_the_metrics_on_tiny_models(preset: str) -> None:
+    from evalkit.profiles import get_profile
     from tests.clinical_models import all_options
 
     metric_name = PRESETS[preset].metric
     options = all_options()[metric_name]
-    metric = get_metric(metric_name, **options)
+    # Rewards parse and score under the radvlm-grpo profile by default (RadCliQ: the seed worker's convention).
+    metric = get_metric(metric_name, **get_profile("radvlm-grpo").options_for(metric_name, options))
     if metric.available():
         pytest.skip(f"{metric_name}: {metric.available()}")
     reward = build_reward({"name": preset, "options": options}, _card())

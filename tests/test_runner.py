@@ -11,18 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.evaluation import build_quietly, evaluate
 from evalkit.registry import resolve_model, resolve_tasks
-from evalkit.runner import Runner, build_adapter, load_samples
+from evalkit.runner import load_samples
 from evalkit.store import Store
 
 
 def _run(db: Path, data_root: Path, model: str, task: str, **kw):
-    card = resolve_model(model)
-    spec = resolve_tasks(task)[0]
-    adapter = build_adapter(card)
-    adapter.prepare(spec, lambda: load_samples(spec, data_root, split="train"))
-    with Store(db) as store:
-        return Runner(store, spec, card, adapter, data_root=data_root, progress=False, **kw).run()
+    return evaluate(model, task, db=db, data_root=data_root, **kw)[0]
 
 
 def test_nn_retrieval_beats_normal_template_on_reports(db, data_root):
@@ -85,12 +81,13 @@ SLOW_RUN = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, build_adapter, load_samples
+    from evalkit.evaluation import build_quietly
+    from evalkit.runner import Runner, load_samples
     from evalkit.store import Store
 
     db, root, delay = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
     card, task = resolve_model("nn-retrieval"), resolve_tasks("phantom-phrase-grounding")[0]
-    adapter = build_adapter(card)
+    adapter = build_quietly(card)
     adapter.prepare(task, lambda: load_samples(task, root, split="train"))
     generate = adapter.generate
 
@@ -112,6 +109,7 @@ def _table(db: Path, sql: str):
         return store.con.execute(sql).fetchall()
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, data_root):
     script = tmp_path / "slow_run.py"
     script.write_text(SLOW_RUN)
@@ -160,8 +158,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, data_root):
 def test_adapter_exception_isolated_to_one_sample(tmp_path, data_root):
     card = resolve_model("prior-box")
     spec = resolve_tasks("phantom-abnormality-grounding")[0]
-    adapter = build_adapter(card)
-    adapter.prepare(spec, lambda: load_samples(spec, data_root, split="train"))
+    adapter = build_quietly(card)
     samples = load_samples(spec, data_root)[:6]
     bad_id = samples[3].sample_id
     generate = adapter.generate
@@ -173,14 +170,14 @@ def test_adapter_exception_isolated_to_one_sample(tmp_path, data_root):
 
     adapter.generate = flaky
     with Store(tmp_path / "r.duckdb") as store:
-        summary = Runner(store, spec, card, adapter, samples=samples, batch_size=4, progress=False).run()
+        (summary,) = evaluate(card, spec, db=store, adapter=adapter, samples=samples, batch_size=4)
         errors = store.query("SELECT sample_id, error FROM generations WHERE error IS NOT NULL")
     assert summary.errors == 1
     assert errors[0]["sample_id"] == bad_id and "out of memory" in errors[0]["error"]
     # On the next run the failed sample is retried (and now succeeds); the others are not regenerated.
     adapter.generate = generate
     with Store(tmp_path / "r.duckdb") as store:
-        again = Runner(store, spec, card, adapter, samples=samples, batch_size=4, progress=False).run()
+        (again,) = evaluate(card, spec, db=store, adapter=adapter, samples=samples, batch_size=4)
     assert again.errors == 0 and again.generated + again.from_cache == 1
 
 
@@ -199,8 +196,91 @@ def test_image_less_answers_are_cached_per_sample_not_per_prompt(db, data_root):
     twins = next(group for group in by_prompt.values() if len(group) > 1)[:2]
     predictions = {s.sample_id: f"Report number {i}." for i, s in enumerate(twins)}
     with Store(db) as store:
-        Runner(
-            store, spec, card, PredictionsAdapter(card, predictions), samples=twins, batch_size=1, progress=False
-        ).run()
+        evaluate(card, spec, db=store, adapter=PredictionsAdapter(card, predictions), samples=twins, batch_size=1)
         stored = {r["sample_id"]: r["text"] for r in store.query("SELECT sample_id, text FROM generations")}
     assert stored == predictions
+
+
+SCORE_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import evalkit.runner as runner_module
+    from evalkit.registry import resolve_model, resolve_tasks
+    from evalkit.runner import Runner, load_samples
+    from model_adapters.registry import build_adapter
+    from evalkit.store import Store
+
+    db, root, delay, stemmer = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "stem"
+    card, base = resolve_model("nn-retrieval"), resolve_tasks("phantom-report")[0]
+    metrics = [{"name": "rouge_l", "options": {"use_stemmer": stemmer}}, {"name": "bleu_4"}]
+    task = base.model_validate({**base.model_dump(), "metrics": metrics, "primary_metric": "rouge_l"})
+    adapter = build_adapter(card)
+    adapter.prepare(task, lambda: load_samples(task, root, split="train"))
+    runner_module.SCORE_CHUNK = 2  # many scoring transactions, so a kill lands between them
+    score = runner_module.safe_score
+
+    def slow(metric, predictions, samples):
+        time.sleep(delay)
+        out = score(metric, predictions, samples)
+        print("scored", metric.name, flush=True)
+        return out
+
+    runner_module.safe_score = slow
+    with Store(db) as store:
+        Runner(store, task, card, adapter, data_root=root, batch_size=4, progress=False).run()
+    print("done", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["kill during scoring", "kill during a re-score after an option change"])
+def test_sigkill_while_scoring_then_resume_equals_uninterrupted(tmp_path, data_root, case):
+    script = tmp_path / "score_run.py"
+    script.write_text(SCORE_RUN)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    killed_db, clean_db = tmp_path / "killed.duckdb", tmp_path / "clean.duckdb"
+
+    def run(db: Path, option: str) -> None:
+        done = subprocess.run(
+            [sys.executable, str(script), str(db), str(data_root), "0", option],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+
+    rescore = case.endswith("option change")
+    if rescore:  # a finished run with the stemmer on; then the option flips and the re-score is killed
+        run(killed_db, "stem")
+        run(clean_db, "stem")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(killed_db), str(data_root), "0.3", "nostem"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    chunks = 0
+    while chunks < 3:
+        line = proc.stdout.readline()
+        assert line, "run ended before it could be killed"
+        chunks += line.startswith("scored")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    scored = _table(killed_db, "SELECT count(*) FROM scores")[0][0]
+    before = 32 if rescore else 0  # rouge_l (stemmer on) + bleu_4 of the first run
+    assert before + 4 <= scored < before + 16 + 16, scored
+
+    run(killed_db, "nostem")
+    run(clean_db, "nostem")
+    gen_sql = "SELECT run_id, sample_id, text, parsed, error FROM generations ORDER BY sample_id"
+    score_sql = "SELECT run_id, sample_id, metric, score_key, value, stats FROM scores ORDER BY ALL"
+    agg_sql = "SELECT run_id, metric, score_key, options, value, n FROM run_metrics ORDER BY metric"
+    for sql in (gen_sql, score_sql, agg_sql):
+        assert _table(killed_db, sql) == _table(clean_db, sql)
+    assert _table(killed_db, "SELECT count(DISTINCT score_key) FROM scores WHERE metric = 'rouge_l'")[0][0] == (
+        2 if rescore else 1
+    )
+    assert _table(killed_db, "SELECT status FROM runs")[0][0] == "finished"

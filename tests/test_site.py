@@ -26,15 +26,9 @@ CHROMIUM_ARGS = [
 
 
 def _run(db: Path, data_root: Path, model: str, task: str, limit: int | None = None) -> None:
-    from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, build_adapter, load_samples
-    from evalkit.store import Store
+    from evalkit import evaluate
 
-    card, spec = resolve_model(model), resolve_tasks(task)[0]
-    adapter = build_adapter(card)
-    adapter.prepare(spec, lambda: load_samples(spec, data_root, split="train"))
-    with Store(db) as store:
-        Runner(store, spec, card, adapter, data_root=data_root, progress=False, limit=limit).run()
+    evaluate(model, task, db=db, data_root=data_root, limit=limit)
 
 
 def _build(db: Path, out: Path, *extra: str):

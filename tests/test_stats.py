@@ -136,6 +136,7 @@ def test_missing_values_are_left_out_like_aggregate():
     assert metric.from_sums(r.matrix.sum(axis=0)) == pytest.approx(0.6)
 
 
+@pytest.mark.slow
 def test_corpus_f1_intervals_cover_the_true_value_at_about_the_nominal_rate():
     rng = np.random.default_rng(11)
     trials, covered = 200, 0
@@ -218,15 +219,9 @@ def test_paired_bootstrap_is_seeded():
 
 # --- on a stored database --------------------------------------------------------------------------------------
 def _run(db, data_root, model: str, task: str, limit: int | None = None):
-    from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, build_adapter, load_samples
-    from evalkit.store import Store
+    from evalkit import evaluate
 
-    card, spec = resolve_model(model), resolve_tasks(task)[0]
-    adapter = build_adapter(card)
-    adapter.prepare(spec, lambda: load_samples(spec, data_root, split="train"))
-    with Store(db) as store:
-        return Runner(store, spec, card, adapter, data_root=data_root, progress=False, limit=limit).run()
+    return evaluate(model, task, db=db, data_root=data_root, limit=limit)[0]
 
 
 def test_compare_cli_on_stored_runs_pairs_shared_samples(db, data_root):

@@ -56,6 +56,9 @@ def test_stale_or_missing_intervals_are_computed_on_read(grounding_db):
         assert run_cis(store, run)["miou"].ci_low == -5
         store.con.execute("UPDATE intervals SET n = n + 1 WHERE metric = 'miou'")
         assert run_cis(store, run)["miou"].ci_low == pytest.approx(stored["miou"].ci_low)
+        # Scores under another identity (new options or weights) make it stale too.
+        store.con.execute("UPDATE intervals SET n = n - 1, ci_low = -5, score_key = 'other' WHERE metric = 'miou'")
+        assert run_cis(store, run)["miou"].ci_low == pytest.approx(stored["miou"].ci_low)
         store.con.execute("DELETE FROM intervals WHERE metric = 'coco_ap'")
         assert run_cis(store, run)["coco_ap"].ci_high == pytest.approx(stored["coco_ap"].ci_high)
         # Other settings than the stored ones are computed on demand.

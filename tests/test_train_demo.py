@@ -11,21 +11,28 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from evalkit.demo import SHIPPED_CHECKPOINTS, demo_cards, run_demo
+from evalkit.demo import demo_cards, run_demo
+from evalkit.resources import bundled
 from training.config import load_train_config
 from training.demo import GRPO_CONFIG, SFT_CONFIG, SHIPPED_NAMES, seed_overrides, summarise, table_lines
 
+SHIPPED_CHECKPOINTS = bundled("checkpoints")
 SHIPPED = [SHIPPED_CHECKPOINTS / name for name in SHIPPED_NAMES.values()]
 
 
 @pytest.mark.skipif(not all(p.is_dir() for p in SHIPPED), reason="no shipped demo checkpoints")
-def test_shipped_checkpoints_are_small_and_in_the_demo(tmp_path: Path, data_root: Path, monkeypatch) -> None:
+@pytest.mark.slow
+def test_shipped_checkpoints_are_small_and_in_the_demo(
+    tmp_path: Path, data_root: Path, monkeypatch, evalkit_cache: Path
+) -> None:
     size = sum(f.stat().st_size for f in SHIPPED_CHECKPOINTS.rglob("*") if f.is_file())
     assert size < 5_000_000
-    monkeypatch.chdir(tmp_path)  # the untrained weights are recreated under ./results/models
+    monkeypatch.chdir(tmp_path)
     names = [card.name for card in demo_cards(tiny_model=False)]
     assert names[-3:] == list(SHIPPED_NAMES.values())
-    assert (tmp_path / "results" / "models" / "demo-qwen3vl-base" / "model.safetensors").is_file()
+    # The untrained weights are recreated in the user cache, not under the current folder.
+    assert (evalkit_cache / "models" / "demo-qwen3vl-base" / "model.safetensors").is_file()
+    assert not (tmp_path / "results" / "models").exists()
 
     rows = run_demo(tmp_path / "r.duckdb", data_root, limit=3, tiny_model=False, console=Console(quiet=True))
     grounding = {(r["model"], r["metric"]): r["value"] for r in rows if r["task"] == "phantom-anatomy-grounding"}

@@ -32,6 +32,8 @@ from training.rewards import MetricReward, build_reward, completion_text
 
 TINY_BUILD = {"text_hidden": 64, "layers": 2, "vision_depth": 2, "vision_hidden": 32, "seed": 0, "card_name": "t-base"}
 
+pytestmark = pytest.mark.slow  # training runs (TRL on the CPU): the full suite, not the fast lane
+
 
 def _sft_recipe(root: Path, **train: Any) -> dict[str, Any]:
     return {

@@ -22,8 +22,9 @@ from PIL import Image
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
 from evalkit.sample import Sample
+from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
 from model_adapters.base import Adapter, GenerationRequest
-from model_adapters.tiny_qwen3vl import PROCESSOR_CLASS_NAME, build_tiny_qwen3vl, load_processor
+from model_adapters.qwen3vl_processor import PROCESSOR_CLASS_NAME, load_processor
 from model_adapters.transformers_local import TransformersAdapter, generated_length
 
 pytest.importorskip("transformers")

@@ -34,7 +34,7 @@ pytestmark = [
 
 
 def test_real_engine_answers_every_request(tmp_path: Path) -> None:
-    from model_adapters.tiny_qwen3vl import build_tiny_qwen3vl
+    from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
     from model_adapters.vllm_engine import VLLMAdapter
 
     checkpoint = build_tiny_qwen3vl(tmp_path / "tiny", text_hidden=128, layers=2)

@@ -81,7 +81,7 @@ def test_a_retry_that_errors_keeps_the_answer_in_hand() -> None:
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("transformers")
-    from model_adapters.tiny_qwen3vl import build_tiny_qwen3vl
+    from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
 
     return build_tiny_qwen3vl(tmp_path_factory.mktemp("models") / "tiny", seed=0)
 

@@ -128,6 +128,9 @@ class RewardSpec(Strict):
     negate: bool | None = None
     failure_value: float | None = None
     weight: float = 1.0
+    profile: str | None = Field(
+        default=None, description="Convention profile for parsing completions (default radvlm-grpo: the seed reward's)."
+    )
 
 
 class GRPOSpec(Strict):
@@ -255,9 +258,26 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], path: Path) -> d
     return data
 
 
+def bundled_recipe(path: Path) -> Path:
+    if path.exists():
+        return path
+    from evalkit.resources import bundled
+
+    folder = bundled("training_configs")
+    parts = path.parts[2:] if path.parts[:2] == ("training", "configs") else path.parts
+    candidate = folder.joinpath(*parts) if parts else folder
+    if candidate.suffix not in (".yaml", ".yml"):
+        candidate = candidate.with_name(candidate.name + ".yaml")
+    return candidate if candidate.is_file() else path
+
+
 def load_train_config(path: Path, overrides: list[str] | None = None, recipe: str | None = None) -> TrainConfig:
-    """Read, override and validate a recipe; `recipe` (from the CLI sub-command) must match the file's."""
-    path = Path(path)
+    """Read, override and validate a recipe; `recipe` (from the CLI sub-command) must match the file's.
+
+    A path that does not exist but names a bundled recipe (`sft`, `cpu-demo-sft.yaml`,
+    `training/configs/sft.yaml`) reads the bundled one, so the documented commands work from a wheel install.
+    """
+    path = bundled_recipe(Path(path))
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise EvalkitError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")

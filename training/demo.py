@@ -20,11 +20,12 @@ from rich.console import Console
 
 from evalkit.config import MetricSpec
 from evalkit.errors import EvalkitError
-from evalkit.registry import PROJECT_ROOT, resolve_model, resolve_tasks
+from evalkit.registry import resolve_model, resolve_tasks
+from evalkit.resources import bundled
 from training.config import load_train_config
 from training.modeling import BUILD_STAMP
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = bundled("training_configs")
 SFT_CONFIG = CONFIG_DIR / "cpu-demo-sft.yaml"
 GRPO_CONFIG = CONFIG_DIR / "cpu-demo-grpo.yaml"
 EVAL_TASKS: tuple[str, ...] = (
@@ -35,9 +36,8 @@ EVAL_TASKS: tuple[str, ...] = (
 EVAL_METRICS: tuple[str, ...] = ("soft_f1_iou", "radvlm_map50")
 STAGES: tuple[str, ...] = ("base", "sft", "grpo")
 STAGE_LABELS = {"base": "untrained", "sft": "SFT", "grpo": "SFT+GRPO"}
-SHIPPED_DIR = PROJECT_ROOT / "model_adapters" / "checkpoints"
+SHIPPED_DIR = bundled("checkpoints")
 SHIPPED_NAMES = {"base": "demo-qwen3vl-base", "sft": "demo-qwen3vl-sft", "grpo": "demo-qwen3vl-sft-grpo"}
-MATERIALIZED_DIR = Path("results/models")
 
 
 def seed_overrides(seed: int, out: Path, sft_steps: int | None, grpo_steps: int | None) -> tuple[list, list]:
@@ -70,20 +70,17 @@ def evaluate_folder(
     folder: Path, store: Any, data_root: Path | None, limit: int | None = None
 ) -> dict[str, dict[str, float | None]]:
     """The harness on one checkpoint folder: each grounding task's test split, with the demo's metrics."""
-    from evalkit.runner import Runner, build_adapter, data_root_default
+    from evalkit.evaluation import evaluate
 
-    card = resolve_model(str(folder))
-    adapter = build_adapter(card, batch_size=32)
-    root = data_root or data_root_default()
-    results: dict[str, dict[str, float | None]] = {}
+    tasks = []
     for name in EVAL_TASKS:
         task = resolve_tasks(name)[0]
         extra = [MetricSpec(name=m) for m in EVAL_METRICS if m not in task.metric_names]
         if extra:
             task = task.model_copy(update={"metrics": [*task.metrics, *extra]})
-        summary = Runner(store, task, card, adapter, data_root=root, limit=limit, batch_size=32, progress=False).run()
-        results[name] = {m: summary.metrics.get(m) for m in EVAL_METRICS}
-    return results
+        tasks.append(task)
+    summaries = evaluate(str(folder), tasks, db=store, data_root=data_root, limit=limit, batch_size=32)
+    return {s.task: {m: s.metrics.get(m) for m in EVAL_METRICS} for s in summaries}
 
 
 def task_mean(results: dict[str, dict[str, float | None]], metric: str) -> float:
@@ -257,7 +254,7 @@ def ship_checkpoints(
     return written
 
 
-def materialize_base(folder: Path, cache: Path = MATERIALIZED_DIR) -> Path:
+def materialize_base(folder: Path, cache: Path | None = None) -> Path:
     """A folder with weights for a base shipped without them: the seeded random init, recreated under `cache`.
 
     `build_tiny_qwen3vl` initialises with `torch.manual_seed(seed)` then the model constructor, so the same
@@ -270,14 +267,16 @@ def materialize_base(folder: Path, cache: Path = MATERIALIZED_DIR) -> Path:
     if not stamp_file.is_file():
         raise EvalkitError(f"{folder}: no weights and no {BUILD_STAMP} to recreate them from")
     stamp = json.loads(stamp_file.read_text(encoding="utf-8"))
-    target = Path(cache) / folder.name
+    from evalkit.resources import cache_dir
+
+    target = Path(cache if cache is not None else cache_dir() / "models") / folder.name
     if (target / "model.safetensors").is_file() and (target / BUILD_STAMP).is_file():
         if json.loads((target / BUILD_STAMP).read_text(encoding="utf-8")) == stamp:
             return target
     import torch
     from transformers import GenerationConfig, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
-    from model_adapters.tiny_qwen3vl import quiet_progress_bars
+    from model_adapters.qwen3vl_processor import quiet_progress_bars
 
     if target.exists():
         shutil.rmtree(target)

@@ -78,7 +78,7 @@ def build_model_if_asked(config: TrainConfig, corpus: list[str], card: ModelCard
     build = config.model.build
     if build is None:
         return
-    from model_adapters.tiny_qwen3vl import DEFAULT_CORPUS
+    from evalkit.testing.tiny_qwen3vl import DEFAULT_CORPUS
 
     out = Path(config.model.checkpoint)
     vocab = sorted(set(DEFAULT_CORPUS) | set(corpus)) if build.vocab_from_data else None
@@ -100,7 +100,8 @@ def build_model_if_asked(config: TrainConfig, corpus: list[str], card: ModelCard
 
 
 def _build(config: TrainConfig, out: Path, vocab: list[str] | None, stamp: dict[str, Any], card: ModelCard) -> None:
-    from model_adapters.tiny_qwen3vl import build_tiny_qwen3vl, quiet_progress_bars
+    from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
+    from model_adapters.qwen3vl_processor import quiet_progress_bars
 
     build = config.model.build
     assert build is not None
@@ -163,7 +164,7 @@ def load_model_and_processor(config: TrainConfig) -> tuple[Any, Any]:
     """The policy model (Qwen3-VL class for qwen3_vl checkpoints) and its processor, padded on the left."""
     from transformers import AutoConfig, AutoModelForImageTextToText
 
-    from model_adapters.tiny_qwen3vl import load_processor, quiet_progress_bars
+    from model_adapters.qwen3vl_processor import load_processor, quiet_progress_bars
 
     spec = config.model
     options: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
@@ -284,7 +285,7 @@ def save_checkpoint(
     `trainer.save_model` runs on every process (ZeRO-3 gathers the shards there); the main process alone merges a
     LoRA adapter and writes the processor and the card.
     """
-    from model_adapters.tiny_qwen3vl import quiet_progress_bars
+    from model_adapters.qwen3vl_processor import quiet_progress_bars
 
     output_dir.mkdir(parents=True, exist_ok=True)
     merge = config.lora.enabled and config.lora.merge
@@ -323,7 +324,7 @@ def restore_stock_processor(base: str, output_dir: Path, revision: str | None = 
     would name that class, which vLLM and plain transformers cannot load. When the base checkpoint names another
     processor class, its processor files are copied back unchanged (the tokenizer files stay as saved).
     """
-    from model_adapters.tiny_qwen3vl import PROCESSOR_CLASS_NAME
+    from model_adapters.qwen3vl_processor import PROCESSOR_CLASS_NAME
 
     def base_file(name: str) -> Path | None:
         local = Path(base) / name
@@ -435,27 +436,27 @@ def evaluate_checkpoint(
     output_dir: Path, config: TrainConfig, data_root_path: Path | None, db: Path | None
 ) -> dict[str, dict[str, float | None]]:
     """Run the harness on the saved checkpoint, exactly as `evalkit run --model <output_dir>` does."""
-    from evalkit.runner import Runner, build_adapter, data_root_default
-    from evalkit.store import DEFAULT_DB, Store
+    from evalkit.evaluation import evaluate
+    from evalkit.store import DEFAULT_DB
 
     spec = config.evaluate
     if spec is None:
         return {}
-    card = resolve_model(str(output_dir))
-    root = data_root_path or data_root_default()
-    adapter = build_adapter(card, batch_size=spec.batch_size)
-    batch = spec.batch_size
-    results: dict[str, dict[str, float | None]] = {}
-    with Store(Path(db or spec.db or DEFAULT_DB)) as store:
-        for name in spec.tasks:
-            for task in resolve_tasks(name):
-                if spec.split:
-                    task = task.model_copy(update={"dataset": task.dataset.model_copy(update={"split": spec.split})})
-                extra = [MetricSpec(name=m) for m in spec.extra_metrics if m not in task.metric_names]
-                if extra:
-                    task = task.model_copy(update={"metrics": [*task.metrics, *extra]})
-                summary = Runner(
-                    store, task, card, adapter, data_root=root, limit=spec.limit, batch_size=batch, progress=False
-                ).run()
-                results[task.name] = {k: (round(v, 6) if v is not None else None) for k, v in summary.metrics.items()}
-    return results
+    tasks = []
+    for name in spec.tasks:
+        for task in resolve_tasks(name):
+            if spec.split:
+                task = task.model_copy(update={"dataset": task.dataset.model_copy(update={"split": spec.split})})
+            extra = [MetricSpec(name=m) for m in spec.extra_metrics if m not in task.metric_names]
+            if extra:
+                task = task.model_copy(update={"metrics": [*task.metrics, *extra]})
+            tasks.append(task)
+    summaries = evaluate(
+        str(output_dir),
+        tasks,
+        db=Path(db or spec.db or DEFAULT_DB),
+        data_root=data_root_path,
+        limit=spec.limit,
+        batch_size=spec.batch_size,
+    )
+    return {s.task: {k: (round(v, 6) if v is not None else None) for k, v in s.metrics.items()} for s in summaries}

@@ -1,7 +1,9 @@
 """GRPO rewards that are evalkit's own metrics: the same parser and the same metric code as evaluation.
 
-A reward is an evalkit metric (`evalkit.metrics.get_metric`) applied to `evalkit.parsing.parse_output` of each
-completion, against a `Sample` rebuilt from the dataset's reference columns (see `training.data`). Nothing here
+A reward is an evalkit metric (`evalkit.metrics.get_metric`) applied to `evalkit.answers.parse_for_card` of each
+completion (under the reward rules of a convention profile; by default `radvlm-grpo`, whose reward parser is the
+seed's `grounding_reward.py: extract_bounding_boxes` and whose thinking rule is its `compute_score`), against a
+`Sample` rebuilt from the dataset's reference columns (see `training.data`). Nothing here
 re-implements a score: the grounding reward is `soft_f1_iou` (Hungarian IoU soft F1, the RadVLM-GRPO grounding
 reward) and report rewards are whatever report metric evalkit registers (RadCliQ-v1, RadGraph F1, BERTScore,
 GLEU, ROUGE-L, BLEU), so a reward can never drift from the number on the leaderboard.
@@ -18,11 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalkit.answers import parse_for_card
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
 from evalkit.metrics import get_metric
 from evalkit.metrics.base import Metric
-from evalkit.parsing import parse_output, smart_resize
+from evalkit.profiles import get_profile
 from evalkit.sample import Parsed, Sample
 
 
@@ -81,6 +84,8 @@ class MetricReward:
         failure_value: Reward for a completion that cannot be scored: empty or unparseable answer, no `</think>`
             when the card thinks, or a metric error for that sample.
         weight: Weight in TRL's reward sum (`reward_weights`); kept here so a recipe states it once.
+        profile: Convention profile (evalkit/profiles.py) whose reward answer rule and box convention parse the
+            completions, and whose metric defaults apply; `radvlm-grpo` (default) is the seed reward's parser.
     """
 
     def __init__(
@@ -93,8 +98,10 @@ class MetricReward:
         negate: bool = False,
         failure_value: float = 0.0,
         weight: float = 1.0,
+        profile: str = "radvlm-grpo",
     ) -> None:
-        self.metric: Metric = get_metric(metric, **(options or {}))
+        self.profile = get_profile(profile)
+        self.metric: Metric = get_metric(metric, **self.profile.options_for(metric, options))
         reason = self.metric.available()
         if reason:
             raise EvalkitError(f"reward '{name or metric}': metric '{metric}' is unavailable here: {reason}")
@@ -111,15 +118,17 @@ class MetricReward:
         return "boxes" if self.kind == "grounding" else "report"
 
     def parse(self, text: str, image_size: Sequence[int] | None) -> Parsed:
-        """What evaluation would make of `text` (the runner's parsing rules, with this card's conventions)."""
+        """What this reward's convention makes of `text` (the card's box unit and thinking mode)."""
         size = (int(image_size[0]), int(image_size[1])) if image_size else None
-        resized = None
-        if size is not None and self.card.box_format == "pixels_resized":
-            limits = {k: v for k, v in self.card.image.model_dump().items() if v is not None}
-            factor = int(self.card.options.get("resize_factor", 28))
-            resized = smart_resize(size[0], size[1], factor=factor, **limits)
-        parsed = parse_output(text, self.parser, self.card.box_format, self.card.thinking, size, resized)
-        if self.card.thinking != "none" and "</think>" not in text and parsed.parse_error is None:
+        parsed = parse_for_card(
+            text,
+            self.parser,
+            self.card,
+            size,
+            answer_rule=self.profile.reward_answer_rule,
+            box_convention=self.profile.reward_box_convention,
+        )
+        if self.card.thinking != "none" and "</think>" not in text.lower() and parsed.parse_error is None:
             # A thinking model that never closes its reasoning earns nothing, even if a box slipped out.
             parsed = Parsed(answer="", thinking=parsed.thinking, parse_error="no </think> in the output")
         return parsed
@@ -218,4 +227,5 @@ def build_reward(spec: dict[str, Any] | str, card: ModelCard) -> MetricReward:
         negate=bool(pick("negate", False)),
         failure_value=float(pick("failure_value", 0.0)),
         weight=float(spec.get("weight", 1.0) if spec.get("weight") is not None else 1.0),
+        profile=spec.get("profile") or "radvlm-grpo",
     )

@@ -72,6 +72,8 @@ def gate(
 
       evalkit gate -t grounding -c ./ckpt -b radvlm --margin 0.02 --correction bh --cluster patient
     """
+    from pydantic import ValidationError
+
     from evalkit.gate import GateConfig, load_gate_config, run_gate, to_junit, to_markdown
     from evalkit.store import Store
 
@@ -93,8 +95,14 @@ def gate(
         }
         try:
             settings = GateConfig.model_validate({**settings.model_dump(), **overrides})
-        except ValueError as exc:
-            raise EvalkitError(f"invalid gate option: {exc}") from None
+        except ValidationError as exc:
+            # Name the command-line option (or the config field) and the rule, not pydantic's dump.
+            problems = []
+            for item in exc.errors():
+                field = str(item["loc"][0]) if item["loc"] else "?"
+                where = f"--{field.replace('_', '-')}" if field in overrides else f"{config}: field '{field}'"
+                problems.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
+            raise EvalkitError("invalid gate option: " + "; ".join(problems)) from None
         with Store(db, read_only=True) as store:
             result = run_gate(store, task, candidate, baseline, settings)
     except EvalkitError as exc:

@@ -15,24 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from evalkit.chexpert import CHEXPERT_LABELS
 from evalkit.data.phantom_draw import Finding
 
-CHEXPERT_CLASSES = (
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-)
+# The CheXpert labeler's output (and MIMIC-CXR's chexpert.csv header before sorting) puts "No Finding" first.
+CHEXPERT_CLASSES = ("No Finding", *(c for c in CHEXPERT_LABELS if c != "No Finding"))
 POSITIVE_CLASSES = {
     "nodule": ("Lung Lesion",),
     "mass": ("Lung Lesion",),

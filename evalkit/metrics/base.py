@@ -12,13 +12,17 @@ it implements the batch hook `aggregate_resamples`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from evalkit.errors import EvalkitError
 from evalkit.sample import Parsed, Sample
 
 
@@ -26,6 +30,43 @@ from evalkit.sample import Parsed, Sample
 class SampleScore:
     value: float | None
     stats: dict[str, Any] = field(default_factory=dict)
+
+
+class MetricOptions(BaseModel):
+    """A metric's typed options (subclass per metric). Unknown keys are errors: a misspelt option must not be
+    silently ignored. A field with `json_schema_extra={"identity": False}` (device, batch size) cannot move a
+    number, so it is left out of the score identity and changing it re-scores nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def setting(default: Any = None) -> Any:
+    """An option that changes how a metric runs (device, batch size, timeout), never its numbers."""
+    return Field(default=default, json_schema_extra={"identity": False})
+
+
+@dataclass(frozen=True)
+class ScoreIdentity:
+    """What a stored score depends on: metric name, code version, canonical options, weights fingerprint."""
+
+    metric: str
+    version: str
+    options: dict[str, Any]
+    fingerprint: str
+
+    @property
+    def key(self) -> str:
+        payload = json.dumps([self.metric, self.version, self.options, self.fingerprint], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def option_error(metric: str, error: ValidationError) -> EvalkitError:
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "(options)"
+        message = "unknown option (typo?)" if item["type"] == "extra_forbidden" else item["msg"]
+        parts.append(f"option '{field}': {message}")
+    return EvalkitError(f"metric '{metric}': " + "; ".join(parts))
 
 
 class Metric(ABC):
@@ -38,7 +79,10 @@ class Metric(ABC):
         kind: `report` or `grounding`: which parser output the metric reads.
         corpus: True when `aggregate` needs the stats (not a plain mean of values).
         requires: What must be installed or downloaded for `available()` to pass (documentation).
+        Options: The typed options a task YAML may give (`metrics: [{name, options}]`).
     """
+
+    Options: ClassVar[type[MetricOptions]] = MetricOptions
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
@@ -49,8 +93,35 @@ class Metric(ABC):
     description: ClassVar[str] = ""
 
     def __init__(self, **options: Any) -> None:
+        try:
+            self.typed_options = self.Options.model_validate(options)
+        except ValidationError as exc:
+            raise option_error(self.name, exc) from None
         self.options = options
         self.cache: Any = None  # an annotation cache (evalkit.store) bound by the runner, if any
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """EvalkitError naming the metric and option when `options` are not this metric's (no construction)."""
+        try:
+            cls.Options.model_validate(options)
+        except ValidationError as exc:
+            raise option_error(cls.name, exc) from None
+
+    def fingerprint(self) -> str:
+        """What, beyond `version` and options, a score depends on (the weights of a model-backed metric)."""
+        return ""
+
+    def canonical_options(self) -> dict[str, Any]:
+        """Options with defaults filled in, without those that cannot move a number: `{}` and the explicit
+        defaults are the same identity."""
+        fields = type(self.typed_options).model_fields
+        dumped = self.typed_options.model_dump(mode="json")
+        return {k: v for k, v in sorted(dumped.items()) if (fields[k].json_schema_extra or {}).get("identity", True)}
+
+    def identity(self) -> ScoreIdentity:
+        """The score identity; call only when `available()` (the fingerprint may read weight files)."""
+        return ScoreIdentity(self.name, str(self.version), self.canonical_options(), self.fingerprint())
 
     def available(self) -> str | None:
         """None when the metric can run; otherwise why not and how to fix it."""

@@ -26,10 +26,10 @@ from typing import Any
 from evalkit.metrics import register_metric
 from evalkit.metrics._annotations import annotate, pair_hash, weights_fingerprint
 from evalkit.metrics._weights import model_dir
-from evalkit.metrics.base import ModelBackedMetric, SampleScore
+from evalkit.metrics.base import MetricOptions, ModelBackedMetric, SampleScore, setting
 from evalkit.sample import Parsed, Sample
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: RoBERTa first-word "Ġ" restored under transformers 5 (_patch_tokenizer)
 _scorers: dict[tuple[str, ...], Any] = {}
 _lock = threading.Lock()
 
@@ -43,20 +43,54 @@ def packaged_baseline(model_type: str, lang: str = "en") -> Path | None:
 
 
 def _patch_tokenizer(tokenizer: Any) -> None:
-    """bert-score encodes an empty sentence with `build_inputs_with_special_tokens([])`, which transformers 5
-    tokenizers no longer have; give the instance one that returns what transformers 4 returned for []
-    ([CLS] [SEP] for BERT, <s> </s> for RoBERTa)."""
+    """Make a transformers 5 tokenizer encode as bert-score's code expects of transformers 4.
+
+    1. bert-score encodes an empty sentence with `build_inputs_with_special_tokens([])`, which transformers 5
+       tokenizers no longer have: give the instance one that returns what transformers 4 returned for []
+       ([CLS] [SEP] for BERT, <s> </s> for RoBERTa).
+    2. For RoBERTa/GPT-2 tokenizers bert-score calls `encode(sent, add_prefix_space=True)`; transformers 4's
+       byte-level tokenizers prepended a space (so the first word is "Ġword", as every other word), transformers
+       5 silently ignores the argument and the first word loses its "Ġ". Every BERTScore with a RoBERTa model
+       (RadCliQ-v1's distilroberta-base feature included) then differs from the published numbers. The wrapper
+       restores transformers 4's rule (`prepare_for_tokenization`: prepend " " unless the text starts with
+       whitespace); tests/test_bertscore_tokens.py proves the ids equal transformers 4's.
+    """
     try:
         tokenizer.build_inputs_with_special_tokens([])
-        return
     except AttributeError:
-        pass
-    specials = tokenizer("", add_special_tokens=True)["input_ids"]
+        specials = tokenizer("", add_special_tokens=True)["input_ids"]
 
-    def build(ids: list[int], ids_pair: list[int] | None = None) -> list[int]:
-        return [*specials[:1], *ids, *(ids_pair or []), *specials[1:]]
+        def build(ids: list[int], ids_pair: list[int] | None = None) -> list[int]:
+            return [*specials[:1], *ids, *(ids_pair or []), *specials[1:]]
 
-    tokenizer.build_inputs_with_special_tokens = build
+        tokenizer.build_inputs_with_special_tokens = build
+    if getattr(tokenizer, "_evalkit_prefix_space", False) or not _ignores_prefix_space(tokenizer):
+        return
+    encode = tokenizer.encode
+
+    def encode_with_prefix_space(text: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.pop("add_prefix_space", False) and isinstance(text, str) and text and not text[0].isspace():
+            text = " " + text
+        return encode(text, *args, **kwargs)
+
+    tokenizer.encode = encode_with_prefix_space
+    tokenizer._evalkit_prefix_space = True
+
+
+def _ignores_prefix_space(tokenizer: Any) -> bool:
+    """True for a byte-level BPE tokenizer on which `encode(..., add_prefix_space=True)` adds no space."""
+    try:
+        from transformers import GPT2Tokenizer, RobertaTokenizer
+    except ImportError:
+        return False
+    if not isinstance(tokenizer, GPT2Tokenizer | RobertaTokenizer):
+        return False  # bert-score passes add_prefix_space only to these
+    probe = "a"
+    return (
+        tokenizer.encode(probe, add_special_tokens=False, add_prefix_space=True)
+        == tokenizer.encode(probe, add_special_tokens=False)
+        != tokenizer.encode(" " + probe, add_special_tokens=False)
+    )
 
 
 class BertScoreClient:
@@ -171,6 +205,16 @@ class BertScoreF1(ModelBackedMetric):
     version = "1"
     requires = "bert-score and distilbert-base-uncased available locally"
     description = "BERTScore F1 (distilbert-base-uncased, layer 5, rescaled with baseline), mean over samples"
+
+    class Options(MetricOptions):
+        model_type: str = "distilbert-base-uncased"
+        num_layers: int = 5
+        model_path: str | None = None
+        rescale_with_baseline: bool = True
+        baseline_path: str | None = None
+        idf: bool = False
+        device: str | None = setting()
+        batch_size: int = setting(64)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

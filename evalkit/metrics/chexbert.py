@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from evalkit.chexpert import CHEXPERT_FIVE, CHEXPERT_LABELS
 from evalkit.metrics import register_metric
 from evalkit.metrics._annotations import annotate_texts, decode_array, encode_array, weights_fingerprint
 from evalkit.metrics._weights import (
@@ -36,26 +37,11 @@ from evalkit.metrics._weights import (
     user_cache_dir,
     weights_root,
 )
-from evalkit.metrics.base import ModelBackedMetric, SampleScore
+from evalkit.metrics.base import MetricOptions, ModelBackedMetric, SampleScore, setting
 from evalkit.sample import Parsed, Sample
 
-CONDITIONS = (
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-    "No Finding",
-)
-FIVE = ("Cardiomegaly", "Edema", "Consolidation", "Atelectasis", "Pleural Effusion")
+CONDITIONS = CHEXPERT_LABELS  # CheXbert's heads, in order
+FIVE = CHEXPERT_FIVE
 ALL_INDEX = tuple(range(len(CONDITIONS)))
 FIVE_INDEX = tuple(i for i, c in enumerate(CONDITIONS) if c in FIVE)  # f1chexbert: np.where(np.isin(...))
 CODE_VERSION = "1"
@@ -266,6 +252,12 @@ class _CheXbertF1(ModelBackedMetric):
     requires = "CheXbert weights (chexbert.pth) and the bert-base-uncased tokenizer, available locally"
     labels: ClassVar[tuple[int, ...]] = ALL_INDEX
     average: ClassVar[str] = "micro"
+
+    class Options(MetricOptions):
+        checkpoint: str | None = None
+        tokenizer: str = "bert-base-uncased"
+        device: str | None = setting()
+        batch_size: int = setting(32)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

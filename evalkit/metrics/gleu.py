@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evalkit.metrics import register_metric
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.metrics.lexical import bleu_tokenize
 from evalkit.sample import Parsed, Sample
 
@@ -56,6 +56,11 @@ class Gleu(Metric):
     version = "1"
     corpus = True
     description = "GLEU (nltk sentence_gleu per sample, corpus_gleu aggregate), 1-4-grams"
+
+    class Options(MetricOptions):
+        tokenizer: str = "words"
+        min_len: int = 1
+        max_len: int = 4
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -30,7 +30,7 @@ import numpy as np
 
 from evalkit.errors import EvalkitError
 from evalkit.metrics import register_metric
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.sample import Box, Parsed, Sample
 
 # One set of IoU matrices and COCO match records per (predicted, reference) pair, shared by every grounding metric
@@ -373,11 +373,11 @@ class _CocoMetric(_GroundingMetric):
     _index: ClassVar[int]  # 0: AP@[.5:.95], 1: AP@.5
     BACKENDS: ClassVar[tuple[str, ...]] = ("evalkit", "pycocotools")
 
+    class Options(MetricOptions):
+        backend: str = "evalkit"
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        unknown = set(options) - {"backend"}
-        if unknown:
-            raise EvalkitError(f"metric '{self.name}': unknown option(s) {sorted(unknown)}; known: ['backend']")
         self.backend = options.get("backend", "evalkit")
         if self.backend not in self.BACKENDS:
             raise EvalkitError(f"metric '{self.name}': backend must be one of {self.BACKENDS}, not '{self.backend}'")
@@ -503,3 +503,37 @@ class CocoAP50(_CocoMetric):
     name = "coco_ap50"
     description = "COCO AP@.5 (pycocotools COCOeval, class-agnostic, every box scored 1.0, output order)"
     _index = 1
+
+
+# --- RadVLM avg_iou (pooled over every prediction x reference pair) -----------------------------------------------
+
+
+@register_metric
+class RadVLMAvgIoU(_GroundingMetric):
+    """RadVLM's `avg_iou` (`evaluate_boxes(..., avg_iou=True)` in `radvlm/evaluation/compute_metrics_tasks.py`).
+
+    The sum of the IoUs of *every* prediction x reference pair, over the corpus, divided by the number of such
+    pairs; samples with no prediction or no reference add nothing. It rewards answers with few boxes and is not
+    `miou` (best IoU per reference, mean over samples). Stats keep the two sums, so resampling is exact.
+    """
+
+    name = "avg_iou"
+    corpus = True
+    description = "RadVLM avg_iou: IoU summed over all prediction x reference pairs / number of pairs, pooled"
+
+    def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+        out = []
+        for pred, sample in zip(predictions, samples, strict=True):
+            ious = iou_matrix(pred.boxes, sample.reference_boxes)
+            pairs = int(ious.size)
+            total = float(np.sum(ious)) if pairs else 0.0
+            value = total / pairs if pairs else None
+            out.append(SampleScore(value, {**_record(pred, sample), "iou_sum": total, "n_pairs": pairs}))
+        return out
+
+    def aggregate(self, values: Sequence[float], stats: Sequence[dict[str, Any]]) -> float:
+        pairs = sum(int(s.get("n_pairs", 0)) for s in stats)
+        return sum(float(s.get("iou_sum", 0.0)) for s in stats) / pairs if pairs else float("nan")
+
+    def sufficient_matrix(self, values: Sequence[float | None], stats: Sequence[dict[str, Any]]) -> np.ndarray:
+        return np.array([[float(s.get("iou_sum", 0.0)), float(s.get("n_pairs", 0))] for s in stats]).reshape(-1, 2)

@@ -1,16 +1,25 @@
-"""Lexical report metrics: ROUGE-L (rouge-score) and BLEU-n (pycocoevalcap's BleuScorer arithmetic)."""
+"""Lexical report metrics: ROUGE-1/2/L (rouge-score) and BLEU-n (pycocoevalcap's BleuScorer arithmetic).
+
+BLEU's input convention is an option, because it moves the number a lot:
+- `tokenization: raw` (default): the strings as written, split on whitespace, case-sensitive, punctuation attached
+  to words. This is what vilmedic's and RadEval's `Bleu` do (they hand the raw reports to the BleuScorer), hence
+  what RadVLM-GRPO's `calcAllMetrics_whole` reports.
+- `tokenization: lower_punct`: lower-cased, punctuation split off as its own token (`bleu_tokenize`), the input
+  pycocoevalcap's PTB tokenizer would produce for captioning; evalkit's earlier default.
+"""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from evalkit.errors import EvalkitError
 from evalkit.metrics import register_metric
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.sample import Parsed, Sample
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?|[^\sa-z0-9]")
@@ -21,37 +30,77 @@ def bleu_tokenize(text: str) -> str:
     return " ".join(_TOKEN_RE.findall(text.lower()))
 
 
+BLEU_TOKENIZATIONS = ("raw", "lower_punct")
+
+
 def _reference(sample: Sample) -> str:
     return sample.reference_text or ""
 
 
-@register_metric
-class RougeL(Metric):
-    """ROUGE-L F-measure per sample, mean over samples (rouge-score, Porter stemmer on, as RadEval/RadVLM)."""
+class _Rouge(Metric):
+    """A rouge-score F-measure per sample, mean over samples (Porter stemmer on, as vilmedic/RadEval/RadVLM)."""
 
-    name = "rouge_l"
     version = "1"
-    description = "ROUGE-L F1 (rouge-score, stemmer on), mean over samples"
+    rouge_type: str = "rougeL"
+
+    class Options(MetricOptions):
+        use_stemmer: bool = True
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         from rouge_score import rouge_scorer
 
-        self._scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=options.get("use_stemmer", True))
+        self._scorer = rouge_scorer.RougeScorer([self.rouge_type], use_stemmer=options.get("use_stemmer", True))
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         out = []
         for pred, sample in zip(predictions, samples, strict=True):
-            result = self._scorer.score(_reference(sample), pred.answer or "")["rougeL"]
+            result = self._scorer.score(_reference(sample), pred.answer or "")[self.rouge_type]
             out.append(SampleScore(float(result.fmeasure), {}))
         return out
 
 
-def bleu_stats(prediction: str, reference: str, n: int = 4) -> dict[str, Any]:
-    """pycocoevalcap's cooked statistics for one (prediction, reference) pair."""
+@register_metric
+class RougeL(_Rouge):
+    name = "rouge_l"
+    description = "ROUGE-L F1 (rouge-score, stemmer on), mean over samples"
+
+
+@register_metric
+class Rouge1(_Rouge):
+    name = "rouge_1"
+    rouge_type = "rouge1"
+    description = "ROUGE-1 F1 (rouge-score, stemmer on), mean over samples"
+
+
+@register_metric
+class Rouge2(_Rouge):
+    name = "rouge_2"
+    rouge_type = "rouge2"
+    description = "ROUGE-2 F1 (rouge-score, stemmer on), mean over samples"
+
+
+@register_metric
+class ResponseLength(Metric):
+    """Length of the scored answer in characters, mean over samples (RadVLM-GRPO's Table 3 reports it beside
+    each reward; the answer is what the metrics see, i.e. after the profile's answer rule and cut)."""
+
+    name = "response_chars"
+    higher_is_better = False  # shorter is not better: the direction only orders the leaderboard
+    gated_by_default = False  # a description of the outputs, not a quality to hold a checkpoint to
+    description = "mean answer length in characters (after the answer rule)"
+
+    def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+        return [SampleScore(float(len(pred.answer or "")), {}) for pred in predictions]
+
+
+def bleu_stats(prediction: str, reference: str, n: int = 4, tokenization: str = "raw") -> dict[str, Any]:
+    """pycocoevalcap's cooked statistics for one (prediction, reference) pair (whitespace split of the inputs)."""
     from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
 
-    cooked = cook_test(bleu_tokenize(prediction), cook_refs([bleu_tokenize(reference)], n=n), eff="closest", n=n)
+    if tokenization == "lower_punct":
+        prediction, reference = bleu_tokenize(prediction), bleu_tokenize(reference)
+    cooked = cook_test(prediction, cook_refs([reference], n=n), eff="closest", n=n)
     return {
         "testlen": cooked["testlen"],
         "reflen": cooked["reflen"],
@@ -82,11 +131,23 @@ class _Bleu(Metric):
 
     n: int = 4
     corpus = True
+    version = "2"  # 2: raw-string input by default (vilmedic/RadEval); `tokenization: lower_punct` is version 1's
+
+    class Options(MetricOptions):
+        tokenization: Literal["raw", "lower_punct"] = "raw"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.tokenization = options.get("tokenization", "raw")
+        if self.tokenization not in BLEU_TOKENIZATIONS:
+            raise EvalkitError(
+                f"metric '{self.name}': tokenization must be one of {BLEU_TOKENIZATIONS}, not '{self.tokenization}'"
+            )
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         out = []
         for pred, sample in zip(predictions, samples, strict=True):
-            stats = bleu_stats(pred.answer or "", _reference(sample), n=4)
+            stats = bleu_stats(pred.answer or "", _reference(sample), n=4, tokenization=self.tokenization)
             value = _bleu_from_counts(stats["correct"], stats["guess"], stats["testlen"], stats["reflen"], self.n)
             out.append(SampleScore(value, stats))
         return out
@@ -122,25 +183,108 @@ class _Bleu(Metric):
 class Bleu4(_Bleu):
     name = "bleu_4"
     n = 4
-    description = "corpus BLEU-4 (pycocoevalcap arithmetic, closest reference length)"
+    description = "corpus BLEU-4 (pycocoevalcap arithmetic, closest reference length, raw strings)"
 
 
 @register_metric
 class Bleu1(_Bleu):
     name = "bleu_1"
     n = 1
-    description = "corpus BLEU-1 (pycocoevalcap arithmetic, closest reference length)"
+    description = "corpus BLEU-1 (pycocoevalcap arithmetic, closest reference length, raw strings)"
 
 
 @register_metric
 class Bleu2(_Bleu):
     name = "bleu_2"
     n = 2
-    description = "corpus BLEU-2 (pycocoevalcap arithmetic, closest reference length)"
+    description = "corpus BLEU-2 (pycocoevalcap arithmetic, closest reference length, raw strings)"
 
 
 @register_metric
 class Bleu3(_Bleu):
     name = "bleu_3"
     n = 3
-    description = "corpus BLEU-3 (pycocoevalcap arithmetic, closest reference length)"
+    description = "corpus BLEU-3 (pycocoevalcap arithmetic, closest reference length, raw strings)"
+
+
+# --- CIDEr-D (vilmedic's / pycocoevalcap's CiderD scorer arithmetic) ----------------------------------------------
+
+
+def _ngram_counts(text: str, n: int = 4) -> dict[str, int]:
+    """Whitespace-split n-grams (1..n) of the raw string in the scorer's insertion order, keyed "w1 w2"."""
+    words = text.split()
+    counts: dict[str, int] = {}
+    for k in range(1, n + 1):
+        for i in range(len(words) - k + 1):
+            key = " ".join(words[i : i + k])
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def cider_d(records: Sequence[dict[str, Any]], n: int = 4, sigma: float = 6.0) -> tuple[float, list[float]]:
+    """Corpus CIDEr-D and per-sample scores from per-sample n-gram counts (`cider_hyp`, `cider_ref`).
+
+    The scorer's own quirks are kept, because they are what RadVLM-GRPO reports: document frequencies come from
+    the references of the scored corpus (so the value depends on the corpus, and a bootstrap resample counts a
+    drawn-twice reference twice), the idf is log(#samples) - log(max(1, df)), the Gaussian length penalty uses the
+    number of *bigrams* as the length, and the per-sample score is 10 x the mean over n of the clipped cosine. With
+    no reference n-gram at all the scorer raises; evalkit returns NaN.
+    """
+    document_frequency: dict[str, int] = {}
+    for record in records:
+        for key in record["cider_ref"]:
+            document_frequency[key] = document_frequency.get(key, 0) + 1
+    if not document_frequency:
+        return float("nan"), [float("nan")] * len(records)
+    ref_len = np.log(float(len(records)))
+
+    def vector(counts: dict[str, int]) -> tuple[list[dict[str, float]], list[float], int]:
+        vec: list[dict[str, float]] = [{} for _ in range(n)]
+        norm = [0.0] * n
+        length = 0
+        for key, term_freq in counts.items():
+            order = key.count(" ")
+            df = np.log(max(1.0, document_frequency.get(key, 0.0)))
+            vec[order][key] = float(term_freq) * (ref_len - df)
+            norm[order] += pow(vec[order][key], 2)
+            if order == 1:
+                length += term_freq
+        return vec, [float(np.sqrt(v)) for v in norm], length
+
+    scores = []
+    for record in records:
+        vec_hyp, norm_hyp, length_hyp = vector(record["cider_hyp"])
+        vec_ref, norm_ref, length_ref = vector(record["cider_ref"])
+        delta = float(length_hyp - length_ref)
+        val = np.array([0.0] * n)
+        for order in range(n):
+            for key in vec_hyp[order]:
+                ref_weight = vec_ref[order].get(key, 0.0)
+                val[order] += min(vec_hyp[order][key], ref_weight) * ref_weight
+            if norm_hyp[order] != 0 and norm_ref[order] != 0:
+                val[order] /= norm_hyp[order] * norm_ref[order]
+            val[order] *= np.e ** (-(delta**2) / (2 * sigma**2))
+        scores.append(float(np.mean(val)) * 10.0)
+    return float(np.mean(np.array(scores))), scores
+
+
+@register_metric
+class CiderD(Metric):
+    """CIDEr-D over the corpus (vilmedic's `CiderD`, as RadVLM-GRPO's `calcAllMetrics_whole` calls it: raw strings,
+    one reference per sample). Per-sample values are left empty: a sample's CIDEr-D depends on the corpus."""
+
+    name = "cider_d"
+    corpus = True
+    description = "corpus CIDEr-D (n=4, sigma=6, idf from the scored references; raw whitespace tokens)"
+
+    def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+        return [
+            SampleScore(
+                None, {"cider_hyp": _ngram_counts(pred.answer or ""), "cider_ref": _ngram_counts(_reference(s))}
+            )
+            for pred, s in zip(predictions, samples, strict=True)
+        ]
+
+    def aggregate(self, values: Sequence[float], stats: Sequence[dict[str, Any]]) -> float:
+        records = [s for s in stats if "cider_hyp" in s]
+        return cider_d(records)[0] if records else float("nan")

@@ -13,6 +13,13 @@ are the published linear-model coefficients (CXR-Report-Metric's `radcliq-v1.pkl
 - bleu_score: BLEU-2 of fast_bleu (nltk's algorithm, smoothing method 1, closest reference length) on
   lower-cased, "." -> " ." whitespace-split tokens.
 
+Option `convention: radvlm_grpo_worker` (the radvlm-grpo profile's default) computes RadCliQ-v1 as RadVLM-GRPO's
+`scripts/evaluation/compute_radcliq.py` + `verl/custom_rewards/reward_server/worker_radcliq.py` do, through the
+seed's vendored RadEval `CompositeMetric`: a text of 5 characters or fewer on either side, or any scoring failure,
+scores 3.0 (the worker's reward -3); both texts are cut to 2,048 characters and lower-cased; RadGraph is
+radgraph-xl with no word cap; BERTScore gets the texts unsqueezed; the BLEU feature is RadEval's per-sentence
+BLEU-4 on raw whitespace tokens (`Bleu()(refs, hyps)[1]`); s_emb's cosine is 0 for a zero vector.
+
 The per-sample value is the RadCliQ-v1 of that report; the corpus value is the mean (as the paper reports).
 Every feature comes from the shared compute-once annotation caches of the RadGraph, BERTScore and CheXbert
 metrics, so RadCliQ adds no model run when those metrics ran on the same texts.
@@ -23,18 +30,24 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
+from evalkit.errors import EvalkitError
 from evalkit.metrics import register_metric
-from evalkit.metrics.base import Metric, SampleScore
+from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.metrics.bertscore import BertScoreClient
 from evalkit.metrics.chexbert import CheXbertClient, embedding
 from evalkit.metrics.radgraph import RadGraphClient
 from evalkit.sample import Parsed, Sample
 
 FEATURES = ("radgraph_combined", "bertscore", "semb_score", "bleu_score")
+CONVENTIONS = ("cxr_report_metric", "radvlm_grpo_worker")
+WORKER_MAX_CHARS = 2048  # worker_radcliq.py: request.pred_text[:2048].lower()
+WORKER_MIN_CHARS = 5  # worker_radcliq.py: len(text) <= 5 -> reward -3
+WORKER_FAILURE_VALUE = 3.0  # the worker's reward -3, as a raw (lower-is-better) RadCliQ
 SCALER_MEAN = np.array([0.53792312, 0.61757256, 0.76479421, 0.44738335])
 SCALER_SCALE = np.array([0.30282584, 0.22430938, 0.25394391, 0.29892717])
 COEFFICIENTS = np.array([-3.77083683e-01, -3.70300100e-01, -2.52616218e-01, 4.31504841e-12])
@@ -58,14 +71,16 @@ def _set_f1(test: set, retrieved: set) -> float:
 
 
 def entities_and_relations(annotation: dict[str, Any]) -> tuple[set, set]:
-    """CXR-Report-Metric's `parse_entity_relation` for one report."""
+    """CXR-Report-Metric's `parse_entity_relation` for one report (RadEval's `extract_relations` skips a relation
+    to a missing entity; radgraph's post-processing never leaves one, so the two agree)."""
     entities = annotation.get("entities", {})
     ents = {(e["tokens"], e["label"]) for e in entities.values()}
     rels = set()
     for e in entities.values():
-        for relation in e["relations"]:
-            target = entities[relation[1]]
-            rels.add(((e["tokens"], e["label"]), (target["tokens"], target["label"]), relation[0]))
+        for relation in e.get("relations", []):
+            target = entities.get(relation[1])
+            if target is not None:
+                rels.add(((e["tokens"], e["label"]), (target["tokens"], target["label"]), relation[0]))
     return ents, rels
 
 
@@ -100,6 +115,19 @@ def bleu2(reference: list[str], hypothesis: list[str]) -> float:
     return penalty * math.exp(sum(0.5 * math.log(p) for p in precisions))
 
 
+def worker_bleu4(reference: str, prediction: str) -> float:
+    """RadEval's BLEU feature: per-sentence BLEU-4 of pycocoevalcap's scorer on the raw strings."""
+    from evalkit.metrics.lexical import _bleu_from_counts, bleu_stats
+
+    stats = bleu_stats(prediction, reference, n=4, tokenization="raw")
+    return _bleu_from_counts(stats["correct"], stats["guess"], stats["testlen"], stats["reflen"], 4)
+
+
+def worker_text(text: str) -> str:
+    """What the seed's RadCliQ worker scores: the first 2,048 characters, lower-cased."""
+    return text[:WORKER_MAX_CHARS].lower()
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
     return float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b)))
@@ -110,17 +138,31 @@ class RadCliQV1(Metric):
     """RadCliQ-v1 per report and its mean; lower is better."""
 
     name = "radcliq_v1"
-    version = "1"
+    version = "1"  # the worker convention is told apart by its options (and fingerprint), not the version
     higher_is_better = False
     requires = "RadGraph (original model), CheXbert and distilroberta-base weights, available locally"
     description = "RadCliQ-v1 (published scaler + coefficients), mean over samples; lower is better"
 
+    class Options(MetricOptions):
+        convention: Literal["cxr_report_metric", "radvlm_grpo_worker"] = "cxr_report_metric"
+        # Options of the three models inside RadCliQ (see the CheXbert, RadGraph and BERTScore metrics).
+        radgraph: dict[str, Any] = Field(default_factory=dict)
+        chexbert: dict[str, Any] = Field(default_factory=dict)
+        bertscore: dict[str, Any] = Field(default_factory=dict)
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.radgraph = RadGraphClient(options.get("radgraph", {}), default_model="radgraph")
+        self.convention = options.get("convention", "cxr_report_metric")
+        if self.convention not in CONVENTIONS:
+            raise EvalkitError(f"metric 'radcliq_v1': convention must be one of {CONVENTIONS}, not '{self.convention}'")
+        worker = self.convention == "radvlm_grpo_worker"
+        radgraph_options = dict(options.get("radgraph", {}))
+        if worker:
+            radgraph_options.setdefault("max_words", 0)  # the 2,048-character cut bounds the length instead
+        self.radgraph = RadGraphClient(radgraph_options, default_model="radgraph-xl" if worker else "radgraph")
         self.chexbert = CheXbertClient(options.get("chexbert", {}))
         self.bertscore = BertScoreClient(
-            options.get("bertscore", {}), model_type="distilroberta-base", num_layers=5, collapse_spaces=True
+            options.get("bertscore", {}), model_type="distilroberta-base", num_layers=5, collapse_spaces=not worker
         )
 
     def available(self) -> str | None:
@@ -136,24 +178,30 @@ class RadCliQV1(Metric):
         return "; ".join(reasons) or None
 
     def fingerprint(self) -> str:
-        return f"{self.radgraph.version()}|{self.chexbert.version()}|{self.bertscore.version()}"
+        parts = f"{self.radgraph.version()}|{self.chexbert.version()}|{self.bertscore.version()}"
+        return parts if self.convention == "cxr_report_metric" else f"{self.convention}|{parts}"
 
     def features(self, references: Sequence[str], predictions: Sequence[str]) -> np.ndarray:
         n = len(references)
         graphs = self.radgraph.annotate([*references, *predictions], self.cache)
         labels = self.chexbert.annotate([*references, *predictions], self.cache)
         berts = self.bertscore.pair_scores(references, predictions, self.cache)
+        worker = self.convention == "radvlm_grpo_worker"
         rows = []
         for i in range(n):
             if "error" in graphs[i] or "error" in graphs[n + i]:
                 rows.append([float("nan")] * len(FEATURES))
                 continue
+            reference_emb, prediction_emb = embedding(labels[i]), embedding(labels[n + i])
+            zero = not (np.linalg.norm(reference_emb) > 0 and np.linalg.norm(prediction_emb) > 0)
             rows.append(
                 [
                     radgraph_combined(graphs[i], graphs[n + i]),
                     berts[i]["f"],
-                    cosine(embedding(labels[i]), embedding(labels[n + i])),
-                    bleu2(bleu_tokens(references[i]), bleu_tokens(predictions[i])),
+                    0.0 if worker and zero else cosine(reference_emb, prediction_emb),
+                    worker_bleu4(references[i], predictions[i])
+                    if worker
+                    else bleu2(bleu_tokens(references[i]), bleu_tokens(predictions[i])),
                 ]
             )
         return np.array(rows, dtype=float).reshape(n, len(FEATURES))
@@ -161,6 +209,8 @@ class RadCliQV1(Metric):
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         refs = [s.reference_text or "" for s in samples]
         preds = [p.answer or "" for p in predictions]
+        if self.convention == "radvlm_grpo_worker":
+            return self._score_as_worker(refs, preds)
         features = self.features(refs, preds)
         values = radcliq_v1(features)
         out = []
@@ -172,3 +222,33 @@ class RadCliQV1(Metric):
             else:
                 out.append(SampleScore(float(v), dict(zip(FEATURES, map(float, row), strict=True))))
         return out
+
+    def _score_as_worker(self, refs: list[str], preds: list[str]) -> list[SampleScore]:
+        """The seed worker's rules around the same features (see the module docstring)."""
+        out: list[SampleScore | None] = [None] * len(refs)
+        keep = []
+        for i, (ref, pred) in enumerate(zip(refs, preds, strict=True)):
+            if len(pred) <= WORKER_MIN_CHARS or len(ref) <= WORKER_MIN_CHARS:
+                out[i] = SampleScore(WORKER_FAILURE_VALUE, {"worker_rule": "text of 5 characters or fewer"})
+            else:
+                keep.append(i)
+
+        def run(index: list[int]) -> None:
+            features = self.features([worker_text(refs[i]) for i in index], [worker_text(preds[i]) for i in index])
+            for i, row in zip(index, features, strict=True):
+                if np.isnan(row).any():
+                    out[i] = SampleScore(WORKER_FAILURE_VALUE, {"worker_rule": "a feature could not be computed"})
+                else:
+                    value = float(radcliq_v1(row[None, :])[0])
+                    out[i] = SampleScore(value, dict(zip(FEATURES, map(float, row), strict=True)))
+
+        if keep:
+            try:
+                run(keep)
+            except Exception:  # the worker answers -3 for any failure: one bad pair must not sink the others
+                for i in keep:
+                    try:
+                        run([i])
+                    except Exception as exc:
+                        out[i] = SampleScore(WORKER_FAILURE_VALUE, {"worker_rule": f"scoring failed: {exc}"})
+        return [s for s in out if s is not None]

@@ -46,7 +46,7 @@ from evalkit.metrics._weights import (
     user_cache_dir,
     weights_root,
 )
-from evalkit.metrics.base import ModelBackedMetric, SampleScore
+from evalkit.metrics.base import MetricOptions, ModelBackedMetric, SampleScore, setting
 from evalkit.sample import Parsed, Sample
 
 CODE_VERSION = "1"
@@ -339,15 +339,16 @@ class RadGraphAnnotator:
 
     def __call__(self, texts: list[str]) -> list[dict[str, Any]]:
         """One radgraph annotation per text ({"text", "entities"}); a text with no words has no entities, one
-        longer than `max_words` gets {"error": ...} instead (the reference would run out of memory on it)."""
+        longer than `max_words` gets {"error": ...} instead (the reference would run out of memory on it);
+        `max_words` 0 scores every text, as RadVLM-GRPO's `calcF1RadGraph` does (profile radvlm-grpo)."""
         torch = self.torch
         # radgraph's RadGraph.forward annotates an empty string as the word "None" (F1RadGraph never sends one).
         words = [preprocess(t or "None", self.model_type) for t in texts]
         out: list[dict[str, Any]] = [{"text": " ".join(ws), "entities": {}} for ws in words]
         for i, ws in enumerate(words):
-            if len(ws) > self.max_words:
+            if self.max_words and len(ws) > self.max_words:
                 out[i] = {"error": f"{len(ws)} words, above RadGraph's max_words={self.max_words}"}
-        todo = [i for i, ws in enumerate(words) if ws and len(ws) <= self.max_words]
+        todo = [i for i, ws in enumerate(words) if ws and not (self.max_words and len(ws) > self.max_words)]
         prepared = {i: self._pieces([_normalize_word(w) for w in words[i]]) for i in todo}
         order = sorted(todo, key=lambda i: len(prepared[i][0]))
         with torch.inference_mode():
@@ -507,6 +508,14 @@ class _RadGraphF1(ModelBackedMetric):
     version = "1"
     requires = "RadGraph weights (radgraph-xl.tar.gz, extracted) and its BERT tokenizer/config, available locally"
     level_index: ClassVar[int] = 0
+
+    class Options(MetricOptions):
+        model_type: str = DEFAULT_MODEL
+        model_dir: str | None = None
+        transformer: str | None = None
+        max_words: int = DEFAULT_MAX_WORDS
+        device: str | None = setting()
+        batch_size: int = setting(16)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -1,0 +1,257 @@
+"""Named answer conventions: how a model's text becomes an answer and 0-1 boxes, one definition per name.
+
+Papers parse the same answer differently, and the difference moves table numbers, so each rule has a name and the
+task's convention profile (evalkit/profiles.py) picks one. Every caller (the runner, `evalkit score`, the GRPO
+rewards) goes through `parse_for_card`, the one place that turns a model card into parsing arguments.
+
+Box conventions (how coordinates are found in the answer; the unit comes from the card's `box_format`: `unit01`,
+`qwen1000`, `pixels_resized`, `pixels`):
+- `strict` (evalkit's own): every bracketed/parenthesised list of numbers and Qwen2-VL corner pairs; a list of 2, 3
+  or 5+ numbers, a value outside the unit's range or x2 <= x1 makes the whole answer a parse failure.
+- `radvlm_eval`: RadVLM-GRPO's evaluation (`extract_bounding_boxes` in `radvlm/evaluation/compute_metrics_tasks.py`):
+  every match of ``\\[([\\d\\.]+),\\s*([\\d\\.]+),\\s*([\\d\\.]+),\\s*([\\d\\.]+)\\]`` in order, all other text ignored,
+  no range or order checks. Where the seed raises (a "number" such as ``0.4.1`` or ``..``: `float` ValueError),
+  that bracket is skipped and the others are kept, the rule of the seed's own reward parser.
+- `radvlm_reward`: RadVLM-GRPO's GRPO reward (`extract_bounding_boxes` in `verl/custom_rewards/grounding_reward.py`):
+  ``[ a , b , c , d ]`` with signed decimals and exponents, whitespace allowed around commas and brackets, a box
+  with a non-finite value skipped, no range checks.
+- `qwen3vl_json`: Qwen3-VL's JSON answer (``[{"bbox_2d": [x1, y1, x2, y2], "label": ...}]``, fenced or not): every
+  `bbox_2d` in the JSON in order; an answer that is not JSON falls back to `strict`.
+
+Answer rules (what part of the raw text is the answer):
+- `evalkit`: text after the last `</think>`, stripped; an opened but unclosed `<think>` is a parse failure.
+- `radvlm_eval`: the seed's `_extract_answer` then `answer[:4000]` (`models_loading_inference.py`): for a thinking
+  model the last ``\\boxed{...}``, else the text after the last `</think>` stripped, else the *whole* text
+  stripped; a non-thinking model's text unchanged.
+- `radvlm_reward`: the seed reward's `compute_score`: thinking models score the text after the first `</think>`
+  (case-insensitive), stripped, and nothing when the tag is missing; non-thinking models the stripped text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from evalkit.parsing import coordinate_lists, smart_resize, split_thinking
+from evalkit.sample import Box, Parsed
+
+if TYPE_CHECKING:
+    from evalkit.config import ModelCard
+
+BOX_CONVENTIONS: tuple[str, ...] = ("strict", "radvlm_eval", "radvlm_reward", "qwen3vl_json")
+ANSWER_RULES: tuple[str, ...] = ("evalkit", "radvlm_eval", "radvlm_reward")
+RADVLM_MAX_ANSWER_CHARS = 4000  # models_loading_inference.py: "answer = answer[:4000]"
+
+_RADVLM_EVAL_RE = re.compile(r"\[([\d\.]+),\s*([\d\.]+),\s*([\d\.]+),\s*([\d\.]+)\]")
+_REWARD_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
+_RADVLM_REWARD_RE = re.compile(
+    rf"\[\s*({_REWARD_NUMBER})\s*,\s*({_REWARD_NUMBER})\s*,\s*({_REWARD_NUMBER})\s*,\s*({_REWARD_NUMBER})\s*\]"
+)
+_BOXED_RE = re.compile(r"\\boxed\s*\{([\s\S]*?)\}")
+_REWARD_THINK_RE = re.compile(r"</think>\s*(.*)\Z", re.IGNORECASE | re.DOTALL)
+_FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+Coordinates = tuple[float, float, float, float]
+
+
+def _radvlm_eval_lists(answer: str) -> tuple[list[Coordinates], str | None]:
+    found: list[Coordinates] = []
+    for groups in _RADVLM_EVAL_RE.findall(answer):
+        try:
+            found.append(tuple(float(v) for v in groups))  # type: ignore[arg-type]
+        except ValueError:
+            continue  # the seed raises here ("0.4.1"); see the module docstring
+    return found, None
+
+
+def _radvlm_reward_lists(answer: str) -> tuple[list[Coordinates], str | None]:
+    found: list[Coordinates] = []
+    for m in _RADVLM_REWARD_RE.finditer(answer):
+        values = tuple(float(v) for v in m.groups())
+        if all(math.isfinite(v) for v in values):  # "1e999" overflows to inf: the reward drops that box
+            found.append(values)  # type: ignore[arg-type]
+    return found, None
+
+
+def _bbox_2d_lists(data: Any, out: list[Coordinates]) -> bool:
+    """Collect every `bbox_2d` of four numbers in `data`; False when one is malformed."""
+    if isinstance(data, dict):
+        if "bbox_2d" in data:
+            box = data["bbox_2d"]
+            ok = isinstance(box, list) and len(box) == 4
+            ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
+            if not ok:
+                return False
+            out.append(tuple(float(v) for v in box))  # type: ignore[arg-type]
+        return all(_bbox_2d_lists(v, out) for k, v in data.items() if k != "bbox_2d")
+    if isinstance(data, list):
+        return all(_bbox_2d_lists(v, out) for v in data)
+    return True
+
+
+def _qwen3vl_json_lists(answer: str) -> tuple[list[Coordinates], str | None]:
+    fenced = _FENCE_RE.search(answer)
+    body = fenced.group(1) if fenced else answer
+    try:
+        data = json.loads(body.strip())
+    except ValueError:
+        return coordinate_lists(answer)
+    found: list[Coordinates] = []
+    if not _bbox_2d_lists(data, found):
+        return [], "a bbox_2d entry is not a list of four numbers"
+    return found, None
+
+
+_EXTRACTORS: dict[str, Callable[[str], tuple[list[Coordinates], str | None]]] = {
+    "strict": coordinate_lists,
+    "radvlm_eval": _radvlm_eval_lists,
+    "radvlm_reward": _radvlm_reward_lists,
+    "qwen3vl_json": _qwen3vl_json_lists,
+}
+
+
+def box_scale(box_format: str, image_size: tuple[int, int] | None, resized_size: tuple[int, int] | None):
+    """(sx, sy) that divide a format's coordinates into 0-1, or None when the needed image size is unknown."""
+    if box_format == "unit01":
+        return 1.0, 1.0
+    if box_format == "qwen1000":
+        return 1000.0, 1000.0
+    size = resized_size if box_format == "pixels_resized" else image_size
+    if size is None:
+        return None
+    return float(size[0]), float(size[1])
+
+
+def extract_boxes(
+    answer: str,
+    convention: str = "strict",
+    box_format: str = "unit01",
+    image_size: tuple[int, int] | None = None,
+    resized_size: tuple[int, int] | None = None,
+) -> tuple[list[Box], str | None]:
+    """All boxes of `answer` under a named convention, in 0-1 units and written order, plus an error or None.
+
+    Only `strict` validates ranges and order; the seed conventions keep inverted or out-of-range boxes, which the
+    grounding metrics then score with IoU 0 (where the seed's `compute_iou` divides by a zero union, evalkit's IoU
+    is 0: docs/reproducing-radvlm-grpo.md).
+    """
+    if convention not in _EXTRACTORS:
+        raise ValueError(f"unknown box convention '{convention}'; use one of {', '.join(BOX_CONVENTIONS)}")
+    if convention == "qwen3vl_json" and box_format != "qwen1000":
+        box_format = "qwen1000"  # Qwen3-VL's JSON is always on the 0-1000 grid
+    scale = box_scale(box_format, image_size, resized_size)
+    if scale is None:
+        return [], f"box_format '{box_format}' needs the image size, which the sample does not record"
+    sx, sy = scale
+    raw, error = _EXTRACTORS[convention](answer)
+    if error:
+        return [], error
+    if not raw:
+        return [], "no box found in the answer"
+    boxes: list[Box] = []
+    for x1, y1, x2, y2 in raw:
+        if convention in ("strict", "qwen3vl_json"):
+            if any(math.isnan(v) for v in (x1, y1, x2, y2)):
+                return [], "box has NaN coordinates"
+            if min(x1, y1, x2, y2) < 0 or max(x1, x2) > sx or max(y1, y2) > sy:
+                return [], f"box {[x1, y1, x2, y2]} is outside the {box_format} range"
+            if x2 <= x1 or y2 <= y1:
+                return [], f"box {[x1, y1, x2, y2]} has x2 <= x1 or y2 <= y1"
+        boxes.append([x1 / sx, y1 / sy, x2 / sx, y2 / sy])
+    return boxes, None
+
+
+def extract_answer(text: str, rule: str = "evalkit", thinking: str = "none") -> tuple[str, str | None, str | None]:
+    """(answer, thinking trace, error) of a raw output under a named answer rule (see the module docstring)."""
+    text = text or ""
+    if rule == "evalkit":
+        answer, trace, complete = split_thinking(text, "tags" if thinking == "none" else thinking)
+        return answer, trace, None if complete else "thinking not closed: no </think> in the output"
+    if rule == "radvlm_eval":
+        if thinking == "none":
+            return text[:RADVLM_MAX_ANSWER_CHARS], None, None
+        head, mark, tail = text.rpartition("</think>")
+        trace = head.split("<think>", 1)[-1].strip() if mark else None
+        boxed = _BOXED_RE.findall(text)
+        if boxed:
+            answer = boxed[-1]
+        elif mark:
+            answer = tail.strip()
+        else:
+            answer = text.strip()  # the seed scores the whole text when </think> is missing
+        return answer[:RADVLM_MAX_ANSWER_CHARS], trace, None
+    if rule == "radvlm_reward":
+        if thinking == "none":
+            return text.strip(), None, None
+        m = _REWARD_THINK_RE.search(text)
+        if not m:
+            return "", None, "no </think> in the output"
+        answer = (m.group(1) or "").strip()
+        return answer, text[: m.start()].split("<think>", 1)[-1].strip(), None if answer else "empty answer"
+    raise ValueError(f"unknown answer rule '{rule}'; use one of {', '.join(ANSWER_RULES)}")
+
+
+def parse_answer(
+    text: str,
+    parser: str,
+    *,
+    box_format: str = "unit01",
+    thinking: str = "none",
+    image_size: tuple[int, int] | None = None,
+    resized_size: tuple[int, int] | None = None,
+    answer_pattern: str | None = None,
+    answer_rule: str = "evalkit",
+    box_convention: str = "strict",
+) -> Parsed:
+    """Parse a raw model output for a task's parser (`report` or `boxes`) under an answer rule and box convention.
+
+    `answer_pattern` (a card's `options.answer_pattern`, e.g. DeepMedix-R1's ``\\boxed{(.*)}``) narrows an
+    `evalkit`-rule answer to the last match of the pattern's first group when it matches. Never raises on text.
+    """
+    answer, trace, error = extract_answer(text, answer_rule, thinking)
+    if error and not answer:
+        return Parsed(answer="", thinking=trace, parse_error=error)
+    if answer_pattern and answer_rule == "evalkit":
+        matches = re.findall(answer_pattern, answer, flags=re.DOTALL)
+        if matches:
+            last = matches[-1]
+            answer = (last[0] if isinstance(last, tuple) else last).strip()
+    if parser == "report":
+        return Parsed(answer=answer, thinking=trace, parse_error=None if answer.strip() else "empty answer")
+    boxes, error = extract_boxes(answer, box_convention, box_format, image_size, resized_size)
+    return Parsed(answer=answer, thinking=trace, boxes=boxes, parse_error=error)
+
+
+def resized_size_for(card: ModelCard, image_size: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The image size a `pixels_resized` card's coordinates refer to (the model's smart resize), else None."""
+    if image_size is None or card.box_format != "pixels_resized":
+        return None
+    limits = {k: v for k, v in card.image.model_dump().items() if v is not None}
+    factor = int(card.options.get("resize_factor", 28))
+    return smart_resize(image_size[0], image_size[1], factor=factor, **limits)
+
+
+def parse_for_card(
+    text: str,
+    parser: str,
+    card: ModelCard,
+    image_size: tuple[int, int] | None = None,
+    *,
+    answer_rule: str = "evalkit",
+    box_convention: str = "strict",
+) -> Parsed:
+    """The one card-to-parser translation (box unit, thinking mode, resize, answer pattern) for every caller."""
+    return parse_answer(
+        text,
+        parser,
+        box_format=card.box_format,
+        thinking=card.thinking,
+        image_size=image_size,
+        resized_size=resized_size_for(card, image_size),
+        answer_pattern=card.options.get("answer_pattern"),
+        answer_rule=answer_rule,
+        box_convention=box_convention,
+    )
