@@ -13,10 +13,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from markupsafe import Markup
 
 from evalkit.errors import EvalkitError
-from evalkit.stats import compare_paired, holm, load_pairs, unit_text
+from evalkit.stats import (
+    Resampler,
+    StoredMean,
+    bootstrap_distribution,
+    bootstrap_p_value,
+    compare_paired,
+    holm,
+    load_clustering,
+    load_pairs,
+    load_run_scores,
+    percentile_interval,
+    stored_metrics,
+    unit_text,
+)
 from evalkit.store import Store
 
 ALPHA = 0.05
@@ -71,28 +85,71 @@ def pairwise_map(
     seed: int,
     cluster: str = "auto",
 ) -> PairwiseMap:
-    """Paired comparisons of every pair of (model, run) in `runs` (leaderboard order); Holm across the pairs."""
+    """Paired comparisons of every pair of (model, run) in `runs` (leaderboard order); Holm across the pairs.
+
+    Runs scored on the same samples (the usual case: full runs of one task) are bootstrapped once, together: a
+    resample's counts depend only on the samples, the seed and the clusters, so the replicates of a − b equal
+    those of the pair's own paired bootstrap (`compare_paired`), at one bootstrap per run instead of one per pair.
+    Pairs on different sample sets take the per-pair path.
+    """
+    clustering = load_clustering(store, task, cluster)
+    loaded: dict[str, Resampler] = {}
+    sample_sets: dict[str, tuple[str, ...]] = {}
+    for model, run in runs:
+        scores = load_run_scores(store, run["run_id"], [metric]).get(metric)
+        if scores is None or not scores.sample_ids:
+            continue  # the metric is missing on this run: its cells stay empty
+        instance = stored_metrics(store, run["run_id"]).get(metric) or StoredMean(metric)
+        loaded[model] = Resampler(instance, scores.values, scores.stats)
+        sample_sets[model] = tuple(scores.sample_ids)
+    replicates: dict[str, np.ndarray] = {}
+    by_samples: dict[tuple[str, ...], list[str]] = {}
+    for model, ids in sample_sets.items():
+        by_samples.setdefault(ids, []).append(model)
+    for ids, models in by_samples.items():
+        if len(models) > 1:
+            reps = bootstrap_distribution([loaded[m] for m in models], n_boot, seed, groups=clustering.groups(ids))
+            replicates.update(zip(models, reps, strict=True))
+
     found: list[tuple[str, str, Any]] = []
     for i, (model_a, run_a) in enumerate(runs):
         for model_b, run_b in runs[i + 1 :]:
+            if model_a not in loaded or model_b not in loaded:
+                continue
+            if sample_sets[model_a] == sample_sets[model_b]:
+                shared = _shared_comparison(loaded, replicates, model_a, model_b)
+                units = unit_text(clustering.unit, clustering.count(sample_sets[model_a]))
+                found.append((model_a, model_b, (*shared, units)))
+                continue
             try:
                 paired = load_pairs(store, task, run_a, run_b, [metric], cluster)
             except EvalkitError:
-                continue  # no shared samples or the metric is missing on one side: the cell stays empty
+                continue  # no shared samples: the cell stays empty
             comparison = compare_paired(paired, n_boot=n_boot, n_perm=0, seed=seed)
             if comparison:
-                found.append((model_a, model_b, comparison[0]))
-    adjusted = holm([c.p_bootstrap for _, _, c in found])
+                c = comparison[0]
+                units = unit_text(c.unit, c.n_clusters)
+                found.append((model_a, model_b, (c.delta, c.ci_low, c.ci_high, c.p_bootstrap, c.n_shared, units)))
+    adjusted = holm([c[3] for _, _, c in found])
     out = PairwiseMap(metric, higher_is_better, [m for m, _ in runs])
-    for (a, b, c), p_adj in zip(found, adjusted, strict=True):
-        unit = unit_text(c.unit, c.n_clusters)
+    for (a, b, (delta, low, high, p, n, unit)), p_adj in zip(found, adjusted, strict=True):
         out.unit = out.unit or unit
-        p_raw, p_holm = _finite(c.p_bootstrap), _finite(p_adj)
-        delta, low, high = _finite(c.delta), _finite(c.ci_low), _finite(c.ci_high)
-        out.cells[(a, b)] = PairCell(a, b, delta, low, high, p_raw, p_holm, c.n_shared, unit)
+        p_raw, p_holm = _finite(p), _finite(p_adj)
+        delta, low, high = _finite(delta), _finite(low), _finite(high)
+        out.cells[(a, b)] = PairCell(a, b, delta, low, high, p_raw, p_holm, n, unit)
         flip = lambda v: None if v is None else -v  # noqa: E731 - b − a is the negated difference
-        out.cells[(b, a)] = PairCell(b, a, flip(delta), flip(high), flip(low), p_raw, p_holm, c.n_shared, unit)
+        out.cells[(b, a)] = PairCell(b, a, flip(delta), flip(high), flip(low), p_raw, p_holm, n, unit)
     return out
+
+
+def _shared_comparison(
+    loaded: dict[str, Resampler], replicates: dict[str, np.ndarray], a: str, b: str
+) -> tuple[float, float, float, float, int]:
+    """(delta, CI low, CI high, bootstrap p, n) of a − b from the jointly bootstrapped replicates."""
+    delta = loaded[a].point() - loaded[b].point()
+    reps = replicates[a] - replicates[b]
+    low, high = percentile_interval(reps)
+    return delta, low, high, bootstrap_p_value(reps, delta), loaded[a].n
 
 
 def _fill(cell: PairCell, higher_is_better: bool) -> str:
