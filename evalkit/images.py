@@ -37,3 +37,13 @@ def load_image(path: str) -> Image.Image:
             return image.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise SampleError(f"cannot read image {path}: {exc}") from exc
+
+
+def image_size(path: str) -> tuple[int, int]:
+    """(width, height) from the file header alone, for adapters that never read pixels (nothing is decoded, so a
+    file whose pixel data is damaged passes here; such an adapter would not have looked at it either)."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise SampleError(f"cannot read image {path}: {exc}") from exc

@@ -23,7 +23,7 @@ def leaderboard_rows(
     model: str | None = None,
     *,
     ci: bool = True,
-    n_boot: int = 2000,
+    n_boot: int | None = None,
     seed: int = 0,
     cluster: str = "auto",
 ) -> list[dict[str, Any]]:
@@ -34,12 +34,14 @@ def leaderboard_rows(
     tables show apart from the ranked models; None for a model.
 
     With `ci`, `ci_low`/`ci_high` are percentile-bootstrap 95% bounds from the stored per-sample scores under
-    the same identity and on the same samples as the value (evalkit.stats; corpus metrics re-aggregated per
-    resample, those without a vectorised path on the first 500 resamples); None where a metric has no scores.
+    the same identity and on the same samples as the value, as the run stored them when it finished
+    (evalkit.stored_cis; computed now only where none is stored for these settings or it is stale); None where a
+    metric has no scores. `n_boot` defaults to the stored CIs' resamples.
     `ci_unit` says what they resampled ("by patient (212 clusters)"); `cluster` picks the unit
     (evalkit.stats.load_clustering).
     """
-    from evalkit.stats import DISPLAY_MAX_GENERIC, run_intervals, unit_text
+    from evalkit.stats import unit_text
+    from evalkit.stored_cis import DISPLAY_N_BOOT, run_cis
 
     rows: list[dict[str, Any]] = []
     runs = latest_runs(store, task, model)
@@ -47,11 +49,7 @@ def leaderboard_rows(
     for run in runs:
         reference = reference_label(run)
         kind = task_spec(run).get("kind")
-        bounds = (
-            run_intervals(store, run, n_boot=n_boot, seed=seed, max_generic=DISPLAY_MAX_GENERIC, cluster=cluster)
-            if ci
-            else {}
-        )
+        bounds = run_cis(store, run, n_boot=n_boot or DISPLAY_N_BOOT, seed=seed, cluster=cluster) if ci else {}
         for m in run_metrics(store, run["run_id"]):
             name = m["metric"]
             rows.append(

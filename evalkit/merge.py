@@ -9,7 +9,8 @@ Each job writes its own DuckDB file; `merge_databases` folds them, in the order 
   text in two files is a duplicate (kept once); a successful generation replaces a failed one (the runner
   would retry that sample anyway); two different texts are a conflict.
 - `run_metrics`: aggregates are recomputed from the merged per-sample scores of every run that received samples
-  from more than one file (metrics aggregate from stored statistics, so no model runs again).
+  from more than one file (metrics aggregate from stored statistics, so no model runs again); so are that
+  run's stored CIs (`intervals`, evalkit/stored_cis.py), which a new run brings along.
 - `samples`: the same (task, sample_id) must hold the same references and prompt variables (image paths may
   differ between machines); otherwise it is a conflict.
 - `generation_cache`, `annotation_cache`: content-addressed, merged by key; two different values for one key
@@ -226,7 +227,7 @@ class _Merger:
             if existing is None:
                 self.copy(alias, "runs", "WHERE run_id = ?", [run_id])
                 self.report.count(self.report.added, "runs", 1)
-                for table in ("generations", "scores", "run_metrics"):
+                for table in ("generations", "scores", "run_metrics", "intervals"):
                     if table in present:
                         self.report.count(
                             self.report.added, table, self.copy(alias, table, "WHERE run_id = ?", [run_id])
@@ -410,6 +411,9 @@ class _Merger:
                     [value, len(scores), run_id, row["metric"]],
                 )
             self.report.recomputed_runs.append(run_id)
+        from evalkit.stored_cis import refresh
+
+        refresh(self.store, self.report.recomputed_runs)  # their stored CIs described the unmerged scores
 
 
 def merge_databases(sources: list[Path], into: Path, on_conflict: str = "fail") -> MergeReport:

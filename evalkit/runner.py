@@ -30,7 +30,7 @@ from evalkit.config import ModelCard, TaskSpec
 from evalkit.data import get_loader
 from evalkit.data.issues import collect_issues, issues_summary
 from evalkit.errors import EvalkitError, RunInterrupted, SampleError
-from evalkit.images import image_hash, load_image
+from evalkit.images import image_hash, image_size, load_image
 from evalkit.metrics import get_metric
 from evalkit.metrics.base import Metric, ScoreIdentity, safe_score
 from evalkit.profiles import get_profile
@@ -42,7 +42,7 @@ from evalkit.sample import Parsed, Sample
 from model_adapters.base import Adapter, GenerationRequest, GenerationResult, stable_hash
 
 DEFAULT_DATA_ROOT = Path("data")
-SCORE_CHUNK = 1024
+SCORE_CHUNK = 4096
 CACHE_COLUMNS = ("cache_key", "text", "tokens", "latency", "created_at")
 GENERATION_COLUMNS = (
     "run_id",
@@ -222,21 +222,28 @@ class Runner:
             # An adapter that reads no image answers from the sample itself (stored predictions, a reader's
             # boxes): its cache key is the sample, or every sample with the same prompt would share one answer.
             hashes: list[str] = [] if reads_images else ["sample", sample.task, sample.sample_id]
+            # `reads_pixels = False`: the adapter needs only the size (a prior box), so only the header is read.
+            decode = getattr(self.adapter, "reads_pixels", True)
             images = []
+            size = None
             try:
                 for path in paths:
                     row["error_file"] = path  # the file named in the run summary if this sample fails
                     hashes.append(image_hash(path))
-                    images.append(load_image(path))
+                    if decode:
+                        images.append(load_image(path))
+                    elif size is None:
+                        size = image_size(path)
             except SampleError as exc:
                 row.update(text="", error=str(exc), cache_key=None)
                 continue
             row["error_file"] = paths[0] if paths else None
-            row["size"] = images[0].size if images else None
+            size = images[0].size if images else size
+            row["size"] = size
             key = stable_hash(fingerprint, system, prompt, hashes, self.decoding, length=32)
             row["cache_key"] = key
             request = GenerationRequest(sample, prompt, images, system, dict(self.decoding))
-            pending.append((sample, request, key, images[0].size if images else None))
+            pending.append((sample, request, key, size))
 
         cached = self.store.cached_generations([key for _, _, key, _ in pending])
         if self._slow_generate:
@@ -417,6 +424,15 @@ class Runner:
                 )
         return values
 
+    def _store_cis(self, run_id: str) -> None:
+        """The CIs that leaderboard and site show, computed once now instead of on every read."""
+        from evalkit.stored_cis import store_run_cis
+
+        try:
+            store_run_cis(self.store, {"run_id": run_id, "task": self.task.name})
+        except EvalkitError:
+            pass  # a metric that cannot re-aggregate here: readers compute (and report) it on demand
+
     # --- the whole job ----------------------------------------------------------------------------------------
     def run(self, on_progress: Callable[[int], None] | None = None) -> RunSummary:
         start = time.perf_counter()
@@ -472,6 +488,7 @@ class Runner:
                         on_progress(len(batch))
                 self._score(run_id, metrics)
                 summary.metrics = self._aggregate(run_id, metrics, instances, summary.unavailable)
+                self._store_cis(run_id)
         except KeyboardInterrupt as exc:
             kept = len(self.store.done_sample_ids(run_id))
             self.store.finish_run(

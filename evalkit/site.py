@@ -4,10 +4,12 @@ What it writes, all relative links, no network (works from file://):
 - `index.html`: one sortable leaderboard per task (value and 95% CI per metric, direction, primary metric first);
 - `tasks/<task>.html`: the leaderboard, difference to the leader, CI plots, IoU distributions, sample list;
 - `models/<model>.html`: model card and provenance of every run (task version, decoding, versions, git hash, dates);
-- `samples/<task>/<sample>.html`: the image with reference and predicted boxes, reference and generated text.
+- `samples/<task>.html`: one sample viewer per task (the image with reference and predicted boxes, reference
+  and generated text), drawn in the browser from `data/<task>/*.js` (evalkit/site_data.py), so the site grows
+  with the data, not with samples x models x pages.
 
-Privacy: per-sample pages and images exist only for `public` tasks, unless `private=True`, in which case every
-page carries a banner saying the build holds credentialed data. A task counts as credentialed when any of its
+Privacy: per-sample data, viewer pages and images exist only for `public` tasks, unless `private=True`, in which
+case every page carries a banner saying the build holds credentialed data. A task counts as credentialed when any of its
 runs (the `runs.access` column) or its task spec says so, or when neither says anything. All text goes through
 Jinja2 autoescaping; nothing a model wrote is ever marked safe.
 """
@@ -28,8 +30,9 @@ import evalkit
 from evalkit.errors import EvalkitError
 from evalkit.leaderboard import latest_runs, reference_label
 from evalkit.resources import bundled
-from evalkit.results.queries import failed_samples, run_metrics, sample_values, task_spec
+from evalkit.results.queries import failed_samples, run_metrics, task_spec
 from evalkit.results.store import Store, loads
+from evalkit.site_data import write_task_data
 from evalkit.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
 from evalkit.stats import (
     DISPLAY_MAX_GENERIC,
@@ -37,10 +40,10 @@ from evalkit.stats import (
     holm,
     load_pairs,
     load_run_scores,
-    run_intervals,
     stored_metric,
     unit_text,
 )
+from evalkit.stored_cis import run_cis
 
 SITE_DIR = bundled("site")
 MARKER = ".evalkit-site"
@@ -108,8 +111,7 @@ class TaskView:
     unavailable: list[tuple[str, str]] = field(default_factory=list)  # (metric, reason) not computed for any model
     plots: list[Any] = field(default_factory=list)
     iou_plot: Any = None
-    sample_rows: list[dict[str, Any]] = field(default_factory=list)
-    samples_truncated: int = 0
+    samples: dict[str, Any] | None = None  # the sample index (evalkit.site_data) when samples are included
     ci_unit: str = ""  # what the CIs resampled: "by patient (212 clusters)"
     pairwise: Any = None  # evalkit.site_pairwise.PairwiseMap on the primary metric
     pairwise_svgs: dict[str, Any] = field(default_factory=dict)  # order name -> SVG matrix
@@ -189,8 +191,15 @@ class SiteBuilder:
         self._render("index.html", "index.html", root="", title="Leaderboard")
         for task in tasks:
             self._render("task.html", f"tasks/{task.slug}.html", root="../", title=task.name, task=task)
-            if task.samples_included:
-                self._sample_pages(task)
+            if task.samples:
+                self._render(
+                    "sample.html",
+                    f"samples/{task.slug}.html",
+                    root="../",
+                    title=f"samples · {task.name}",
+                    task=task,
+                    reference_colour=REFERENCE_COLOUR,
+                )
         for model in models:
             runs_of_model = [(t, r) for t in tasks for r in t.rows if r.model == model]
             self._render(
@@ -259,14 +268,7 @@ class SiteBuilder:
         rows = []
         units: dict[str, None] = {}
         for run in runs:
-            bounds = run_intervals(
-                self.store,
-                run,
-                n_boot=self.n_boot,
-                seed=self.seed,
-                max_generic=DISPLAY_MAX_GENERIC,
-                cluster=self.cluster,
-            )
+            bounds = run_cis(self.store, run, n_boot=self.n_boot, seed=self.seed, cluster=self.cluster)
             units.update(dict.fromkeys(unit_text(b.unit, b.n_clusters) for b in bounds.values()))
             cells = {}
             for m in metric_names:
@@ -333,7 +335,17 @@ class SiteBuilder:
         if view.kind == "grounding" or any(c.name == "miou" for c in columns):
             view.iou_plot = self._iou_plot(rows)
         if include:
-            view.sample_rows, view.samples_truncated = self._sample_index(view)
+            view.samples = write_task_data(
+                self.store,
+                self.out,
+                view.name,
+                view.slug,
+                [(r.run["run_id"], r.model, r.model_slug) for r in rows],
+                [c.name for c in columns],
+                primary,
+                self._image,
+                self.max_samples,
+            )
         return view
 
     def _vs_leader(self, view: TaskView, primary: str) -> None:
@@ -395,90 +407,6 @@ class SiteBuilder:
         return histogram_plot(series, "best IoU of each reference box (histogram per model)")
 
     # --- samples ----------------------------------------------------------------------------------------------
-    def _sample_index(self, view: TaskView) -> tuple[list[dict[str, Any]], int]:
-        ids = [
-            r[0]
-            for r in self.store.con.execute(
-                "SELECT DISTINCT g.sample_id FROM generations g WHERE g.run_id IN (SELECT unnest(?)) ORDER BY 1",
-                [[r.run["run_id"] for r in view.rows]],
-            ).fetchall()
-        ]
-        truncated = 0
-        if self.max_samples is not None and len(ids) > self.max_samples:
-            truncated = len(ids) - self.max_samples
-            ids = ids[: self.max_samples]
-        primary = next((c.name for c in view.columns if c.primary), None)
-        scores: dict[tuple[str, str], float | None] = {}
-        if primary:
-            for row in view.rows:
-                for sid, _, value in sample_values(self.store, row.run["run_id"], primary):
-                    scores[(row.model, sid)] = _finite(value)
-        return [
-            {"sample_id": sid, "slug": slug(sid), "scores": [scores.get((r.model, sid)) for r in view.rows]}
-            for sid in ids
-        ], truncated
-
-    def _sample_pages(self, view: TaskView) -> None:
-        wanted = {s["sample_id"]: s for s in view.sample_rows}
-        samples = {
-            r["sample_id"]: r
-            for r in self.store.query("SELECT * FROM samples WHERE task = ?", [view.name])
-            if r["sample_id"] in wanted
-        }
-        outputs: dict[str, list[dict[str, Any]]] = {sid: [] for sid in wanted}
-        for index, row in enumerate(view.rows):
-            generations = {
-                g["sample_id"]: g
-                for g in self.store.query(
-                    "SELECT sample_id, text, parsed, error FROM generations WHERE run_id = ?", [row.run["run_id"]]
-                )
-            }
-            per_sample: dict[str, dict[str, float | None]] = {}
-            for sid, metric, value in sample_values(self.store, row.run["run_id"]):
-                per_sample.setdefault(sid, {})[metric] = _finite(value)
-            for sid in wanted:
-                g = generations.get(sid)
-                if g is None:
-                    continue
-                parsed = loads(g["parsed"], {}) or {}
-                outputs[sid].append(
-                    {
-                        "model": row.model,
-                        "model_slug": row.model_slug,
-                        "layer": f"m{index}",
-                        "colour": colour(index),
-                        "answer": parsed.get("answer", g["text"]),
-                        "raw": g["text"],
-                        "thinking": parsed.get("thinking"),
-                        "boxes": [b for b in parsed.get("boxes", []) if _is_box(b)],
-                        "parse_error": parsed.get("parse_error"),
-                        "error": g["error"],
-                        "scores": [(c.name, per_sample.get(sid, {}).get(c.name)) for c in view.columns],
-                    }
-                )
-        ids = [s["sample_id"] for s in view.sample_rows]
-        for position, sid in enumerate(ids):
-            sample = samples.get(sid, {})
-            image = self._image(loads(sample.get("image_paths"), []) or [])
-            reference_boxes = [b for b in loads(sample.get("reference_boxes"), []) or [] if _is_box(b)]
-            labels = loads(sample.get("reference_labels"), []) or []
-            self._render(
-                "sample.html",
-                f"samples/{view.slug}/{wanted[sid]['slug']}.html",
-                root="../../",
-                title=f"{sid} · {view.name}",
-                task=view,
-                sample_id=sid,
-                sample=sample,
-                prompt_vars=loads(sample.get("prompt_vars"), {}) or {},
-                image=image,
-                reference_boxes=[(b, labels[i] if i < len(labels) else "") for i, b in enumerate(reference_boxes)],
-                reference_colour=REFERENCE_COLOUR,
-                outputs=outputs[sid],
-                previous=wanted[ids[position - 1]]["slug"] if position > 0 else None,
-                next=wanted[ids[position + 1]]["slug"] if position + 1 < len(ids) else None,
-            )
-
     def _image(self, paths: list[str]) -> dict[str, Any] | None:
         """The sample's first image as a PNG under images/ (downscaled), shared by every page that shows it."""
         if not paths:
@@ -529,14 +457,6 @@ def _date(value: Any) -> str:
     if value is None:
         return ""
     return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else str(value)
-
-
-def _is_box(box: Any) -> bool:
-    return (
-        isinstance(box, list | tuple)
-        and len(box) == 4
-        and all(isinstance(v, int | float) and math.isfinite(v) for v in box)
-    )
 
 
 def _copy_image(source: Path, folder: Path) -> tuple[str, int, int] | None:

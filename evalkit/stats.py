@@ -3,8 +3,9 @@
 Nothing here re-runs a model or a metric's `score`: every resample re-aggregates stored numbers. A resample is a
 row of counts (how often each sample is drawn), so for any metric whose aggregate is a function of column sums
 (`Metric.sufficient_matrix` / `Metric.from_sums`: every mean metric, corpus BLEU, CheXbert-style micro F1) a
-block of resamples is one matrix product. Other corpus metrics (COCO AP) fall back to `Metric.aggregate` once
-per resample, with the same resamples.
+block of resamples is one matrix product. Other corpus metrics either take a whole block at once through their
+batch hooks (`Metric.aggregate_resamples`, `Metric.aggregate_swaps`: COCO AP) or fall back to `Metric.aggregate`
+once per resample, with the same resamples.
 
 Conventions:
 - The unit of resampling is the sample's cluster (`Sample.cluster`: patient, else study, else image), the unit the
@@ -253,6 +254,7 @@ def permutation_distribution(
         widths = [pairs[j][0].matrix.shape[1] for j in vector]  # type: ignore[union-attr]
         bounds = np.cumsum([0, *widths])
     generic = {j: _object_columns(a, b) for j, (a, b) in enumerate(pairs) if j not in vector}
+    batched = {j for j in generic if _has_swap_path(pairs[j][0])}
     done = 0
     while done < n_perm:
         size = min(block, n_perm - done)
@@ -267,6 +269,12 @@ def permutation_distribution(
         for j in generic:
             values_a, values_b, stats_a, stats_b = generic[j]
             metric = pairs[j][0].metric
+            if j in batched:
+                a, b = pairs[j]
+                sides = metric.aggregate_swaps(a.values, a.stats, b.values, b.stats, swap)
+                if sides is not None:
+                    out[j][done : done + size] = sides[0] - sides[1]
+                    continue
             for row in range(size):
                 flip = swap[row] > 0
                 out[j][done + row] = metric.aggregate(
@@ -276,6 +284,10 @@ def permutation_distribution(
                 )
         done += size
     return out
+
+
+def _has_swap_path(r: Resampler) -> bool:
+    return type(r.metric).aggregate_swaps is not Metric.aggregate_swaps
 
 
 def _object_columns(a: Resampler, b: Resampler) -> tuple[np.ndarray, ...]:

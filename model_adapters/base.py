@@ -44,6 +44,9 @@ class Adapter(Protocol):
     """
 
     card: ModelCard
+    # Optional attributes the runner reads: `needs_images = False` (no image is opened at all: predictions made
+    # elsewhere) and `reads_pixels = False` (only the image size is needed: its header is read, nothing decoded,
+    # and `GenerationRequest.images` is empty).
 
     def prepare(self, task: TaskSpec, train_samples: Callable[[], list[Sample]]) -> None:
         """Called once per task before generation (baselines fit their priors here)."""

@@ -58,6 +58,9 @@ class BaselineAdapter:
         self.card = card
         self.baseline = card.checkpoint
         self.needs_images = self.baseline != "radiologist"  # the runner then neither reads nor hashes images
+        # Only the nearest-neighbour baseline looks at pixels; the others answer from priors (the runner then
+        # reads image headers only).
+        self.reads_pixels = self.baseline == "nn-retrieval"
         self.kind: str | None = None
         self._fit_id = ""
         self._report: str = ""
@@ -115,10 +118,10 @@ class BaselineAdapter:
                     f"sample '{sample.sample_id}' has no meta.reader_boxes: not a reader-agreement sample"
                 )
             return format_boxes(sample.meta["reader_boxes"], "unit01", digits=READER_DIGITS)
-        box = self._box_for(sample, request.images[0])
+        box = self._box_for(sample, request.images[0] if request.images else None)
         return format_boxes([box], self.card.box_format, sample.image_size)
 
-    def _box_for(self, sample: Sample, image: Image.Image) -> Box:
+    def _box_for(self, sample: Sample, image: Image.Image | None) -> Box:
         if self.baseline == "whole-image":
             return [0.0, 0.0, 1.0, 1.0]
         if self.baseline == "normal-template":
@@ -129,6 +132,8 @@ class BaselineAdapter:
         candidates = [i for i, s in enumerate(self._train) if prompt_key(s) == key and s.reference_boxes]
         if not candidates:
             return self._prior.get(key, self._global_box)
+        if image is None:
+            raise RuntimeError("nn-retrieval needs the decoded image")
         best = candidates[int(np.argmax(self._train_vectors[candidates] @ embed_image(image)))]
         return mean_box(self._train[best].reference_boxes)
 

@@ -89,6 +89,11 @@ def test_partial_and_full_copies_of_a_run_combine(jobs: dict[str, Path], tmp_pat
     assert len(report.recomputed_runs) == 1
     for metric, value, n in _rows(merged, "SELECT metric, value, n FROM run_metrics WHERE status = 'ok'"):
         assert n == n_full and value == pytest.approx(full[metric]), metric
+    # So do the stored CIs: recomputed on every sample, equal to those the full job stored.
+    query = "SELECT metric, n, ci_low, ci_high FROM intervals ORDER BY metric"
+    merged_cis, full_cis = _rows(merged, query), _rows(jobs["report"], query)
+    assert [r[:2] for r in merged_cis] == [r[:2] for r in full_cis] and len(full_cis) == len(full)
+    assert [r[2:] for r in merged_cis] == [pytest.approx(r[2:]) for r in full_cis]
 
 
 def test_conflicting_text_is_reported_and_nothing_is_written(jobs: dict[str, Path], tmp_path: Path) -> None:

@@ -110,13 +110,34 @@ def _pages(site: Path) -> list[Path]:
     return sorted(site.rglob("*.html"))
 
 
+def _sample_data(site: Path, task: str) -> tuple[dict, list[dict]]:
+    """A task's sample index and every sample record, read back from the data scripts as the browser would."""
+    folder = site / "data" / task
+
+    def payload(path: Path) -> object:
+        text = path.read_text()
+        return json.loads(text[text.index("] = ") + 4 : text.rstrip().rindex(";")])
+
+    index = payload(folder / "index.js")
+    parts = sorted(folder.glob("part-*.js"), key=lambda p: int(p.stem.split("-")[1]))
+    return index, [sample for part in parts for sample in payload(part)]
+
+
 # --- without a browser ------------------------------------------------------------------------------------------
 def test_site_has_every_page_kind(public_site):
     assert (public_site / "index.html").exists()
     assert (public_site / "tasks" / "phantom-report.html").exists()
     assert (public_site / "models" / "nn-retrieval.html").exists()
-    assert len(list((public_site / "samples" / "phantom-report").glob("*.html"))) == 16
-    assert len(list((public_site / "samples" / "phantom-abnormality-grounding").glob("*.html"))) == 8
+    # One viewer page per task, the samples as data: every sample is there, with every model's output.
+    assert sorted(p.name for p in (public_site / "samples").iterdir()) == [
+        "phantom-abnormality-grounding.html",
+        "phantom-report.html",
+    ]
+    for task, n, models in (("phantom-report", 16, 3), ("phantom-abnormality-grounding", 8, 2)):
+        index, samples = _sample_data(public_site, task)
+        assert index["ids"] == sorted(index["ids"]) and len(index["ids"]) == n
+        assert [s["id"] for s in samples] == index["ids"]
+        assert max(len(s["out"]) for s in samples) == models
     assert list((public_site / "images").glob("*.png"))
     index = (public_site / "index.html").read_text()
     assert "rouge_l" in index and "primary" in index and "↑" in index
@@ -133,8 +154,11 @@ def test_model_text_is_escaped_in_the_html(public_site):
     for page in _pages(public_site):
         html = page.read_text()
         assert "<script>alert" not in html and "<img src=x" not in html, page
-    sample_pages = "".join(p.read_text() for p in (public_site / "samples" / "phantom-report").glob("*.html"))
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in sample_pages
+    # In the data scripts a model's text is a JSON string with < and > escaped: it cannot end the script.
+    for script in (public_site / "data").rglob("*.js"):
+        assert "<" not in script.read_text() and ">" not in script.read_text(), script
+    _, samples = _sample_data(public_site, "phantom-report")
+    assert sum(o["a"] == XSS_REPORT for s in samples for o in s["out"]) == 4
     assert "&lt;img src=x onerror=alert(3)&gt;" in (public_site / "index.html").read_text()
 
 
@@ -153,10 +177,10 @@ def test_public_build_of_a_credentialed_task_has_no_sample_text(credentialed):
 def test_private_build_includes_samples_and_says_so_on_every_page(credentialed):
     private = credentialed["private"]
     pages = _pages(private)
-    assert len(list((private / "samples" / "cred-report").glob("*.html"))) == 16
+    assert len(_sample_data(private, "cred-report")[1]) == 16
     for page in pages:
         assert "Private build." in page.read_text(), page
-    joined = "".join(p.read_text() for p in pages)
+    joined = "".join(p.read_text() for p in pages) + json.dumps(_sample_data(private, "cred-report"))
     assert any(secret in joined for secret in credentialed["secrets"])
 
 
@@ -192,14 +216,16 @@ def browser():
 class Visit:
     """A page with its console errors, uncaught exceptions and dialogs (alerts) recorded."""
 
-    def __init__(self, browser, path: Path) -> None:
+    def __init__(self, browser, path: Path, fragment: str | None = None) -> None:
+        from urllib.parse import quote
+
         self.page = browser.new_page()
         self.errors: list[str] = []
         self.dialogs: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
-        self.page.goto(path.resolve().as_uri())
+        self.page.goto(path.resolve().as_uri() + ("" if fragment is None else "#" + quote(fragment)))
         self.page.wait_for_load_state("load")
 
     def close(self) -> None:
@@ -216,8 +242,7 @@ def _column(page, table, index: int) -> list[str]:
 def test_pages_load_without_console_errors(browser, public_site):
     pages = [public_site / "index.html", *sorted((public_site / "tasks").glob("*.html"))]
     pages += sorted((public_site / "models").glob("*.html"))
-    for task in (public_site / "samples").iterdir():
-        pages += sorted(task.glob("*.html"))[:3]
+    pages += sorted((public_site / "samples").glob("*.html"))
     for path in pages:
         visit = Visit(browser, path)
         assert visit.errors == [], (path, visit.errors)
@@ -253,14 +278,21 @@ def test_tables_sort_on_header_click(browser, public_site):
     visit.close()
 
 
+def _viewer(browser, site: Path, task: str, sample_id: str | None = None) -> Visit:
+    path = site / "samples" / f"{task}.html"
+    visit = Visit(browser, path, sample_id)
+    visit.page.wait_for_selector("#sample-view article.output")
+    return visit
+
+
 @pytest.mark.browser
 def test_script_in_a_report_renders_as_text(browser, public_site):
-    pages = [
-        p for p in sorted((public_site / "samples" / "phantom-report").glob("*.html")) if "alert(1)" in p.read_text()
-    ]
-    assert len(pages) == 4
-    for path in pages[:2]:
-        visit = Visit(browser, path)
+    _, samples = _sample_data(public_site, "phantom-report")
+    hit = [s["id"] for s in samples if any(o["a"] == XSS_REPORT for o in s["out"])]
+    assert len(hit) == 4
+    for sample_id in hit[:2]:
+        visit = _viewer(browser, public_site, "phantom-report", sample_id)
+        assert visit.page.locator("h1").inner_text() == sample_id
         assert visit.dialogs == [] and visit.errors == []
         assert any("<script>alert(1)</script>" in t for t in visit.page.locator("pre.generated").all_text_contents())
         assert any(XSS_MODEL in t for t in visit.page.locator("article.output h3").all_text_contents())
@@ -276,10 +308,20 @@ def test_script_in_a_report_renders_as_text(browser, public_site):
 
 @pytest.mark.browser
 def test_box_layers_toggle(browser, public_site):
-    path = sorted((public_site / "samples" / "phantom-abnormality-grounding").glob("*.html"))[0]
-    visit = Visit(browser, path)
+    index, samples = _sample_data(public_site, "phantom-abnormality-grounding")
+    visit = _viewer(browser, public_site, "phantom-abnormality-grounding")
+    sample = samples[0]
+    assert visit.page.locator("h1").inner_text() == index["ids"][0]  # no id in the URL: the first sample
     reference = visit.page.locator("svg.overlay g[data-layer=ref]")
-    assert visit.page.locator("svg.overlay rect.box.ref").count() >= 1
+    # The boxes are drawn as the server-side pages drew them: x = x1 * width, ... in the image's own pixels.
+    width, height = sample["image"]["width"], sample["image"]["height"]
+    drawn = visit.page.locator("svg.overlay rect.box.ref").evaluate_all(
+        "rs => rs.map(r => ['x', 'y', 'width', 'height'].map(a => Number(r.getAttribute(a))))"
+    )
+    expected = [[b[0] * width, b[1] * height, (b[2] - b[0]) * width, (b[3] - b[1]) * height] for b in sample["boxes"]]
+    assert drawn and [pytest.approx(d) for d in expected] == drawn
+    predicted = visit.page.locator("svg.overlay g[data-layer=m0] rect.box.pred").count()
+    assert predicted == len(next(o for o in sample["out"] if o["m"] == 0).get("b", []))
     assert reference.is_visible()
     visit.page.locator("input[data-toggle=ref]").uncheck()
     assert reference.evaluate("g => getComputedStyle(g).display") == "none"
@@ -288,6 +330,50 @@ def test_box_layers_toggle(browser, public_site):
     assert visit.page.evaluate("document.querySelector('svg.overlay image').getBBox().width") > 0
     assert visit.errors == []
     visit.close()
+
+
+@pytest.mark.browser
+def test_every_sample_is_reachable_from_the_task_page(browser, public_site):
+    index, samples = _sample_data(public_site, "phantom-report")
+    visit = Visit(browser, public_site / "tasks" / "phantom-report.html")
+    table = visit.page.locator("table.samples")
+    links = table.locator("tbody tr td:first-child a")
+    assert links.all_text_contents() == index["ids"]
+    scores = _column(visit.page, table, 1)
+    assert [float(v) if v else None for v in scores] == [row[0] for row in index["primary_scores"]]
+    # Sorting works on the drawn table too.
+    table.locator("thead th").nth(1).locator("button").click()
+    values = [float(v) for v in _column(visit.page, table, 1) if v]
+    assert values == sorted(values, reverse=True)
+    # A link opens the viewer on that sample; previous/next walk through all of them in order.
+    target = index["ids"][3]
+    table.locator(f"a:text-is('{target}')").click()
+    visit.page.wait_for_selector("#sample-view article.output")
+    assert visit.page.locator("h1").inner_text() == target
+    reference = next(s for s in samples if s["id"] == target)["text"]
+    assert visit.page.locator("pre.reference").inner_text() == reference
+    seen = [target]
+    while visit.page.locator("a[data-nav=next]").is_visible():
+        visit.page.locator("a[data-nav=next]").click()
+        visit.page.wait_for_function("id => document.querySelector('h1').textContent !== id", arg=seen[-1])
+        seen.append(visit.page.locator("h1").inner_text())
+    assert seen == index["ids"][3:]
+    visit.page.locator("a[data-nav=prev]").click()
+    visit.page.wait_for_function("id => document.querySelector('h1').textContent !== id", arg=seen[-1])
+    assert visit.page.locator("h1").inner_text() == seen[-2]
+    assert visit.errors == []
+    visit.close()
+
+
+def test_site_size_does_not_grow_with_pages(public_db, tmp_path):
+    """Files per task are a fixed handful plus one data part per PART_SIZE samples, not one page per sample."""
+    from evalkit.site_data import PART_SIZE
+
+    out = tmp_path / "site"
+    _build(public_db, out)
+    per_task = {t.name: len(list(t.iterdir())) for t in (out / "data").iterdir()}
+    assert per_task == {"phantom-report": 1 + -(-16 // PART_SIZE), "phantom-abnormality-grounding": 2}
+    assert len(list(out.rglob("*.html"))) == 1 + 2 + 2 + 5  # index, tasks, viewers, models
 
 
 # --- the pairwise significance map --------------------------------------------------------------------------------

@@ -167,6 +167,22 @@ class Metric(ABC):
         """
         return None
 
+    def aggregate_swaps(
+        self,
+        values_a: Sequence[float | None],
+        stats_a: Sequence[dict[str, Any]],
+        values_b: Sequence[float | None],
+        stats_b: Sequence[dict[str, Any]],
+        swap: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Optional batch path of the paired permutation test for corpus metrics that are not functions of sums.
+
+        `swap` is (permutations x samples), 1 where sample i's outputs change sides. Returns the aggregate of
+        side A (A's records, B's where swapped) and of side B (the opposite), each shape (permutations,). None
+        (the default) makes the test call `aggregate` twice per permutation.
+        """
+        return None
+
 
 class ModelBackedMetric(Metric):
     """A metric whose model lives in a client object (weights lookup, lazy loading, annotation cache).

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,9 +33,29 @@ from evalkit.metrics import register_metric
 from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.sample import Box, Parsed, Sample
 
+# One set of IoU matrices and COCO match records per (predicted, reference) pair, shared by every grounding metric
+# of a run (the runner scores metric after metric over the same samples) and by repeated reward calls. Keyed by
+# the box values; the cached arrays are read-only.
+_PAIR_CACHE = 1 << 16
+
+
+def _boxes_key(boxes: Sequence[Box]) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(map(float, b)) for b in boxes)
+
 
 def iou_matrix(predicted: Sequence[Box], reference: Sequence[Box]) -> np.ndarray:
-    """IoU of every predicted box (rows) with every reference box (columns); continuous coordinates."""
+    """IoU of every predicted box (rows) with every reference box (columns); continuous coordinates (read-only)."""
+    return _iou_matrix(_boxes_key(predicted), _boxes_key(reference))
+
+
+@lru_cache(maxsize=_PAIR_CACHE)
+def _iou_matrix(predicted: tuple[Box, ...], reference: tuple[Box, ...]) -> np.ndarray:
+    ious = _compute_iou(predicted, reference)
+    ious.setflags(write=False)
+    return ious
+
+
+def _compute_iou(predicted: Sequence[Box], reference: Sequence[Box]) -> np.ndarray:
     if len(predicted) == 0 or len(reference) == 0:
         return np.zeros((len(predicted), len(reference)))
     p = np.asarray(predicted, dtype=float)[:, None, :]
@@ -156,6 +177,12 @@ def coco_iou(predicted_xywh: np.ndarray, reference_xywh: np.ndarray) -> np.ndarr
 
 
 def coco_matches(predicted: Sequence[Box], reference: Sequence[Box]) -> list[int]:
+    """COCOeval's per-image matching as bit masks (see `_coco_matches`), computed once per box pair."""
+    return list(_coco_matches(_boxes_key(predicted), _boxes_key(reference)))
+
+
+@lru_cache(maxsize=_PAIR_CACHE)
+def _coco_matches(predicted: tuple[Box, ...], reference: tuple[Box, ...]) -> tuple[int, ...]:
     """COCOeval's per-image matching, one bit mask per kept prediction: bit t set = true positive at IoU thr t.
 
     Mirrors `COCOeval.evaluateImg` for one category, area `all`, no crowd boxes: predictions (all scored 1.0, so in
@@ -164,7 +191,7 @@ def coco_matches(predicted: Sequence[Box], reference: Sequence[Box]) -> list[int
     """
     kept = list(predicted[:COCO_MAX_DETECTIONS])
     if not kept or not reference:
-        return [0] * len(kept)
+        return (0,) * len(kept)
     ious = coco_iou(_xywh(kept), _xywh(reference)).tolist()
     bits = [0] * len(kept)
     for t_index, t in enumerate(COCO_IOU_THRESHOLDS.tolist()):
@@ -179,7 +206,7 @@ def coco_matches(predicted: Sequence[Box], reference: Sequence[Box]) -> list[int
             if match >= 0:
                 taken[match] = True
                 bits[d_index] |= 1 << t_index
-    return bits
+    return tuple(bits)
 
 
 def coco_precision(records: Sequence[dict[str, Any]]) -> np.ndarray | None:
@@ -356,23 +383,25 @@ class _CocoMetric(_GroundingMetric):
             raise EvalkitError(f"metric '{self.name}': backend must be one of {self.BACKENDS}, not '{self.backend}'")
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
-        out = []
-        for pred, sample in zip(predictions, samples, strict=True):
-            stats = {
+        records = [
+            {
                 **_record(pred, sample),
                 "sample_id": sample.sample_id,
                 "pred_boxes": [list(map(float, b)) for b in pred.boxes],
                 "ref_boxes": [list(map(float, b)) for b in sample.reference_boxes],
                 "coco_tp": coco_matches(pred.boxes, sample.reference_boxes),
             }
-            value = coco_ap_from_records([stats])[self._index] if sample.reference_boxes else None
-            out.append(SampleScore(value, stats))
-        return out
+            for pred, sample in zip(predictions, samples, strict=True)
+        ]
+        values = _per_sample_coco(records)
+        return [
+            SampleScore(float(v[self._index]) if r["n_ref"] else None, r) for r, v in zip(records, values, strict=True)
+        ]
 
     def aggregate(self, values: Sequence[float], stats: Sequence[dict[str, Any]]) -> float:
         # Image ids follow sorted sample ids: with equal scores COCO's ranking depends on image order, and rows come
         # back from the store in no fixed order.
-        records = sorted((s for s in stats if "coco_tp" in s), key=lambda s: str(s["sample_id"]))
+        records = _image_order(stats)[1]
         if not records:
             return float("nan")
         if self.backend == "pycocotools":
@@ -380,6 +409,86 @@ class _CocoMetric(_GroundingMetric):
         else:
             result = coco_ap_from_records(records)
         return result[self._index]
+
+    def aggregate_resamples(
+        self, values: Sequence[float | None], stats: Sequence[dict[str, Any]], counts: np.ndarray
+    ) -> np.ndarray | None:
+        """`aggregate` under each row of `counts`, all rows at once (evalkit backend; see coco_resample)."""
+        if self.backend != "evalkit":
+            return None  # the user asked for COCOeval itself: the generic path runs it per resample
+        columns, records = _image_order(stats)
+        if not records:
+            return np.full(np.asarray(counts).shape[0], np.nan)
+        return self._curves(records).precision_means(counts, self._thresholds, columns)
+
+    def aggregate_swaps(
+        self,
+        values_a: Sequence[float | None],
+        stats_a: Sequence[dict[str, Any]],
+        values_b: Sequence[float | None],
+        stats_b: Sequence[dict[str, Any]],
+        swap: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The permutation test's two aggregates per row of `swap` (1: sample i takes the other run's record).
+
+        Side A holds A's record where swap is 0 and B's where it is 1, side B the opposite: both runs' records
+        side by side with 0/1 counts, so it is the bootstrap's computation on twice the samples.
+        """
+        if self.backend != "evalkit":
+            return None
+        swap = np.asarray(swap, dtype=float)
+        n = len(stats_a)
+        positions, records = _image_order([*stats_a, *stats_b])
+        if not records:
+            return np.full(swap.shape[0], np.nan), np.full(swap.shape[0], np.nan)
+        curves = self._curves(records)
+        # Record p is A's sample p (p < n) or B's sample p - n; both read column p mod n of `swap`.
+        columns, from_b = positions % n, positions >= n
+        return (
+            curves.precision_means(swap, self._thresholds, columns, complement=~from_b),
+            curves.precision_means(swap, self._thresholds, columns, complement=from_b),
+        )
+
+    @property
+    def _thresholds(self) -> list[int]:
+        return list(range(len(COCO_IOU_THRESHOLDS))) if self._index == 0 else [0]
+
+    def _curves(self, records: list[dict[str, Any]]):
+        from evalkit.metrics.coco_resample import CocoCurves
+
+        # One bootstrap hands the same stats to every block: prepare them once. The records are held with the
+        # key, so their ids cannot be reused by other objects while cached.
+        key = tuple(id(r) for r in records)
+        if getattr(self, "_curves_key", None) != key:
+            self._curves_key, self._curves_value, self._curves_records = key, CocoCurves(records), records
+        return self._curves_value
+
+
+def _per_sample_coco(records: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
+    """Each record's own (AP@[.5:.95], AP@.5), as `coco_ap_from_records([record])`; coco_ap and coco_ap50 score
+    the same samples one after the other, so the second finds the first's values."""
+    keys = [(tuple(r["coco_tp"]), int(r["n_ref"])) for r in records]
+    missing = [i for i, k in enumerate(keys) if k not in _COCO_VALUES]
+    if missing:
+        from evalkit.metrics.coco_resample import CocoCurves
+
+        curves = CocoCurves([records[i] for i in missing])
+        everything = curves.per_sample_means(range(len(COCO_IOU_THRESHOLDS)))
+        at_50 = curves.per_sample_means([0])
+        if len(_COCO_VALUES) + len(missing) > _PAIR_CACHE:
+            _COCO_VALUES.clear()
+        for i, ap, ap50 in zip(missing, everything.tolist(), at_50.tolist(), strict=True):
+            _COCO_VALUES[keys[i]] = (ap, ap50)
+    return [_COCO_VALUES[k] for k in keys]
+
+
+_COCO_VALUES: dict[tuple[tuple[int, ...], int], tuple[float, float]] = {}
+
+
+def _image_order(stats: Sequence[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Positions and records of the samples with COCO records, in image order (sorted sample id, stable)."""
+    columns = sorted((i for i, s in enumerate(stats) if "coco_tp" in s), key=lambda i: str(stats[i]["sample_id"]))
+    return np.asarray(columns, dtype=np.int64), [stats[i] for i in columns]
 
 
 @register_metric

@@ -96,6 +96,15 @@ TABLES: dict[str, Table] = {
             ("run_id", "metric"),
         ),
         Table(
+            "intervals",  # display CIs stored when a run finishes (evalkit/stored_cis.py)
+            _cols(
+                "run_id VARCHAR, metric VARCHAR, score_key VARCHAR, n_boot INTEGER, seed BIGINT, level DOUBLE,"
+                "value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, n INTEGER, n_boot_used INTEGER, vectorised BOOLEAN,"
+                "cluster VARCHAR, unit VARCHAR, n_clusters INTEGER"
+            ),
+            ("run_id", "metric", "n_boot", "seed", "level", "cluster"),
+        ),
+        Table(
             "generation_cache",
             _cols("cache_key VARCHAR, text VARCHAR, tokens INTEGER, latency DOUBLE, created_at TIMESTAMP"),
             ("cache_key",),

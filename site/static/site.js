@@ -1,4 +1,5 @@
-// evalkit static site: sortable tables and box-layer toggles. No dependencies; never writes HTML from data.
+// evalkit static site: sortable tables, the sample table and viewer drawn from data/<task>/*.js, box-layer
+// toggles. No dependencies; never writes HTML from data (textContent and attributes only).
 "use strict";
 (function () {
   function sortKey(cell) {
@@ -27,6 +28,228 @@
     rows.forEach(function (row) { body.appendChild(row); });
   }
 
+  // --- per-sample data (data/<task>/*.js, see evalkit/site_data.py): always inserted as text, never as HTML ---
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function num(value) {
+    return value === null || value === undefined || !Number.isFinite(value) ? "\u2014" : value.toFixed(3);
+  }
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function boxText(box) {
+    return "[" + box.map(function (v) { return String(Number(v.toFixed(3))); }).join(", ") + "]";
+  }
+
+  function plural(n) { return n + " box" + (n === 1 ? "" : "es"); }
+
+  function fillSampleTables() {
+    document.querySelectorAll("table[data-samples]").forEach(function (table) {
+      const index = (window.EVALKIT_INDEX || {})[table.getAttribute("data-samples")];
+      if (!index) return;
+      const rows = document.createDocumentFragment();
+      index.ids.forEach(function (id, i) {
+        const row = document.createElement("tr");
+        const cell = element("td");
+        cell.setAttribute("data-sort", id);
+        const link = element("a", "", id);
+        link.href = "../samples/" + index.slug + ".html#" + encodeURIComponent(id);
+        cell.appendChild(link);
+        row.appendChild(cell);
+        index.primary_scores[i].forEach(function (value) {
+          const score = element("td", "num", num(value));
+          score.setAttribute("data-sort", value === null ? "" : String(value));
+          row.appendChild(score);
+        });
+        rows.appendChild(row);
+      });
+      table.tBodies[0].appendChild(rows);
+    });
+  }
+
+  function rect(box, width, height, className, stroke, title) {
+    const node = document.createElementNS(SVG, "rect");
+    node.setAttribute("class", className);
+    node.setAttribute("x", box[0] * width);
+    node.setAttribute("y", box[1] * height);
+    node.setAttribute("width", (box[2] - box[0]) * width);
+    node.setAttribute("height", (box[3] - box[1]) * height);
+    node.setAttribute("stroke", stroke);
+    const label = document.createElementNS(SVG, "title");
+    label.textContent = title;
+    node.appendChild(label);
+    return node;
+  }
+
+  function layer(name) {
+    const group = document.createElementNS(SVG, "g");
+    group.setAttribute("data-layer", name);
+    return group;
+  }
+
+  function legendItem(toggle, swatch, text) {
+    const item = element("li");
+    const label = element("label");
+    const box = element("input");
+    box.type = "checkbox";
+    box.checked = true;
+    box.setAttribute("data-toggle", toggle);
+    label.appendChild(box);
+    label.appendChild(document.createTextNode(" "));
+    label.appendChild(swatch);
+    label.appendChild(document.createTextNode(" " + text));
+    item.appendChild(label);
+    return item;
+  }
+
+  function renderSample(view, index, sample, position) {
+    const field = function (name) { return view.querySelector('[data-field="' + name + '"]'); };
+    const root = view.getAttribute("data-root");
+    const referenceColour = view.getAttribute("data-reference-colour");
+    const models = index.models;
+    field("missing").classList.add("hidden");
+    field("id").textContent = sample.id;
+    document.title = sample.id + " \u00b7 " + index.task + " \u00b7 evalkit";
+    field("position").textContent = "(" + (position + 1) + " of " + index.ids.length + ")";
+    [["prev", position - 1], ["next", position + 1]].forEach(function (pair) {
+      const link = view.querySelector('[data-nav="' + pair[0] + '"]');
+      const there = index.ids[pair[1]];
+      link.classList.toggle("hidden", there === undefined);
+      if (there !== undefined) link.href = "#" + encodeURIComponent(there);
+    });
+    const vars = field("vars");
+    vars.replaceChildren();
+    Object.keys(sample.vars || {}).forEach(function (key, i) {
+      if (i) vars.appendChild(document.createTextNode(" \u00b7 "));
+      vars.appendChild(document.createTextNode(key + ": "));
+      vars.appendChild(element("strong", "", sample.vars[key]));
+    });
+    const boxes = sample.boxes || [];
+    const labels = sample.labels || [];
+    const figure = field("figure");
+    figure.replaceChildren();
+    if (sample.image) {
+      const w = sample.image.width, h = sample.image.height;
+      const svg = document.createElementNS(SVG, "svg");
+      svg.setAttribute("class", "overlay");
+      svg.setAttribute("viewBox", "0 0 " + w + " " + h);
+      svg.setAttribute("role", "img");
+      svg.setAttribute("aria-label", "image with reference and predicted boxes");
+      const picture = document.createElementNS(SVG, "image");
+      picture.setAttribute("href", root + sample.image.src);
+      ["x", "y"].forEach(function (a) { picture.setAttribute(a, "0"); });
+      picture.setAttribute("width", w);
+      picture.setAttribute("height", h);
+      svg.appendChild(picture);
+      const reference = layer("ref");
+      boxes.forEach(function (box, i) {
+        reference.appendChild(rect(box, w, h, "box ref", referenceColour, "reference: " + (labels[i] || "")));
+      });
+      svg.appendChild(reference);
+      sample.out.forEach(function (o) {
+        const group = layer("m" + o.m);
+        (o.b || []).forEach(function (box) {
+          group.appendChild(rect(box, w, h, "box pred", models[o.m].colour, models[o.m].name));
+        });
+        svg.appendChild(group);
+      });
+      figure.appendChild(svg);
+    } else {
+      figure.appendChild(element("p", "note", "No image available for this sample."));
+    }
+    const legend = field("legend");
+    legend.replaceChildren();
+    const refSwatch = element("span", "swatch");
+    refSwatch.setAttribute("data-colour", "ref");
+    legend.appendChild(legendItem("ref", refSwatch, "reference (" + plural(boxes.length) + ")"));
+    sample.out.forEach(function (o) {
+      const swatch = element("span", "swatch swatch-" + (o.m % 8));
+      legend.appendChild(legendItem("m" + o.m, swatch, models[o.m].name + " (" + plural((o.b || []).length) + ")"));
+    });
+    const reference = field("reference");
+    reference.replaceChildren();
+    if (sample.text) reference.appendChild(element("pre", "report reference", sample.text));
+    if (boxes.length) {
+      const parts = boxes.map(function (box, i) { return (labels[i] || "") + " " + boxText(box); });
+      reference.appendChild(element("p", "boxes", "boxes: " + parts.join("; ")));
+    }
+    const outputs = field("outputs");
+    outputs.replaceChildren();
+    sample.out.forEach(function (o) {
+      const model = models[o.m];
+      const article = element("article", "output");
+      const heading = element("h3");
+      heading.appendChild(element("span", "swatch swatch-" + (o.m % 8)));
+      heading.appendChild(document.createTextNode(" "));
+      const link = element("a", "", model.name);
+      link.href = root + "models/" + model.slug + ".html";
+      heading.appendChild(link);
+      article.appendChild(heading);
+      const scores = element("p", "scores");
+      index.columns.forEach(function (name, i) {
+        if (i) scores.appendChild(document.createTextNode(" \u00b7 "));
+        scores.appendChild(document.createTextNode(name + " "));
+        scores.appendChild(element("strong", "", num(o.s ? o.s[i] : null)));
+      });
+      article.appendChild(scores);
+      if (o.e) article.appendChild(element("p", "error", "generation failed: " + o.e));
+      if (o.pe) article.appendChild(element("p", "error", "parse: " + o.pe));
+      article.appendChild(element("pre", "report generated", o.a));
+      if (o.b && o.b.length) article.appendChild(element("p", "boxes", "parsed boxes: " + o.b.map(boxText).join("; ")));
+      if (o.r !== undefined) {
+        const details = element("details");
+        details.appendChild(element("summary", "", "raw output"));
+        details.appendChild(element("pre", "report raw", o.r));
+        article.appendChild(details);
+      }
+      outputs.appendChild(article);
+    });
+  }
+
+  function sampleViewer(view) {
+    const slug = view.getAttribute("data-task");
+    const index = (window.EVALKIT_INDEX || {})[slug];
+    if (!index) return;
+    const where = new Map(index.ids.map(function (id, i) { return [id, i]; }));
+    const waiting = {};
+    function missing() {
+      view.querySelector('[data-field="missing"]').classList.remove("hidden");
+    }
+    function withPart(part, done) {
+      const key = slug + "/" + part;
+      const loaded = (window.EVALKIT_PARTS || {})[key];
+      if (loaded) return done(loaded);
+      if (waiting[key]) return waiting[key].push(done);
+      waiting[key] = [done];
+      const tag = document.createElement("script");
+      tag.src = view.getAttribute("data-data") + "part-" + part + ".js";
+      tag.onload = function () {
+        const callbacks = waiting[key];
+        delete waiting[key];
+        callbacks.forEach(function (f) { f(window.EVALKIT_PARTS[key]); });
+      };
+      tag.onerror = missing;
+      document.head.appendChild(tag);
+    }
+    function show() {
+      const wanted = decodeURIComponent(location.hash.slice(1));
+      const position = wanted ? where.get(wanted) : index.ids.length ? 0 : undefined;
+      if (position === undefined) return missing();
+      const part = Math.floor(position / index.part_size);
+      withPart(part, function (samples) { renderSample(view, index, samples[position - part * index.part_size], position); });
+    }
+    window.addEventListener("hashchange", show);
+    show();
+  }
+
+  fillSampleTables();
+  document.querySelectorAll("#sample-view").forEach(sampleViewer);
+
   document.querySelectorAll("table.sortable").forEach(function (table) {
     Array.from(table.tHead.rows[0].cells).forEach(function (header, index) {
       const button = header.querySelector("button.sort");
@@ -50,12 +273,13 @@
     });
   });
 
-  document.querySelectorAll("input[data-toggle]").forEach(function (box) {
-    box.addEventListener("change", function () {
-      const layer = box.getAttribute("data-toggle");
-      document.querySelectorAll("[data-layer]").forEach(function (group) {
-        if (group.getAttribute("data-layer") === layer) group.classList.toggle("hidden", !box.checked);
-      });
+  // Delegated: the viewer's legend is redrawn for every sample.
+  document.addEventListener("change", function (event) {
+    const box = event.target;
+    if (!(box instanceof HTMLInputElement) || !box.hasAttribute("data-toggle")) return;
+    const name = box.getAttribute("data-toggle");
+    document.querySelectorAll("[data-layer]").forEach(function (group) {
+      if (group.getAttribute("data-layer") === name) group.classList.toggle("hidden", !box.checked);
     });
   });
 })();

@@ -1,0 +1,290 @@
+"""A leaderboard at the field's scale: 20 models x 4 tasks x 3,314 samples, built through evalkit's scoring path.
+
+Builds the store from synthetic predictions (`evalkit score`'s path: the predictions adapter and the Runner, so
+every metric, insert and stored CI is evalkit's own), then times what a leaderboard maintainer runs and prints
+each target of issue 13 next to its measured value:
+
+- `evalkit leaderboard` (under 3 s) and `evalkit site build` (under 60 s and 30 MB);
+- `evalkit compare` (10,000 resamples, 10,000 permutations) and `evalkit gate` on a grounding task with coco_ap,
+  as a ratio to one pycocotools COCOeval on the same data (at most 10x);
+- `evalkit merge` of two such stores (peak memory under 600 MB);
+- all six grounding metrics on 10,000 samples against pycocotools COCOeval alone (less CPU);
+- optionally (`--demo`) a fully cached rerun of `evalkit demo` against the cold demo (at least 10x faster).
+
+Usage:
+    python benchmarks/leaderboard_scale.py [--models 20] [--samples 3314] [--work DIR] [--demo] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from grounding_metrics import make_samples, pycocotools_direct  # noqa: E402
+
+GROUNDING_TASKS = ("phantom-anatomy-grounding", "phantom-abnormality-grounding", "phantom-phrase-grounding")
+REPORT_TASK = "phantom-report"
+FINDINGS = (
+    "The lungs are clear.",
+    "There is a small left pleural effusion.",
+    "Mild cardiomegaly is present.",
+    "No pneumothorax is seen.",
+    "Right lower lobe opacity, possibly pneumonia.",
+    "The mediastinal contours are normal.",
+    "Degenerative changes of the thoracic spine.",
+)
+
+
+def _samples(task: str, n: int, seed: int):
+    """n samples of a task; grounding: 1-3 reference boxes, report: 2-4 templated sentences."""
+    from evalkit.sample import Sample
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        boxes, text = [], None
+        if task == REPORT_TASK:
+            text = " ".join(rng.choice(FINDINGS, int(rng.integers(2, 5)), replace=False))
+        else:
+            for _ in range(int(rng.integers(1, 4))):
+                x, y = rng.uniform(0, 0.7, 2)
+                w, h = rng.uniform(0.05, 0.3, 2)
+                boxes.append([round(float(x), 4), round(float(y), 4), round(float(x + w), 4), round(float(y + h), 4)])
+        prompt_vars = {"region": "left lung", "label": "effusion", "phrase": "a small effusion"}
+        out.append(
+            Sample(f"{task}-{i:05d}", task, [], prompt_vars, text, boxes, ["finding"] * len(boxes), {"split": "test"})
+        )
+    return out
+
+
+def _prediction(task: str, sample, rng: np.random.Generator, skill: float) -> str:
+    """A model of a given skill: noisier boxes / more wrong sentences as skill drops."""
+    if task == REPORT_TASK:
+        kept = [s for s in sample.reference_text.split(". ") if rng.random() < skill]
+        extra = list(rng.choice(FINDINGS, int(rng.integers(0, 3)), replace=False))
+        return " ".join([*kept, *extra]) or "No acute findings."
+    boxes = []
+    for box in sample.reference_boxes:
+        if rng.random() < 0.4 + 0.5 * skill:
+            noisy = np.clip(np.asarray(box) + rng.normal(0, 0.12 * (1.05 - skill), 4), 0, 1)
+            if noisy[2] > noisy[0] and noisy[3] > noisy[1]:
+                boxes.append(noisy)
+    for _ in range(int(rng.integers(0, 2))):
+        x, y = rng.uniform(0, 0.8, 2)
+        boxes.append(np.array([x, y, x + 0.15, y + 0.15]))
+    return " ".join("[" + ", ".join(f"{v:.3f}" for v in b) + "]" for b in boxes) or "none"
+
+
+def build_store(db: Path, n_models: int, n_samples: int, prefix: str = "model") -> dict[str, float]:
+    """The store, through evalkit's scoring path (PredictionsAdapter + Runner, as `evalkit score`)."""
+    from evalkit.config import ModelCard
+    from evalkit.registry import resolve_tasks
+    from evalkit.runner import Runner
+    from evalkit.store import Store
+    from model_adapters.predictions import PredictionsAdapter
+
+    seconds: dict[str, float] = {}
+    with Store(db) as store:
+        for t, task in enumerate((*GROUNDING_TASKS, REPORT_TASK)):
+            spec = resolve_tasks(task)[0]
+            samples = _samples(task, n_samples, seed=t)
+            start = time.perf_counter()
+            for m in range(n_models):
+                rng = np.random.default_rng(1000 * t + m)
+                skill = 0.3 + 0.6 * m / max(1, n_models - 1)
+                predictions = {s.sample_id: _prediction(task, s, rng, skill) for s in samples}
+                card = ModelCard(name=f"{prefix}-{m:02d}", adapter="external", checkpoint=f"synthetic-{m}")
+                adapter = PredictionsAdapter(card, predictions)
+                Runner(store, spec, card, adapter, samples=samples, batch_size=256, progress=False).run()
+            seconds[task] = time.perf_counter() - start
+    return seconds
+
+
+def _cli(*args: str, timeout: float = 1800) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [shutil.which("evalkit") or "evalkit", *args], capture_output=True, text=True, timeout=timeout, env=_env()
+    )
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1, 3):
+        raise SystemExit(f"evalkit {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return elapsed, done
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def _size(folder: Path) -> tuple[int, int]:
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files), len(files)
+
+
+def _pycocotools_on_task(db: Path, task: str, model: str) -> float:
+    """One COCOeval (evaluate + accumulate + summarize) on a stored run's boxes: the unit of the compare target."""
+    from evalkit.metrics.grounding import coco_ap_pycocotools
+    from evalkit.results.queries import current_scores, display_runs
+    from evalkit.results.store import Store
+
+    with Store(db, read_only=True) as store:
+        run = display_runs(store, task, model)[0]
+        _, _, stats = current_scores(store, run["run_id"], ["coco_ap"])["coco_ap"]
+    start = time.perf_counter()
+    coco_ap_pycocotools([s["pred_boxes"] for s in stats], [s["ref_boxes"] for s in stats])
+    return time.perf_counter() - start
+
+
+def _renamed_copy(source: Path, target: Path, suffix: str) -> None:
+    """A second store of the same size with other models (as another job of a SLURM array would write)."""
+    import duckdb
+
+    shutil.copy2(source, target)
+    with duckdb.connect(str(target)) as con:
+        con.execute("UPDATE runs SET run_id = run_id || ?, model = model || ?", [suffix, suffix])
+        for table in ("generations", "scores", "run_metrics", "intervals"):
+            con.execute(f"UPDATE {table} SET run_id = run_id || ?", [suffix])
+        con.execute("CHECKPOINT")  # a source with a pending write-ahead log is replayed in memory on attach
+
+
+# Peak memory from VmHWM, which exec resets; ru_maxrss would carry over the (large) parent's RSS from the fork.
+MERGE_CHILD = """
+import re, sys, time
+from pathlib import Path
+from evalkit.merge import merge_databases
+start = time.perf_counter()
+report = merge_databases([Path(p) for p in sys.argv[2:]], Path(sys.argv[1]))
+peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) / 1024
+print(report.written, len(report.conflicts), time.perf_counter() - start, peak)
+"""
+
+
+def _merge(into: Path, *sources: Path) -> tuple[float, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", MERGE_CHILD, str(into), *map(str, sources)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=3600,
+    )
+    if done.returncode:
+        raise SystemExit(f"merge failed:\n{done.stderr}")
+    written, conflicts, seconds, peak_mb = done.stdout.split()
+    assert written == "True" and conflicts == "0", done.stdout
+    return float(seconds), float(peak_mb)
+
+
+def _six_metrics(n: int) -> tuple[float, float]:
+    """CPU seconds of all six grounding metrics' `score` (as the runner calls them) and of COCOeval alone."""
+    import evalkit.metrics.grounding as grounding
+    from evalkit.metrics import get_metric
+
+    predictions, samples = make_samples(n, 0)
+    start = time.process_time()
+    pycocotools_direct(predictions, samples)
+    coco = time.process_time() - start
+    grounding._iou_matrix.cache_clear()
+    grounding._coco_matches.cache_clear()
+    grounding._COCO_VALUES.clear()
+    start = time.process_time()
+    for name in ("radvlm_map50", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"):
+        get_metric(name).score(predictions, samples)
+    return time.process_time() - start, coco
+
+
+def _demo(work: Path) -> tuple[float, float]:
+    db, root = work / "demo.duckdb", work / "demo-data"
+    cold, _ = _cli("demo", "--db", str(db), "--data-root", str(root), timeout=3600)
+    warm, _ = _cli("demo", "--db", str(db), "--data-root", str(root), timeout=3600)
+    return cold, warm
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--samples", type=int, default=3314)
+    parser.add_argument("--metric-samples", type=int, default=10_000, help="samples for the six-metric timing")
+    parser.add_argument("--work", type=Path, default=None, help="folder for the stores and the site (kept)")
+    parser.add_argument("--demo", action="store_true", help="also time a cold and a fully cached demo")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="evalkit-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / "scale.duckdb"
+    measured: dict[str, float] = {}
+    if not db.exists():
+        build = build_store(db, args.models, args.samples)
+        measured["store build (s)"] = sum(build.values())
+    rows = subprocess.run(
+        [sys.executable, "-c", f"import duckdb; print(duckdb.connect('{db}', read_only=True).execute("
+         "'SELECT count(*) FROM scores').fetchone()[0])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    measured["score rows"] = int(rows)
+    measured["store size (MB)"] = db.stat().st_size / 2**20
+
+    task = GROUNDING_TASKS[0]
+    best, worst = f"model-{args.models - 1:02d}", "model-00"
+    measured["leaderboard (s)"], _ = _cli("leaderboard", "--db", str(db))
+    site = work / "site"
+    measured["site build (s)"], _ = _cli("site", "build", "--db", str(db), "--out", str(site))
+    size, files = _size(site)
+    measured["site size (MB)"], measured["site files"] = size / 2**20, files
+    measured["pycocotools COCOeval (s)"] = _pycocotools_on_task(db, task, best)
+    compare = ("compare", "-t", task, "-m", best, "-m", worst, "--db", str(db), "--n-boot", "10000", "--n-perm")
+    measured["compare (s)"], _ = _cli(*compare, "10000")
+    gate = ("gate", "-t", task, "-c", worst, "-b", best, "--db", str(db), "--margin", "0.01", "--n-boot", "10000")
+    measured["gate (s)"], _ = _cli(*gate)
+    other = work / "scale-b.duckdb"
+    _renamed_copy(db, other, "-b")
+    merged = work / "merged.duckdb"
+    merged.unlink(missing_ok=True)
+    measured["merge (s)"], measured["merge peak memory (MB)"] = _merge(merged, db, other)
+    measured["six grounding metrics (CPU s)"], measured["pycocotools alone (CPU s)"] = _six_metrics(args.metric_samples)
+    if args.demo:
+        measured["demo cold (s)"], measured["demo cached (s)"] = _demo(work)
+
+    coco = measured["pycocotools COCOeval (s)"]
+    targets = [
+        ("compare vs one COCOeval", measured["compare (s)"] / coco, "x", "<= 10"),
+        ("gate vs one COCOeval", measured["gate (s)"] / coco, "x", "(no target)"),
+        ("leaderboard", measured["leaderboard (s)"], "s", "< 3"),
+        ("site build", measured["site build (s)"], "s", "< 60"),
+        ("site size", measured["site size (MB)"], "MB", "< 30"),
+        ("merge peak memory", measured["merge peak memory (MB)"], "MB", "< 600"),
+        (
+            "six grounding metrics vs COCOeval alone (CPU)",
+            measured["six grounding metrics (CPU s)"] / measured["pycocotools alone (CPU s)"],
+            "x",
+            "< 1",
+        ),
+    ]
+    if args.demo:
+        targets.append(("demo cold / cached", measured["demo cold (s)"] / measured["demo cached (s)"], "x", ">= 10"))
+    scale = {"models": args.models, "tasks": 4, "samples": args.samples, "work": str(work)}
+    if args.json:
+        print(json.dumps({"scale": scale, "measured": measured, "targets": targets}, indent=1))
+        return 0
+    print(f"{args.models} models x 4 tasks x {args.samples} samples ({measured['score rows']} score rows) in {work}")
+    for key, value in measured.items():
+        print(f"  {key:42s} {value:12.3f}")
+    print("targets (measured in this run):")
+    for name, value, unit, target in targets:
+        print(f"  {name:46s} {value:10.2f} {unit:3s} target {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

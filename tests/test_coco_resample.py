@@ -1,0 +1,155 @@
+"""Vectorised COCO AP resampling equals the generic path (`aggregate` on the drawn records) on the same draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evalkit.metrics import get_metric
+from evalkit.metrics.base import Metric
+from evalkit.metrics.grounding import CocoAP, CocoAP50
+from evalkit.sample import Parsed, Sample
+from evalkit.stats import Resampler, _indices_from_counts, bootstrap_distribution, permutation_distribution
+from tests.test_grounding_coco import _random_case
+
+
+def _corpus(seed: int, grid: int | None, n: int = 40):
+    rng = np.random.default_rng(seed)
+    predicted, reference = [], []
+    while len(reference) < n:
+        p, r = _random_case(rng, grid)
+        predicted += p
+        reference += r
+    return predicted[:n], reference[:n]
+
+
+def _stats(name: str, predicted, reference, ids=None):
+    metric = get_metric(name)
+    ids = ids or [f"s{i:03d}" for i in range(len(reference))]
+    samples = [Sample(sid, "t", [], reference_boxes=r) for sid, r in zip(ids, reference, strict=True)]
+    scores = metric.score([Parsed(answer="", boxes=p) for p in predicted], samples)
+    return metric, [s.value for s in scores], [s.stats for s in scores]
+
+
+def _generic(metric: Metric, values, stats, counts: np.ndarray) -> np.ndarray:
+    out = []
+    for row in counts:
+        index = _indices_from_counts(row)
+        out.append(metric.aggregate([values[i] for i in index], [stats[i] for i in index]))
+    return np.asarray(out, dtype=float)
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> None:
+    # Same integer counts, same float divisions: only the order of the final 1010-term mean may differ.
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    assert np.allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["coco_ap", "coco_ap50"])
+@pytest.mark.parametrize("grid", [None, 4, 8])
+def test_bootstrap_counts_match_generic(name, grid):
+    predicted, reference = _corpus(grid or 3, grid)
+    metric, values, stats = _stats(name, predicted, reference)
+    rng = np.random.default_rng(7)
+    n = len(stats)
+    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(60)]).astype(float)
+    # Cluster-style rows too: whole groups drawn several times, others not at all, an all-zero row.
+    counts = np.vstack([counts, rng.integers(0, 5, (20, n)) * (rng.random((20, n)) < 0.5), np.zeros((1, n))])
+    shuffled = rng.permutation(n)  # rows from the store come in any order: image order is by sample id
+    values_s, stats_s = [values[i] for i in shuffled], [stats[i] for i in shuffled]
+    fast = metric.aggregate_resamples(values_s, stats_s, counts[:, shuffled])
+    _close(fast, _generic(metric, values_s, stats_s, counts[:, shuffled]))
+
+
+def test_ap_edge_cases_match_generic():
+    box, far = [0.1, 0.1, 0.5, 0.5], [0.6, 0.6, 0.9, 0.9]
+    cases = [
+        ([[], []], [[box], [box]]),  # no detection at all
+        ([[box], [box]], [[], []]),  # no reference at all: NaN
+        ([[box] * 130, [far]], [[box] * 3, [far]]),  # more than 100 predictions, duplicates
+        ([[far, box], [box, box], []], [[box], [box], [box, far]]),
+    ]
+    rng = np.random.default_rng(0)
+    for predicted, reference in cases:
+        for name in ("coco_ap", "coco_ap50"):
+            metric, values, stats = _stats(name, predicted, reference)
+            counts = rng.integers(0, 4, (30, len(stats))).astype(float)
+            _close(metric.aggregate_resamples(values, stats, counts), _generic(metric, values, stats, counts))
+
+
+@pytest.mark.parametrize("cls", [CocoAP, CocoAP50])
+def test_swaps_match_generic(cls):
+    predicted_a, reference = _corpus(5, 8)
+    predicted_b, _ = _corpus(6, 8)
+    metric = cls()
+    _, va, sa = _stats(cls.name, predicted_a, reference)
+    _, vb, sb = _stats(cls.name, predicted_b, reference)
+    swap = (np.random.default_rng(1).random((50, len(sa))) < 0.5).astype(float)
+    side_a, side_b = metric.aggregate_swaps(va, sa, vb, sb, swap)
+    for row in range(swap.shape[0]):
+        flip = swap[row] > 0
+        mixed_a = [b if f else a for a, b, f in zip(sa, sb, flip, strict=True)]
+        mixed_b = [a if f else b for a, b, f in zip(sa, sb, flip, strict=True)]
+        assert abs(side_a[row] - metric.aggregate([], mixed_a)) <= 1e-12
+        assert abs(side_b[row] - metric.aggregate([], mixed_b)) <= 1e-12
+
+
+class _GenericCocoAP(CocoAP):
+    """The parity oracle: COCO AP with the batch hooks switched off (one `aggregate` per resample)."""
+
+    def aggregate_resamples(self, values, stats, counts):
+        return None
+
+    def aggregate_swaps(self, values_a, stats_a, values_b, stats_b, swap):
+        return None
+
+
+def test_stats_wiring_uses_the_hooks_and_agrees_with_the_generic_path():
+    predicted_a, reference = _corpus(9, None, 60)
+    predicted_b, _ = _corpus(10, None, 60)
+    _, va, sa = _stats("coco_ap", predicted_a, reference)
+    _, vb, sb = _stats("coco_ap", predicted_b, reference)
+    fast = [Resampler(CocoAP(), va, sa), Resampler(CocoAP(), vb, sb)]
+    slow = [Resampler(_GenericCocoAP(), va, sa), Resampler(_GenericCocoAP(), vb, sb)]
+    for a, b in zip(bootstrap_distribution(fast, 200, 3), bootstrap_distribution(slow, 200, 3), strict=True):
+        _close(a, b)
+    quick = permutation_distribution([tuple(fast)], 100, 4)[0]
+    oracle = permutation_distribution([tuple(slow)], 100, 4)[0]
+    _close(quick, oracle)
+
+
+def test_pycocotools_backend_keeps_the_generic_path():
+    assert get_metric("coco_ap", backend="pycocotools").aggregate_resamples([], [], np.ones((1, 0))) is None
+
+
+@pytest.mark.parametrize("grid", [None, 4])
+def test_per_sample_values_equal_each_records_own_accumulation(grid):
+    from evalkit.metrics.grounding import coco_ap_from_records
+
+    predicted, reference = _corpus(grid or 12, grid, 80)
+    for index, name in enumerate(("coco_ap", "coco_ap50")):
+        _, values, stats = _stats(name, predicted, reference)
+        for value, record in zip(values, stats, strict=True):
+            expected = coco_ap_from_records([record])[index]
+            assert (value is None and not record["n_ref"]) or value == expected
+
+
+def test_sibling_grounding_metrics_share_one_iou_and_match_computation(monkeypatch):
+    import evalkit.metrics.grounding as grounding
+
+    predicted, reference = _corpus(21, None, 30)
+    grounding._iou_matrix.cache_clear()
+    grounding._coco_matches.cache_clear()
+    calls = {"iou": 0}
+    real = grounding._compute_iou
+
+    def counting(p, r):
+        calls["iou"] += 1
+        return real(p, r)
+
+    monkeypatch.setattr(grounding, "_compute_iou", counting)
+    for name in ("radvlm_map50", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"):
+        _stats(name, predicted, reference)
+    distinct = len({(repr(p), repr(r)) for p, r in zip(predicted, reference, strict=True)})
+    assert calls["iou"] == distinct
+    assert grounding._coco_matches.cache_info().misses == distinct
