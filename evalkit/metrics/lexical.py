@@ -20,6 +20,7 @@ import numpy as np
 from evalkit.errors import EvalkitError
 from evalkit.metrics import register_metric
 from evalkit.metrics.base import Metric, MetricOptions, SampleScore
+from evalkit.metrics.cider_resample import CiderCorpus
 from evalkit.sample import Parsed, Sample
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?|[^\sa-z0-9]")
@@ -288,3 +289,41 @@ class CiderD(Metric):
     def aggregate(self, values: Sequence[float], stats: Sequence[dict[str, Any]]) -> float:
         records = [s for s in stats if "cider_hyp" in s]
         return cider_d(records)[0] if records else float("nan")
+
+    def aggregate_resamples(
+        self, values: Sequence[float | None], stats: Sequence[dict[str, Any]], counts: np.ndarray
+    ) -> np.ndarray:
+        """`aggregate` under each row of `counts`, all rows at once (see cider_resample)."""
+        scored = np.array(["cider_hyp" in s for s in stats], dtype=bool)
+        return self._corpus(stats).values(np.asarray(counts, dtype=float)[:, scored])
+
+    def aggregate_swaps(
+        self,
+        values_a: Sequence[float | None],
+        stats_a: Sequence[dict[str, Any]],
+        values_b: Sequence[float | None],
+        stats_b: Sequence[dict[str, Any]],
+        swap: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Both sides of the permutation test: A's and B's records side by side with 0/1 counts (the idf comes
+        from each side's own references, as `aggregate` on the mixed records computes it)."""
+        swap = np.asarray(swap, dtype=float)
+        both = [*stats_a, *stats_b]
+        side_a = np.hstack([1.0 - swap, swap])
+        return (
+            self.aggregate_resamples([], both, side_a),
+            self.aggregate_resamples([], both, 1.0 - side_a),
+        )
+
+    def _corpus(self, stats: Sequence[dict[str, Any]]) -> CiderCorpus:
+        # A bootstrap hands the same stats to every block (a paired one alternates two runs): lay them out once.
+        # The stats are held with their key, so the ids cannot be reused by other objects while cached.
+        key = tuple(id(s) for s in stats)
+        cache: dict[tuple[int, ...], tuple[Sequence[dict[str, Any]], CiderCorpus]] = self.__dict__.setdefault(
+            "_corpora", {}
+        )
+        if key not in cache:
+            if len(cache) >= 4:
+                cache.pop(next(iter(cache)))
+            cache[key] = (stats, CiderCorpus([s for s in stats if "cider_hyp" in s]))
+        return cache[key][1]
