@@ -360,3 +360,38 @@ class CiderD(Metric):
     def aggregate(self, values: Sequence[float], stats: Sequence[dict[str, Any]]) -> float:
         records = [s for s in stats if "cider_hyp" in s]
         return cider_d(records)[0] if records else float("nan")
+
+    def aggregate_resamples(
+        self, values: Sequence[float | None], stats: Sequence[dict[str, Any]], counts: np.ndarray
+    ) -> np.ndarray | None:
+        """`aggregate` under each row of `counts`, all rows at once (evalkit/metrics/cider_resample.py): the
+        document frequencies are count-weighted sums, so no resample rebuilds a record list."""
+        positions, curves = self._curves(stats)
+        return curves.corpus_values(np.asarray(counts, dtype=float)[:, positions])
+
+    def aggregate_swaps(
+        self,
+        values_a: Sequence[float | None],
+        stats_a: Sequence[dict[str, Any]],
+        values_b: Sequence[float | None],
+        stats_b: Sequence[dict[str, Any]],
+        swap: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Both sides of the permutation test: the two runs' records side by side with 0/1 counts (side A takes
+        B's record where `swap` is 1, side B the opposite)."""
+        swap = np.asarray(swap, dtype=float)
+        positions, curves = self._curves([*stats_a, *stats_b])
+        take_a = np.hstack([1.0 - swap, swap])[:, positions]
+        return curves.corpus_values(take_a), curves.corpus_values(1.0 - take_a)
+
+    def _curves(self, stats: Sequence[dict[str, Any]]):
+        from evalkit.metrics.cider_resample import CiderCurves
+
+        # A bootstrap hands the same stats to every block: prepare them once. The stats are held with the key,
+        # so their ids cannot be reused by other objects while cached.
+        key = tuple(id(s) for s in stats)
+        if getattr(self, "_curves_key", None) != key:
+            positions = [i for i, s in enumerate(stats) if "cider_hyp" in s]
+            curves = CiderCurves([stats[i] for i in positions])
+            self._curves_key, self._curves_value, self._curves_stats = key, (positions, curves), list(stats)
+        return self._curves_value
