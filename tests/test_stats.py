@@ -224,8 +224,6 @@ def _run(db, data_root, model: str, task: str, limit: int | None = None):
     return evaluate(model, task, db=db, data_root=data_root, limit=limit)[0]
 
 
-# Slow (about 8 s, mostly the two evaluate runs; cider_d's batch resampling path took it down from about 100 s).
-@pytest.mark.slow
 def test_compare_cli_on_stored_runs_pairs_shared_samples(db, data_root):
     _run(db, data_root, "nn-retrieval", "phantom-report")
     _run(db, data_root, "normal-template", "phantom-report", limit=10)

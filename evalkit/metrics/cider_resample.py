@@ -1,17 +1,19 @@
-"""Corpus CIDEr-D under many resamples at once, from the per-sample n-gram counts `CiderD.score` stores.
+"""Corpus CIDEr-D under many resamples at once, as sparse matrix products.
 
-The generic path (`lexical.cider_d` on the drawn records, a drawn-twice sample twice) stays the definition; this
-computes the same numbers (to float64 rounding: sums run in another order) without a record list per resample.
+A resample is a row of per-sample counts (how often each sample is drawn; 0/1 for one side of a permutation).
+The generic path (`lexical.cider_d` on the drawn records) stays the definition: the document frequencies come
+from the drawn references with their multiplicity, the idf is log(#drawn) - log(max(1, df)), and the corpus value
+is the count-weighted mean of the per-sample scores. tests/test_cider_resample.py holds the two side by side.
 
-Why it is a function of the resample counts: under counts c (how often each sample is drawn) the scorer's
-document frequency of an n-gram is df = sum of c_i over the samples whose reference holds it, the corpus size is
-N = sum c_i, and with w = log N - log max(1, df) >= 0 (df <= N) every quantity of a sample's score is a sum over
-its own n-grams of a per-sample constant times w^2:
-    |hyp|^2 = sum tf_hyp^2 w^2,  |ref|^2 = sum tf_ref^2 w^2,  hyp.ref clipped = sum min(tf_hyp, tf_ref) tf_ref w^2.
-w depends on the n-gram only through the set of samples whose reference holds it, so n-grams with the same set
-share one column (each sample's own 3- and 4-grams collapse into a handful). Per block of resamples that is two
-sparse-times-dense products; the Gaussian length penalty is per sample and fixed, and the corpus value is
-sum c_i s_i / N, s_i the sample's score, exactly as the mean over the drawn records.
+Why it is a product of matrices: every weight is w = log(N) - log(max(1, df)) >= 0 (a key in a drawn reference
+has 1 <= df <= N), so each term of the scorer's sums is w^2 times a count fixed per sample:
+
+- squared norms: sum over a sample's keys of tf^2 w^2;
+- the clipped dot product: min(tf_hyp w, tf_ref w) * tf_ref w = w^2 * min(tf_hyp, tf_ref) * tf_ref.
+
+So per resample row, df = counts @ presence, and the three per-(sample, order) sums are w^2 @ a fixed sparse
+matrix. A hypothesis key that no reference holds has df = 0 in every resample (w = log N), so those keys are
+folded into one per-(sample, order) constant and the dense blocks only span the references' vocabulary.
 """
 
 from __future__ import annotations
@@ -22,83 +24,88 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-_CHUNK_CELLS = 2_000_000  # dense (rows x columns) arrays per chunk of resamples: about 16 MB each
+# Cells of a dense (resamples x reference vocabulary) block: about 32 MB of float64.
+_BLOCK_CELLS = 4_000_000
 
 
-class CiderCurves:
-    """The per-sample constants of corpus CIDEr-D (n=4, sigma=6) for the records that hold n-gram counts."""
+class CiderCorpus:
+    """The per-sample n-gram counts of a scored corpus, laid out for `values` (n: n-gram orders, sigma: the
+    Gaussian length penalty's width, as `lexical.cider_d`)."""
 
     def __init__(self, records: Sequence[dict[str, Any]], n: int = 4, sigma: float = 6.0) -> None:
-        self.n, self.size = n, len(records)
-        holders: dict[str, list[int]] = {}
-        for i, record in enumerate(records):
+        self.n, self.m = n, len(records)
+        vocab: dict[str, int] = {}
+        for record in records:
             for key in record["cider_ref"]:
-                holders.setdefault(key, []).append(i)
-        classes: dict[tuple[int, ...], int] = {(): 0}  # class 0: n-grams no reference holds (df is always 0)
-        key_class = {key: classes.setdefault(tuple(rows), len(classes)) for key, rows in holders.items()}
-        self.has_reference = np.array([bool(r["cider_ref"]) for r in records], dtype=float)
-        incidence_rows, incidence_cols = [], []
-        for pattern, column in classes.items():
-            incidence_rows.extend(pattern)
-            incidence_cols.extend([column] * len(pattern))
-        # (samples x classes): df of every class under a row of counts is one product.
-        self.incidence = sparse.csr_matrix(
-            (np.ones(len(incidence_rows)), (incidence_rows, incidence_cols)), shape=(self.size, len(classes))
-        )
-        coefficients: list[dict[tuple[int, int], float]] = [{}, {}, {}]  # hyp^2, ref^2, clipped product
-        penalty = np.empty(self.size)
+                vocab.setdefault(key, len(vocab))
+        self.vocab_size = len(vocab)
+        presence: tuple[list[int], list[int]] = ([], [])
+        # Three (sample*n + order) x vocab matrices: tf_hyp^2, tf_ref^2, min(tf_hyp, tf_ref) * tf_ref.
+        hyp_sq: tuple[list[int], list[int], list[float]] = ([], [], [])
+        ref_sq: tuple[list[int], list[int], list[float]] = ([], [], [])
+        overlap: tuple[list[int], list[int], list[float]] = ([], [], [])
+        self.hyp_only = np.zeros(self.m * n)  # sum of tf^2 over hypothesis keys no reference holds
+        penalty = np.empty(self.m)
+        self.has_ref = np.zeros(self.m)
         for i, record in enumerate(records):
             hyp, ref = record["cider_hyp"], record["cider_ref"]
-            for key, tf in hyp.items():
-                cell = (key_class.get(key, 0), i * n + key.count(" "))
-                coefficients[0][cell] = coefficients[0].get(cell, 0.0) + float(tf) ** 2
-                if key in ref:
-                    clipped = float(min(tf, ref[key]) * ref[key])
-                    coefficients[2][cell] = coefficients[2].get(cell, 0.0) + clipped
+            self.has_ref[i] = 1.0 if ref else 0.0
             for key, tf in ref.items():
-                cell = (key_class[key], i * n + key.count(" "))
-                coefficients[1][cell] = coefficients[1].get(cell, 0.0) + float(tf) ** 2
-            # The scorer's length is the number of bigrams (its `order == 1`), and its penalty expression.
+                column, row = vocab[key], i * n + key.count(" ")
+                presence[0].append(i)
+                presence[1].append(column)
+                _add(ref_sq, row, column, float(tf) ** 2)
+                if key in hyp:
+                    _add(overlap, row, column, float(min(hyp[key], tf)) * tf)
+            for key, tf in hyp.items():
+                row = i * n + key.count(" ")
+                if key in vocab:
+                    _add(hyp_sq, row, vocab[key], float(tf) ** 2)
+                else:
+                    self.hyp_only[row] += float(tf) ** 2
             delta = float(_bigrams(hyp) - _bigrams(ref))
             penalty[i] = np.e ** (-(delta**2) / (2 * sigma**2))
-        self.penalty = penalty
-        # (samples*n x classes) each: per-sample sums over its n-grams are products with w^2 per class.
-        self.hyp2, self.ref2, self.clipped = (
-            sparse.csr_matrix(
-                (list(c.values()), ([k[1] for k in c], [k[0] for k in c])), shape=(self.size * n, len(classes))
-            )
-            for c in coefficients
+        shape = (self.m * n, self.vocab_size)
+        self.presence = sparse.csr_matrix(
+            (np.ones(len(presence[0])), presence), shape=(self.m, self.vocab_size)
+        ).T.tocsr()  # vocab x samples: df = presence @ counts.T
+        self.hyp_sq, self.ref_sq, self.overlap = (
+            sparse.csr_matrix((np.asarray(v), (r, c)), shape=shape) for r, c, v in (hyp_sq, ref_sq, overlap)
         )
+        self.penalty = np.repeat(penalty, n)
 
-    def corpus_values(self, counts: np.ndarray) -> np.ndarray:
-        """Corpus CIDEr-D under each row of `counts` (rows x records); NaN where the scorer has no reference
-        n-gram (or no record) to work with, as `lexical.cider_d` returns."""
-        counts = np.asarray(counts, dtype=float).reshape(-1, self.size)
+    def values(self, counts: np.ndarray) -> np.ndarray:
+        """Corpus CIDEr-D under each row of `counts` (resamples x samples), shape (resamples,); NaN where the
+        drawn references hold no n-gram (the scorer raises there)."""
+        counts = np.asarray(counts, dtype=float)
         out = np.empty(counts.shape[0])
-        width = max(self.incidence.shape[1], self.size * self.n, 1)
-        step = max(1, _CHUNK_CELLS // width)
-        for start in range(0, counts.shape[0], step):
-            out[start : start + step] = self._chunk(counts[start : start + step])
+        block = max(1, _BLOCK_CELLS // max(1, self.vocab_size))
+        for start in range(0, counts.shape[0], block):
+            out[start : start + block] = self._block(counts[start : start + block])
         return out
 
-    def _chunk(self, counts: np.ndarray) -> np.ndarray:
-        rows = counts.shape[0]
-        total = counts.sum(axis=1)
-        usable = (total > 0) & (counts @ self.has_reference > 0)
-        with np.errstate(divide="ignore"):
-            log_total = np.log(np.where(total > 0, total, 1.0))
-        df = np.asarray(self.incidence.T @ counts.T).T  # (rows x classes)
-        weight2 = (log_total[:, None] - np.log(np.maximum(1.0, df))) ** 2
-        hyp2, ref2, clipped = (np.asarray(m @ weight2.T).T for m in (self.hyp2, self.ref2, self.clipped))
-        both = (hyp2 != 0) & (ref2 != 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cosine = np.where(both, clipped / (np.sqrt(hyp2) * np.sqrt(ref2)), clipped)
-        per_order = cosine.reshape(rows, self.size, self.n) * self.penalty[None, :, None]
-        scores = per_order.mean(axis=2) * 10.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values = (counts * scores).sum(axis=1) / total
-        return np.where(usable, values, np.nan)
+    def _block(self, counts: np.ndarray) -> np.ndarray:
+        drawn = counts.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_n = np.log(drawn)
+            df = (self.presence @ counts.T).T  # resamples x vocab
+            weight_sq = (log_n[:, None] - np.log(np.maximum(1.0, df))) ** 2
+            norm_hyp = (self.hyp_sq @ weight_sq.T).T + np.outer(log_n**2, self.hyp_only)
+            norm_ref = (self.ref_sq @ weight_sq.T).T
+            dot = (self.overlap @ weight_sq.T).T
+            both = (norm_hyp != 0) & (norm_ref != 0)
+            cosine = np.where(both, dot / (np.sqrt(norm_hyp) * np.sqrt(norm_ref)), dot) * self.penalty
+            per_sample = cosine.reshape(counts.shape[0], self.m, self.n).mean(axis=2) * 10.0
+            value = (per_sample * counts).sum(axis=1) / drawn
+        return np.where(counts @ self.has_ref > 0, value, np.nan)
+
+
+def _add(triplets: tuple[list[int], list[int], list[float]], row: int, column: int, value: float) -> None:
+    triplets[0].append(row)
+    triplets[1].append(column)
+    triplets[2].append(value)
 
 
 def _bigrams(counts: dict[str, int]) -> int:
+    """The scorer's length: the number of bigrams (n-gram keys hold n-1 spaces)."""
     return sum(tf for key, tf in counts.items() if key.count(" ") == 1)

@@ -22,6 +22,7 @@ import numpy as np
 from evalkit.errors import EvalkitError
 from evalkit.metrics import register_metric
 from evalkit.metrics.base import Metric, MetricOptions, SampleScore
+from evalkit.metrics.cider_resample import CiderCorpus
 from evalkit.sample import Parsed, Sample
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?|[^\sa-z0-9]")
@@ -363,11 +364,10 @@ class CiderD(Metric):
 
     def aggregate_resamples(
         self, values: Sequence[float | None], stats: Sequence[dict[str, Any]], counts: np.ndarray
-    ) -> np.ndarray | None:
-        """`aggregate` under each row of `counts`, all rows at once (evalkit/metrics/cider_resample.py): the
-        document frequencies are count-weighted sums, so no resample rebuilds a record list."""
-        positions, curves = self._curves(stats)
-        return curves.corpus_values(np.asarray(counts, dtype=float)[:, positions])
+    ) -> np.ndarray:
+        """`aggregate` under each row of `counts`, all rows at once (see cider_resample)."""
+        scored = np.array(["cider_hyp" in s for s in stats], dtype=bool)
+        return self._corpus(stats).values(np.asarray(counts, dtype=float)[:, scored])
 
     def aggregate_swaps(
         self,
@@ -377,21 +377,25 @@ class CiderD(Metric):
         stats_b: Sequence[dict[str, Any]],
         swap: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Both sides of the permutation test: the two runs' records side by side with 0/1 counts (side A takes
-        B's record where `swap` is 1, side B the opposite)."""
+        """Both sides of the permutation test: A's and B's records side by side with 0/1 counts (the idf comes
+        from each side's own references, as `aggregate` on the mixed records computes it)."""
         swap = np.asarray(swap, dtype=float)
-        positions, curves = self._curves([*stats_a, *stats_b])
-        take_a = np.hstack([1.0 - swap, swap])[:, positions]
-        return curves.corpus_values(take_a), curves.corpus_values(1.0 - take_a)
+        both = [*stats_a, *stats_b]
+        side_a = np.hstack([1.0 - swap, swap])
+        return (
+            self.aggregate_resamples([], both, side_a),
+            self.aggregate_resamples([], both, 1.0 - side_a),
+        )
 
-    def _curves(self, stats: Sequence[dict[str, Any]]):
-        from evalkit.metrics.cider_resample import CiderCurves
-
-        # A bootstrap hands the same stats to every block: prepare them once. The stats are held with the key,
-        # so their ids cannot be reused by other objects while cached.
+    def _corpus(self, stats: Sequence[dict[str, Any]]) -> CiderCorpus:
+        # A bootstrap hands the same stats to every block (a paired one alternates two runs): lay them out once.
+        # The stats are held with their key, so the ids cannot be reused by other objects while cached.
         key = tuple(id(s) for s in stats)
-        if getattr(self, "_curves_key", None) != key:
-            positions = [i for i, s in enumerate(stats) if "cider_hyp" in s]
-            curves = CiderCurves([stats[i] for i in positions])
-            self._curves_key, self._curves_value, self._curves_stats = key, (positions, curves), list(stats)
-        return self._curves_value
+        cache: dict[tuple[int, ...], tuple[Sequence[dict[str, Any]], CiderCorpus]] = self.__dict__.setdefault(
+            "_corpora", {}
+        )
+        if key not in cache:
+            if len(cache) >= 4:
+                cache.pop(next(iter(cache)))
+            cache[key] = (stats, CiderCorpus([s for s in stats if "cider_hyp" in s]))
+        return cache[key][1]
