@@ -80,11 +80,15 @@ def test_unit_counts_equal_the_point_value_and_edge_corpora():
     _close(metric.aggregate_resamples([], stats, counts), _generic(metric, [None] * 6, stats, counts))
 
 
-def test_swaps_match_generic():
+@pytest.mark.parametrize("case", ["same references", "other references", "a failed sample on one side"])
+def test_swaps_match_generic(case):
+    # Same references (two runs on one task): the per-sample shortcut; otherwise the 2n-record count path.
     rng = np.random.default_rng(8)
     refs = _reports(rng, 40)
     _, va, sa = _stats(_reports(rng, 40), refs)
-    _, vb, sb = _stats(_reports(rng, 40), refs)
+    _, vb, sb = _stats(_reports(rng, 40), _reports(rng, 40) if case == "other references" else refs)
+    if case == "a failed sample on one side":
+        sb[7] = {}
     metric = CiderD()
     swap = (rng.random((30, 40)) < 0.5).astype(float)
     side_a, side_b = metric.aggregate_swaps(va, sa, vb, sb, swap)

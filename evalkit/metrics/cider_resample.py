@@ -79,12 +79,19 @@ class CiderCorpus:
         drawn references hold no n-gram (the scorer raises there)."""
         counts = np.asarray(counts, dtype=float)
         out = np.empty(counts.shape[0])
-        block = max(1, _BLOCK_CELLS // max(1, self.vocab_size))
+        # Dense blocks are resamples x vocabulary (weights) and resamples x samples x orders (the sums).
+        block = max(1, _BLOCK_CELLS // max(1, self.vocab_size, self.m * self.n))
         for start in range(0, counts.shape[0], block):
-            out[start : start + block] = self._block(counts[start : start + block])
+            rows = counts[start : start + block]
+            value = (self._sample_scores(rows) * rows).sum(axis=1) / rows.sum(axis=1)
+            out[start : start + block] = np.where(rows @ self.has_ref > 0, value, np.nan)
         return out
 
-    def _block(self, counts: np.ndarray) -> np.ndarray:
+    def sample_scores(self) -> np.ndarray:
+        """Each sample's CIDEr-D in the whole corpus (every sample drawn once), shape (samples,)."""
+        return self._sample_scores(np.ones((1, self.m)))[0]
+
+    def _sample_scores(self, counts: np.ndarray) -> np.ndarray:
         drawn = counts.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             log_n = np.log(drawn)
@@ -95,9 +102,7 @@ class CiderCorpus:
             dot = (self.overlap @ weight_sq.T).T
             both = (norm_hyp != 0) & (norm_ref != 0)
             cosine = np.where(both, dot / (np.sqrt(norm_hyp) * np.sqrt(norm_ref)), dot) * self.penalty
-            per_sample = cosine.reshape(counts.shape[0], self.m, self.n).mean(axis=2) * 10.0
-            value = (per_sample * counts).sum(axis=1) / drawn
-        return np.where(counts @ self.has_ref > 0, value, np.nan)
+            return cosine.reshape(counts.shape[0], self.m, self.n).mean(axis=2) * 10.0
 
 
 def _add(triplets: tuple[list[int], list[int], list[float]], row: int, column: int, value: float) -> None:

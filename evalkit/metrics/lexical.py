@@ -378,8 +378,28 @@ class CiderD(Metric):
         swap: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Both sides of the permutation test: A's and B's records side by side with 0/1 counts (the idf comes
-        from each side's own references, as `aggregate` on the mixed records computes it)."""
+        from each side's own references, as `aggregate` on the mixed records computes it).
+
+        Runs scored on the same samples hold the same references, so a swap leaves the document frequencies and
+        the corpus size as they are: each sample keeps its own score in either run, and a side is the mean of
+        A's or B's score per sample, one matrix product per block.
+        """
         swap = np.asarray(swap, dtype=float)
+        same = len(stats_a) == len(stats_b) and all(
+            ("cider_hyp" in a) == ("cider_hyp" in b) and a.get("cider_ref") == b.get("cider_ref")
+            for a, b in zip(stats_a, stats_b, strict=True)
+        )
+        if same:
+            scored = np.array(["cider_hyp" in a for a in stats_a], dtype=bool)
+            corpus_a, corpus_b = self._corpus(stats_a), self._corpus(stats_b)
+            if not scored.any() or not corpus_a.has_ref.any():
+                nan = np.full(swap.shape[0], np.nan)
+                return nan, nan.copy()
+            score_a, score_b = np.zeros(len(stats_a)), np.zeros(len(stats_a))
+            score_a[scored], score_b[scored] = corpus_a.sample_scores(), corpus_b.sample_scores()
+            moved = swap @ (score_b - score_a)  # what the swapped samples move from A's side to B's
+            total_a, total_b, size = score_a.sum(), score_b.sum(), float(scored.sum())
+            return (total_a + moved) / size, (total_b - moved) / size
         both = [*stats_a, *stats_b]
         side_a = np.hstack([1.0 - swap, swap])
         return (
