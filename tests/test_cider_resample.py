@@ -8,7 +8,8 @@ import pytest
 from evalkit.metrics import get_metric
 from evalkit.metrics.lexical import CiderD
 from evalkit.sample import Parsed, Sample
-from evalkit.stats import Resampler, _indices_from_counts, bootstrap_distribution, permutation_distribution
+from evalkit.stats import Resampler, bootstrap_distribution, permutation_distribution
+from tests.resample_oracle import assert_close, assert_swaps_match, generic
 
 WORDS = "the left right lung pleural effusion small no acute opacity heart size normal is of and a".split()
 
@@ -34,20 +35,6 @@ def _stats(hyps: list[str], refs: list[str]):
     return metric, [s.value for s in scores], [s.stats for s in scores]
 
 
-def _generic(metric, values, stats, counts: np.ndarray) -> np.ndarray:
-    out = []
-    for row in counts:
-        index = _indices_from_counts(row)
-        out.append(metric.aggregate([values[i] for i in index], [stats[i] for i in index]))
-    return np.asarray(out, dtype=float)
-
-
-def _close(a: np.ndarray, b: np.ndarray) -> None:
-    # Same counts and logs; only the order of the float64 sums differs (a few ulps of values around 0..10).
-    assert np.array_equal(np.isnan(a), np.isnan(b))
-    assert np.allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=0, atol=1e-12)
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bootstrap_and_cluster_counts_match_generic(seed):
     rng = np.random.default_rng(seed)
@@ -60,7 +47,7 @@ def test_bootstrap_and_cluster_counts_match_generic(seed):
     single = np.zeros((1, n))
     single[0, 3] = 1
     counts = np.vstack([counts, rng.integers(0, 5, (15, n)) * (rng.random((15, n)) < 0.5), single, np.zeros((1, n))])
-    _close(metric.aggregate_resamples(values, stats, counts), _generic(metric, values, stats, counts))
+    assert_close(metric.aggregate_resamples(values, stats, counts), generic(metric, values, stats, counts))
 
 
 def test_unit_counts_equal_the_point_value_and_edge_corpora():
@@ -77,7 +64,7 @@ def test_unit_counts_equal_the_point_value_and_edge_corpora():
     metric, values, stats = _stats(hyps[:5], refs[:5])
     stats = [*stats[:2], {}, *stats[2:]]
     counts = rng.integers(0, 3, (10, 6)).astype(float)
-    _close(metric.aggregate_resamples([], stats, counts), _generic(metric, [None] * 6, stats, counts))
+    assert_close(metric.aggregate_resamples([], stats, counts), generic(metric, [None] * 6, stats, counts))
 
 
 @pytest.mark.parametrize("case", ["same references", "other references", "a failed sample on one side"])
@@ -91,13 +78,7 @@ def test_swaps_match_generic(case):
         sb[7] = {}
     metric = CiderD()
     swap = (rng.random((30, 40)) < 0.5).astype(float)
-    side_a, side_b = metric.aggregate_swaps(va, sa, vb, sb, swap)
-    for row in range(swap.shape[0]):
-        flip = swap[row] > 0
-        mixed_a = [b if f else a for a, b, f in zip(sa, sb, flip, strict=True)]
-        mixed_b = [a if f else b for a, b, f in zip(sa, sb, flip, strict=True)]
-        assert abs(side_a[row] - metric.aggregate([], mixed_a)) <= 1e-12
-        assert abs(side_b[row] - metric.aggregate([], mixed_b)) <= 1e-12
+    assert_swaps_match(metric, va, sa, vb, sb, swap)
 
 
 class _GenericCiderD(CiderD):
@@ -125,8 +106,8 @@ def test_stats_wiring_uses_the_hooks_and_agrees_with_the_generic_path():
             bootstrap_distribution(slow, 60, 3, groups=cluster),
             strict=True,
         ):
-            _close(a, b)
-        _close(
+            assert_close(a, b)
+        assert_close(
             permutation_distribution([tuple(fast)], 40, 4, groups=cluster)[0],
             permutation_distribution([tuple(slow)], 40, 4, groups=cluster)[0],
         )

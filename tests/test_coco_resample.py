@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from evalkit.metrics import get_metric
-from evalkit.metrics.base import Metric
 from evalkit.metrics.grounding import CocoAP, CocoAP50
 from evalkit.sample import Parsed, Sample
-from evalkit.stats import Resampler, _indices_from_counts, bootstrap_distribution, permutation_distribution
+from evalkit.stats import Resampler, bootstrap_distribution, permutation_distribution
+from tests.resample_oracle import assert_close, assert_swaps_match, generic
 from tests.test_grounding_coco import _random_case
 
 
@@ -31,20 +31,6 @@ def _stats(name: str, predicted, reference, ids=None):
     return metric, [s.value for s in scores], [s.stats for s in scores]
 
 
-def _generic(metric: Metric, values, stats, counts: np.ndarray) -> np.ndarray:
-    out = []
-    for row in counts:
-        index = _indices_from_counts(row)
-        out.append(metric.aggregate([values[i] for i in index], [stats[i] for i in index]))
-    return np.asarray(out, dtype=float)
-
-
-def _close(a: np.ndarray, b: np.ndarray) -> None:
-    # Same integer counts, same float divisions: only the order of the final 1010-term mean may differ.
-    assert np.array_equal(np.isnan(a), np.isnan(b))
-    assert np.allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=0, atol=1e-12)
-
-
 @pytest.mark.parametrize("name", ["coco_ap", "coco_ap50"])
 @pytest.mark.parametrize("grid", [None, 4, 8])
 def test_bootstrap_counts_match_generic(name, grid):
@@ -58,7 +44,7 @@ def test_bootstrap_counts_match_generic(name, grid):
     shuffled = rng.permutation(n)  # rows from the store come in any order: image order is by sample id
     values_s, stats_s = [values[i] for i in shuffled], [stats[i] for i in shuffled]
     fast = metric.aggregate_resamples(values_s, stats_s, counts[:, shuffled])
-    _close(fast, _generic(metric, values_s, stats_s, counts[:, shuffled]))
+    assert_close(fast, generic(metric, values_s, stats_s, counts[:, shuffled]))
 
 
 def test_ap_edge_cases_match_generic():
@@ -74,7 +60,7 @@ def test_ap_edge_cases_match_generic():
         for name in ("coco_ap", "coco_ap50"):
             metric, values, stats = _stats(name, predicted, reference)
             counts = rng.integers(0, 4, (30, len(stats))).astype(float)
-            _close(metric.aggregate_resamples(values, stats, counts), _generic(metric, values, stats, counts))
+            assert_close(metric.aggregate_resamples(values, stats, counts), generic(metric, values, stats, counts))
 
 
 @pytest.mark.parametrize("cls", [CocoAP, CocoAP50])
@@ -85,13 +71,7 @@ def test_swaps_match_generic(cls):
     _, va, sa = _stats(cls.name, predicted_a, reference)
     _, vb, sb = _stats(cls.name, predicted_b, reference)
     swap = (np.random.default_rng(1).random((50, len(sa))) < 0.5).astype(float)
-    side_a, side_b = metric.aggregate_swaps(va, sa, vb, sb, swap)
-    for row in range(swap.shape[0]):
-        flip = swap[row] > 0
-        mixed_a = [b if f else a for a, b, f in zip(sa, sb, flip, strict=True)]
-        mixed_b = [a if f else b for a, b, f in zip(sa, sb, flip, strict=True)]
-        assert abs(side_a[row] - metric.aggregate([], mixed_a)) <= 1e-12
-        assert abs(side_b[row] - metric.aggregate([], mixed_b)) <= 1e-12
+    assert_swaps_match(metric, va, sa, vb, sb, swap)
 
 
 class _GenericCocoAP(CocoAP):
@@ -112,10 +92,10 @@ def test_stats_wiring_uses_the_hooks_and_agrees_with_the_generic_path():
     fast = [Resampler(CocoAP(), va, sa), Resampler(CocoAP(), vb, sb)]
     slow = [Resampler(_GenericCocoAP(), va, sa), Resampler(_GenericCocoAP(), vb, sb)]
     for a, b in zip(bootstrap_distribution(fast, 200, 3), bootstrap_distribution(slow, 200, 3), strict=True):
-        _close(a, b)
+        assert_close(a, b)
     quick = permutation_distribution([tuple(fast)], 100, 4)[0]
     oracle = permutation_distribution([tuple(slow)], 100, 4)[0]
-    _close(quick, oracle)
+    assert_close(quick, oracle)
 
 
 def test_pycocotools_backend_keeps_the_generic_path():
