@@ -263,3 +263,20 @@ def test_scores_compare_by_identity_value_and_stats(jobs: dict[str, Path], tmp_p
 
 def _first(path: Path) -> str:
     return _rows(path, "SELECT min(sample_id) FROM generations")[0][0]
+
+
+def test_a_run_copied_in_steps_is_the_same_merge(
+    jobs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run larger than STEP_ROWS is copied in several commits (bounded memory); the merge is the same."""
+    sources = [jobs["report_part"], jobs["grounding"], jobs["report"]]
+    whole = merge_databases(sources, tmp_path / "whole.duckdb")
+    assert _rows(jobs["report"], "SELECT count(*) FROM generations")[0][0] > 2 * 7  # so every copy takes steps
+    monkeypatch.setattr("evalkit.merge.STEP_ROWS", 7)
+    stepped = merge_databases(sources, tmp_path / "stepped.duckdb")
+    assert stepped.to_json() | {"into": ""} == whole.to_json() | {"into": ""}
+    for table, key in (("generations", "run_id, sample_id"), ("scores", "run_id, sample_id, metric, score_key")):
+        query = f"SELECT * FROM {table} ORDER BY {key}"
+        assert _rows(tmp_path / "stepped.duckdb", query) == _rows(tmp_path / "whole.duckdb", query), table
+    query = "SELECT metric, value, n FROM run_metrics ORDER BY run_id, metric"
+    assert _rows(tmp_path / "stepped.duckdb", query) == _rows(tmp_path / "whole.duckdb", query)
