@@ -57,6 +57,7 @@ RUN_TABLES = ("generations", "scores", "run_metrics", "intervals")
 # DuckDB's buffer pool during a merge: what exceeds it spills to disk instead of growing the process with the
 # number of rows merged (main's single-transaction merge of two 1.5 M-score stores peaked at 1.1-1.6 GB).
 MEMORY_LIMIT = "256MB"
+MEMORY_ENV = "EVALKIT_MERGE_MEMORY_LIMIT"  # a larger pool, should some merge need one (DuckDB's size syntax)
 # Rows per commit when one run's samples are copied: DuckDB holds what a transaction adds to the primary-key
 # indexes in memory until it commits, so a single run of a million scores (a PadChest-sized task) is copied in
 # steps. The scratch file is discarded on any failure, so a partly copied run is never seen.
@@ -526,7 +527,11 @@ def merge_databases(sources: list[Path], into: Path, on_conflict: str = "fail") 
         if guard is not None:
             _copy_database(into, scratch)
         store = Store(scratch)
-        store.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        limit = os.environ.get(MEMORY_ENV, MEMORY_LIMIT)
+        try:
+            store.con.execute("SET memory_limit = ?", [limit])
+        except duckdb.Error as exc:
+            raise EvalkitError(f"{MEMORY_ENV}={limit!r} is not a memory size (e.g. 1GB): {exc}") from None
         store.con.execute("SET preserve_insertion_order = false")  # lets INSERT ... SELECT stream
         merger = _Merger(store, report)
         for index, source in enumerate(sources):
@@ -537,9 +542,17 @@ def merge_databases(sources: list[Path], into: Path, on_conflict: str = "fail") 
             except (duckdb.Error, EvalkitError) as exc:
                 raise EvalkitError(f"{source}: not a readable DuckDB results file: {exc}") from None
             aliases.append(alias)
-        for alias, source in zip(aliases, sources, strict=True):
-            merger.merge_source(alias, str(source))
-        merger.recompute_aggregates()
+        try:
+            for alias, source in zip(aliases, sources, strict=True):
+                merger.merge_source(alias, str(source))
+            merger.recompute_aggregates()
+        except (duckdb.OutOfMemoryException, duckdb.TransactionException) as exc:
+            if not any(word in str(exc) for word in ("memory", "allocate", "pin block")):
+                raise
+            raise EvalkitError(
+                f"merge ran out of its DuckDB memory ({limit}): {str(exc).splitlines()[0]}; nothing was written. "
+                f"Set {MEMORY_ENV}=1GB (or more) and merge again"
+            ) from None
         for alias in aliases:
             store.con.execute(f"DETACH {alias}")
         aliases.clear()

@@ -280,3 +280,18 @@ def test_a_run_copied_in_steps_is_the_same_merge(
         assert _rows(tmp_path / "stepped.duckdb", query) == _rows(tmp_path / "whole.duckdb", query), table
     query = "SELECT metric, value, n FROM run_metrics ORDER BY run_id, metric"
     assert _rows(tmp_path / "stepped.duckdb", query) == _rows(tmp_path / "whole.duckdb", query)
+
+
+def test_running_out_of_merge_memory_says_how_to_give_more(
+    jobs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    into = _copy(jobs["grounding"], tmp_path, "into.duckdb")
+    before = into.read_bytes()
+    monkeypatch.setenv("EVALKIT_MERGE_MEMORY_LIMIT", "1MB")
+    result = invoke("merge", jobs["report"], "--into", into)
+    assert result.exit_code == 2 and "ran out of its DuckDB memory (1MB)" in result.output
+    assert "EVALKIT_MERGE_MEMORY_LIMIT=1GB" in result.output
+    assert into.read_bytes() == before and not list(tmp_path.glob("into.duckdb.*"))
+    monkeypatch.setenv("EVALKIT_MERGE_MEMORY_LIMIT", "lots")
+    result = invoke("merge", jobs["report"], "--into", into)
+    assert result.exit_code == 2 and "not a memory size" in result.output
