@@ -22,7 +22,7 @@ Conflicts are never resolved silently. With `on_conflict="fail"` (the default) n
 sample record, so a score always belongs to the text it scored). Either way the report lists every conflict.
 
 How: the merged file is built in `<into>.merging` (a copy of `into`), with the sources ATTACHed read-only and
-every row classified and copied by SQL (`INSERT ... SELECT`), committed one run at a time under a bounded
+every row classified and copied by SQL (`INSERT ... SELECT`), committed every 100k rows under a bounded
 DuckDB buffer pool, so memory does not grow with the number of rows (two 1.5 M-score stores merge in a few
 hundred MB). It replaces `into` only when complete: a merge that fails, stops at a conflict or is interrupted
 leaves `into` byte-identical.
@@ -150,6 +150,7 @@ class _Merger:
         self.recompute: set[str] = set()
         self.main_db = self.con.execute("SELECT current_database()").fetchone()[0]
         self._common: dict[tuple[str, str], list[str]] = {}
+        self.uncommitted = 0  # rows added since the last commit
 
     # --- helpers ------------------------------------------------------------------------------------------------
     def columns(self, schema: str, table: str) -> list[str]:
@@ -185,21 +186,31 @@ class _Merger:
         """INSERT ... SELECT from the attached source; the number of rows added."""
         cols = ", ".join(f'"{c}"' for c in self.common(alias, table))
         sql = f'INSERT INTO main."{table}" ({cols}) SELECT {cols} FROM {alias}."{table}" {where}'
-        return int(self.con.execute(sql, params or []).fetchone()[0])
+        added = int(self.con.execute(sql, params or []).fetchone()[0])
+        self.uncommitted += added
+        return added
+
+    def step(self) -> None:
+        """Commit once STEP_ROWS rows are pending (inside the caller's transaction, which goes on): DuckDB's
+        memory stays that of one step. A commit costs a checkpoint here, so steps are rows, not runs."""
+        if self.uncommitted < STEP_ROWS:
+            return
+        self.uncommitted = 0
+        try:
+            self.con.execute("COMMIT")
+        finally:
+            self.con.execute("BEGIN TRANSACTION")  # the caller's transaction goes on (or rolls back)
 
     def copy_in_steps(self, alias: str, table: str, where: str, params: list[Any]) -> int:
-        """`copy` of per-sample rows (`where` filters one run), committed every STEP_ROWS rows (inside the
-        caller's transaction, which goes on)."""
+        """`copy` of per-sample rows (`where` filters one run) in parts of about STEP_ROWS, a step after each:
+        one run may be larger than DuckDB's pool can commit at once."""
         parts = math.ceil(self.count(f"FROM {alias}.{table} {where}", params) / STEP_ROWS)
         if parts <= 1:
             return self.copy(alias, table, where, params)
         added = 0
         for part in range(parts):
             added += self.copy(alias, table, f"{where} AND hash(sample_id) % {parts} = {part}", params)
-            try:
-                self.con.execute("COMMIT")
-            finally:
-                self.con.execute("BEGIN TRANSACTION")  # the caller's transaction goes on (or rolls back)
+            self.step()
         return added
 
     def count(self, sql: str, params: list[Any] | None = None) -> int:
@@ -271,10 +282,11 @@ class _Merger:
             r[0]: dict(zip(run_cols, r, strict=True))
             for r in self.con.execute(f"SELECT {', '.join(run_cols)} FROM main.runs").fetchall()
         }
-        for values in theirs:
-            run = dict(zip(run_cols, values, strict=True))
-            with self.store.transaction():  # one run at a time: memory stays that of one run
+        with self.store.transaction():
+            for values in theirs:
+                run = dict(zip(run_cols, values, strict=True))
                 self.merge_run(alias, label, present, run, ours.get(run["run_id"]))
+                self.step()
 
     def merge_run(
         self, alias: str, label: str, present: set[str], run: dict[str, Any], existing: dict[str, Any] | None
