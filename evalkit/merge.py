@@ -545,6 +545,7 @@ def merge_databases(sources: list[Path], into: Path, on_conflict: str = "fail") 
         except duckdb.Error as exc:
             raise EvalkitError(f"{MEMORY_ENV}={limit!r} is not a memory size (e.g. 1GB): {exc}") from None
         store.con.execute("SET preserve_insertion_order = false")  # lets INSERT ... SELECT stream
+        store.con.execute("SET enable_progress_bar = false")  # a slow step must not print into `--json` output
         merger = _Merger(store, report)
         for index, source in enumerate(sources):
             alias = f"merge_src_{index}"
