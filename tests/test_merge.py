@@ -167,3 +167,131 @@ def test_merging_into_an_existing_database_adds_to_it(jobs: dict[str, Path], tmp
     report = merge_databases([jobs["grounding"]], into)
     assert report.written and report.added["runs"] == 1
     assert _rows(into, "SELECT count(*) FROM runs")[0][0] == 2
+
+
+def test_a_failed_merge_leaves_into_byte_identical(jobs: dict[str, Path], tmp_path: Path) -> None:
+    """The merge is built in `<into>.merging` and replaces `into` only when complete."""
+    other = _copy(jobs["report"], tmp_path, "other.duckdb")
+    sample_id = _first(other)
+    with duckdb.connect(str(other)) as con:
+        con.execute("UPDATE generations SET text = 'Something else entirely.' WHERE sample_id = ?", [sample_id])
+    into = _copy(jobs["grounding"], tmp_path, "into.duckdb")
+    before = into.read_bytes()
+    assert invoke("merge", jobs["report"], other, "--into", into).exit_code == 1  # a conflict: nothing written
+    junk = tmp_path / "junk.duckdb"
+    junk.write_text("not a database")
+    assert invoke("merge", jobs["report"], junk, "--into", into).exit_code == 2  # an unreadable source
+    assert into.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["into.duckdb", "junk.duckdb", "other.duckdb"]
+    # The same merge that succeeds replaces it, and leaves no scratch file either.
+    report = merge_databases([jobs["report"]], into)
+    assert report.written and report.added["runs"] == 1
+    assert not list(tmp_path.glob("into.duckdb.*"))
+
+
+def test_a_pending_write_ahead_log_of_into_is_kept(jobs: dict[str, Path], tmp_path: Path) -> None:
+    into = _copy(jobs["grounding"], tmp_path, "into.duckdb")
+    with duckdb.connect(str(into)) as con:
+        con.execute("PRAGMA disable_checkpoint_on_shutdown")
+        con.execute('UPDATE runs SET summary = \'{"note": "only in the log"}\'')
+    assert Path(f"{into}.wal").exists()
+    assert merge_databases([jobs["report"]], into).written
+    assert not Path(f"{into}.wal").exists()
+    summaries = [r[0] for r in _rows(into, "SELECT summary FROM runs WHERE task = 'phantom-anatomy-grounding'")]
+    assert summaries == ['{"note": "only in the log"}']
+
+
+def test_a_conflict_names_the_file_a_moved_sample_came_from(jobs: dict[str, Path], tmp_path: Path) -> None:
+    """Per-sample origins are kept in DuckDB: a sample the part job lacked is kept from the full job, the part
+    job's own samples from the part job (the file the run came from)."""
+    part_ids = {r[0] for r in _rows(jobs["report_part"], "SELECT sample_id FROM generations")}
+    moved = next(
+        r[0] for r in _rows(jobs["report"], "SELECT sample_id FROM generations ORDER BY 1") if r[0] not in part_ids
+    )
+    other = _copy(jobs["report"], tmp_path, "other.duckdb")
+    with duckdb.connect(str(other)) as con:
+        con.execute("UPDATE generations SET text = 'Another text.' WHERE sample_id = ?", [moved])
+        con.execute("UPDATE generations SET text = 'A third text.' WHERE sample_id = ?", [min(part_ids)])
+    report = merge_databases([jobs["report_part"], jobs["report"], other], tmp_path / "m.duckdb", "keep-first")
+    kept = {c.key["sample_id"]: (c.table, c.columns, c.kept_from, c.source) for c in report.conflicts}
+    assert kept == {
+        moved: ("generations", ["text"], str(jobs["report"]), str(other)),
+        min(part_ids): ("generations", ["text"], str(jobs["report_part"]), str(other)),  # the run came from there
+    }
+
+
+def test_scores_compare_by_identity_value_and_stats(jobs: dict[str, Path], tmp_path: Path) -> None:
+    """Equal scores are duplicates (stats JSON in another key order too), another value is a conflict naming
+    its score identity, another identity of the same metric is a new score."""
+    other = _copy(jobs["report"], tmp_path, "other.duckdb")
+    sample_id = _first(other)
+    with duckdb.connect(str(other)) as con:
+        metric, key, stats = con.execute(
+            "SELECT metric, score_key, stats FROM scores WHERE sample_id = ? AND stats LIKE '{%,%}' "
+            "ORDER BY metric LIMIT 1",
+            [sample_id],
+        ).fetchone()
+        reordered = json.dumps(dict(reversed(json.loads(stats).items())))
+        assert reordered != stats
+        con.execute("UPDATE scores SET stats = ? WHERE sample_id = ? AND metric = ?", [reordered, sample_id, metric])
+        con.execute("UPDATE scores SET value = value + 0.5 WHERE sample_id = ? AND metric = 'rouge_l'", [sample_id])
+        con.execute(
+            "INSERT INTO scores SELECT run_id, sample_id, metric, metric_version, 'other-options', value, stats "
+            "FROM scores WHERE metric = 'bleu_4'"
+        )
+    n_scores = _rows(jobs["report"], "SELECT count(*) FROM scores")[0][0]
+    n_samples = _rows(jobs["report"], "SELECT count(*) FROM generations")[0][0]
+    report = merge_databases([jobs["report"], other], tmp_path / "m.duckdb", "keep-first")
+    (conflict,) = report.conflicts
+    assert conflict.table == "scores" and conflict.columns == ["value"]
+    assert conflict.key == {
+        "run_id": conflict.key["run_id"],
+        "sample_id": sample_id,
+        "metric": "rouge_l",
+        "score_key": _rows(other, "SELECT score_key FROM scores WHERE metric = 'rouge_l' LIMIT 1")[0][0],
+    }
+    assert report.duplicates["scores"] == n_scores - 1 and report.added["scores"] == n_scores + n_samples
+    assert metric != "rouge_l" and key
+    assert _rows(tmp_path / "m.duckdb", "SELECT count(*) FROM scores")[0][0] == n_scores + n_samples
+    kept = _rows(
+        tmp_path / "m.duckdb", f"SELECT value FROM scores WHERE sample_id = '{sample_id}' AND metric = 'rouge_l'"
+    )
+    assert kept == _rows(
+        jobs["report"], f"SELECT value FROM scores WHERE sample_id = '{sample_id}' AND metric = 'rouge_l'"
+    )
+
+
+def _first(path: Path) -> str:
+    return _rows(path, "SELECT min(sample_id) FROM generations")[0][0]
+
+
+def test_a_run_copied_in_steps_is_the_same_merge(
+    jobs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run larger than STEP_ROWS is copied in several commits (bounded memory); the merge is the same."""
+    sources = [jobs["report_part"], jobs["grounding"], jobs["report"]]
+    whole = merge_databases(sources, tmp_path / "whole.duckdb")
+    assert _rows(jobs["report"], "SELECT count(*) FROM generations")[0][0] > 2 * 7  # so every copy takes steps
+    monkeypatch.setattr("evalkit.merge.STEP_ROWS", 7)
+    stepped = merge_databases(sources, tmp_path / "stepped.duckdb")
+    assert stepped.to_json() | {"into": ""} == whole.to_json() | {"into": ""}
+    for table, key in (("generations", "run_id, sample_id"), ("scores", "run_id, sample_id, metric, score_key")):
+        query = f"SELECT * FROM {table} ORDER BY {key}"
+        assert _rows(tmp_path / "stepped.duckdb", query) == _rows(tmp_path / "whole.duckdb", query), table
+    query = "SELECT metric, value, n FROM run_metrics ORDER BY run_id, metric"
+    assert _rows(tmp_path / "stepped.duckdb", query) == _rows(tmp_path / "whole.duckdb", query)
+
+
+def test_running_out_of_merge_memory_says_how_to_give_more(
+    jobs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    into = _copy(jobs["grounding"], tmp_path, "into.duckdb")
+    before = into.read_bytes()
+    monkeypatch.setenv("EVALKIT_MERGE_MEMORY_LIMIT", "1MB")
+    result = invoke("merge", jobs["report"], "--into", into)
+    assert result.exit_code == 2 and "ran out of its DuckDB memory (1MB)" in result.output
+    assert "EVALKIT_MERGE_MEMORY_LIMIT=1GB" in result.output
+    assert into.read_bytes() == before and not list(tmp_path.glob("into.duckdb.*"))
+    monkeypatch.setenv("EVALKIT_MERGE_MEMORY_LIMIT", "lots")
+    result = invoke("merge", jobs["report"], "--into", into)
+    assert result.exit_code == 2 and "not a memory size" in result.output
