@@ -450,6 +450,35 @@ def test_pairwise_map_holds_every_pair_with_holm_across_pairs(public_db, public_
         assert [c.p_adjusted for c in pairs] == pytest.approx(holm(raw))
 
 
+def test_difference_to_the_leader_is_the_paired_bootstrap_with_holm_across_models(public_db, tmp_path):
+    """The task page's Δ vs #1 column, read from the pairwise map, equals each model's own paired bootstrap
+    against the leader (`compare_runs`), with Holm over those comparisons only."""
+    from evalkit.leaderboard import latest_runs
+    from evalkit.site import SiteBuilder, _stored_spec
+    from evalkit.stats import compare_runs, holm
+    from evalkit.store import Store
+
+    with Store(public_db, read_only=True) as store:
+        runs = latest_runs(store, "phantom-report")
+        builder = SiteBuilder(store, tmp_path / "site", n_boot=300, seed=4)
+        builder.out.mkdir()
+        view = builder._task_view("phantom-report", runs, _stored_spec(runs))
+        leader, others = view.rows[0], view.rows[1:]
+        assert len(others) >= 2 and leader.vs_leader is None
+        expected = []
+        for row in others:
+            _, _, (c,) = compare_runs(
+                store, "phantom-report", row.model, leader.model, ["rouge_l"], n_boot=300, n_perm=0, seed=4
+            )
+            expected.append(c)
+        for row, c, p_adj in zip(others, expected, holm([c.p_bootstrap for c in expected]), strict=True):
+            got = row.vs_leader
+            assert (got["delta"], got["low"], got["high"], got["p"]) == pytest.approx(
+                (c.delta, c.ci_low, c.ci_high, p_adj)
+            )
+            assert got["n"] == c.n_shared and got["tied"] == (p_adj >= 0.05)
+
+
 def _row_order(svg) -> list[str]:
     """The matrix's row models, top to bottom (from each cell's data-row, in document order)."""
     rows = svg.locator("g.pair").evaluate_all("gs => gs.map(g => g.dataset.row)")
