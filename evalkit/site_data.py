@@ -48,7 +48,7 @@ def part_script(key: str, data: Any) -> str:
     """A script that files `data`, as base64 of its gzip-compressed JSON, under `window.EVALKIT_PARTS[key]`."""
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     # mtime=0: the same data gives the same bytes, so rebuilding an unchanged site changes no file.
-    packed = base64.b64encode(gzip.compress(payload, compresslevel=9, mtime=0)).decode("ascii")
+    packed = base64.b64encode(gzip.compress(payload, compresslevel=6, mtime=0)).decode("ascii")
     return script("EVALKIT_PARTS", key, packed)
 
 
