@@ -180,7 +180,8 @@ def _merge(into: Path, *sources: Path) -> tuple[float, float]:
     )
     if done.returncode:
         raise SystemExit(f"merge failed:\n{done.stderr}")
-    written, conflicts, seconds, peak_mb = done.stdout.split()
+    # The last line is the child's own; merge may have printed progress before it.
+    written, conflicts, seconds, peak_mb = done.stdout.strip().splitlines()[-1].split()
     assert written == "True" and conflicts == "0", done.stdout
     return float(seconds), float(peak_mb)
 
@@ -210,6 +211,14 @@ def _demo(work: Path) -> tuple[float, float]:
     return cold, warm
 
 
+class _Measured(dict):
+    """Each value is also printed to stderr as it is measured: a run that fails late keeps what it measured."""
+
+    def __setitem__(self, key: str, value: float) -> None:
+        super().__setitem__(key, value)
+        print(f"  measured {key:42s} {value:12.3f}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=20)
@@ -223,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="evalkit-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     db = work / "scale.duckdb"
-    measured: dict[str, float] = {}
+    measured: dict[str, float] = _Measured()
     if not db.exists():
         build = build_store(db, args.models, args.samples)
         measured["store build (s)"] = sum(build.values())

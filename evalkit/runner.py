@@ -36,7 +36,7 @@ from evalkit.metrics.base import Metric, ScoreIdentity, safe_score
 from evalkit.profiles import get_profile
 from evalkit.progress import RunProgress
 from evalkit.prompts import render_prompt
-from evalkit.results.queries import CURRENT_SCORES, failed_samples
+from evalkit.results.queries import CURRENT_SCORES, failed_samples, run_metrics
 from evalkit.results.store import HOLD_S, SLOW_STEP_S, Store, dumps, loads
 from evalkit.sample import Parsed, Sample
 from model_adapters.base import Adapter, GenerationRequest, GenerationResult, stable_hash
@@ -335,10 +335,11 @@ class Runner:
                 available.append((metric, metric.identity()))
         return available, instances, unavailable
 
-    def _score(self, run_id: str, metrics: list[tuple[Metric, ScoreIdentity]]) -> None:
-        """Score every stored generation that has no score under the metric's current identity."""
+    def _score(self, run_id: str, metrics: list[tuple[Metric, ScoreIdentity]]) -> int:
+        """Score every stored generation that has no score under the metric's current identity; how many."""
         by_id = {s.sample_id: s for s in self.all_samples}
         skip_errored = self.task.errored_samples == "exclude"
+        written = 0
         for metric, identity in metrics:
             rows = self.store.con.execute(
                 "SELECT g.sample_id, g.parsed FROM generations g WHERE g.run_id = ? AND (NOT ? OR g.error IS NULL) "
@@ -347,6 +348,7 @@ class Runner:
                 [run_id, skip_errored, metric.name, identity.key],
             ).fetchall()
             rows = [(sid, Parsed.from_json(loads(p, {}))) for sid, p in rows if sid in by_id]
+            written += len(rows)
             slow = True
             for chunk in _chunks(rows, SCORE_CHUNK):
                 samples = [by_id[sid] for sid, _ in chunk]
@@ -366,6 +368,7 @@ class Runner:
                         ],
                     )
                 self.store.release(held_s=HOLD_S)
+        return written
 
     def _aggregate(
         self,
@@ -424,12 +427,52 @@ class Runner:
                 )
         return values
 
-    def _store_cis(self, run_id: str) -> None:
-        """The CIs that leaderboard and site show, computed once now instead of on every read."""
+    def _unchanged_aggregates(
+        self,
+        run_id: str,
+        metrics: list[tuple[Metric, ScoreIdentity]],
+        instances: dict[str, Metric],
+        unavailable: dict[str, str],
+    ) -> dict[str, float | None] | None:
+        """The stored aggregates when nothing they depend on changed (no generation, no new score, the same
+        metrics, identities, positions and error policy, the same number of current scores); else None.
+
+        A fully cached rerun then skips re-aggregating and re-bootstrapping every metric. A process that died
+        between scoring and aggregating leaves a different n (or score key) behind, so it is recomputed.
+        """
+        identities = {m.name: identity for m, identity in metrics}
+        stored = {r["metric"]: r for r in run_metrics(self.store, run_id)}
+        if set(stored) != set(self.task.metric_names):
+            return None
+        counts = dict(
+            self.store.con.execute(f"SELECT s.metric, count(*) {CURRENT_SCORES} GROUP BY s.metric", [run_id]).fetchall()
+        )
+        values: dict[str, float | None] = {}
+        for position, spec in enumerate(self.task.metrics):
+            row, identity = stored[spec.name], identities.get(spec.name)
+            expected = {
+                "metric_version": str(instances[spec.name].version),
+                "status": "ok" if identity else "unavailable",
+                "reason": unavailable.get(spec.name),
+                "score_key": identity.key if identity else None,
+                "is_primary": spec.name == self.task.primary_metric,
+                "position": position,
+                "errored": self.task.errored_samples,
+                "n": counts.get(spec.name, 0) if identity else 0,
+            }
+            if any(row[key] != value for key, value in expected.items()):
+                return None
+            if identity:
+                values[spec.name] = row["value"]
+        return values
+
+    def _store_cis(self, run_id: str, only_missing: bool = False) -> None:
+        """The CIs that leaderboard and site show, computed once now instead of on every read (`only_missing`:
+        keep the stored ones that still match the aggregates)."""
         from evalkit.stored_cis import store_run_cis
 
         try:
-            store_run_cis(self.store, {"run_id": run_id, "task": self.task.name})
+            store_run_cis(self.store, {"run_id": run_id, "task": self.task.name}, only_missing=only_missing)
         except EvalkitError:
             pass  # a metric that cannot re-aggregate here: readers compute (and report) it on demand
 
@@ -442,6 +485,14 @@ class Runner:
         run_id = run_id_for(self.task, fingerprint)
         summary = RunSummary(run_id, self.task.name, self.card.name, 0, self.task_size, len(self.samples))
         metrics, instances, summary.unavailable = self._metrics()  # bad metric options fail before any work
+        done = self.store.done_sample_ids(run_id)
+        todo = [s for s in self.samples if s.sample_id not in done]
+        load = getattr(self.adapter, "load", None)
+        if todo and callable(load):
+            # Adapters that load lazily: a broken checkpoint fails here, before the run is recorded, never per
+            # sample; readers get in meanwhile.
+            self.store.release()
+            load()
         self.store.put_samples(sample_row(s) for s in self.samples)
         self.store.upsert_run(
             {
@@ -465,9 +516,7 @@ class Runner:
                 "task_size": self.task_size,
             }
         )
-        done = self.store.done_sample_ids(run_id)
         self.store.release()  # readers (leaderboard, site) get in while this process generates
-        todo = [s for s in self.samples if s.sample_id not in done]
         summary.reused = len(self.samples) - len(todo)
         label = f"{self.task.name} · {self.card.name}"
         try:
@@ -486,9 +535,16 @@ class Runner:
                     )
                     if on_progress:
                         on_progress(len(batch))
-                self._score(run_id, metrics)
-                summary.metrics = self._aggregate(run_id, metrics, instances, summary.unavailable)
-                self._store_cis(run_id)
+                rescored = self._score(run_id, metrics)
+                unchanged = None
+                if not todo and not rescored:
+                    unchanged = self._unchanged_aggregates(run_id, metrics, instances, summary.unavailable)
+                if unchanged is None:
+                    summary.metrics = self._aggregate(run_id, metrics, instances, summary.unavailable)
+                    self._store_cis(run_id)
+                else:
+                    summary.metrics = unchanged
+                    self._store_cis(run_id, only_missing=True)
         except KeyboardInterrupt as exc:
             kept = len(self.store.done_sample_ids(run_id))
             self.store.finish_run(

@@ -4,8 +4,8 @@ Nothing here re-runs a model or a metric's `score`: every resample re-aggregates
 row of counts (how often each sample is drawn), so for any metric whose aggregate is a function of column sums
 (`Metric.sufficient_matrix` / `Metric.from_sums`: every mean metric, corpus BLEU, CheXbert-style micro F1) a
 block of resamples is one matrix product. Other corpus metrics either take a whole block at once through their
-batch hooks (`Metric.aggregate_resamples`, `Metric.aggregate_swaps`: COCO AP) or fall back to `Metric.aggregate`
-once per resample, with the same resamples.
+batch hooks (`Metric.aggregate_resamples`, `Metric.aggregate_swaps`: COCO AP, CIDEr-D) or fall back to
+`Metric.aggregate` once per resample, with the same resamples.
 
 Conventions:
 - The unit of resampling is the sample's cluster (`Sample.cluster`: patient, else study, else image), the unit the

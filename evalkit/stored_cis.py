@@ -49,22 +49,40 @@ def store_run_cis(
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
     cluster: str = "auto",
+    only_missing: bool = False,
 ) -> dict[str, Interval]:
-    """Compute a run's CIs (every stored metric) and replace what the table held for these settings."""
+    """Compute a run's CIs (every stored metric) and replace what the table held for these settings.
+
+    `only_missing`: keep the stored intervals that still match the aggregates and compute only the others (a
+    fully cached rerun; nothing at all when every one is stored)."""
     with store.transaction():
-        return _compute_and_write(store, run, n_boot, seed, level, cluster)
+        if not only_missing:
+            return _compute_and_write(store, run, n_boot, seed, level, cluster)
+        stored = _stored(store, run["run_id"], n_boot, seed, level, cluster)
+        wanted = [r["metric"] for r in run_metrics(store, run["run_id"]) if r["status"] == "ok"]
+        missing = [m for m in wanted if m not in stored]
+        if missing:
+            stored.update(_compute_and_write(store, run, n_boot, seed, level, cluster, missing))
+        return stored
 
 
 def _compute_and_write(
-    store: Store, run: dict[str, Any], n_boot: int, seed: int, level: float, cluster: str
+    store: Store,
+    run: dict[str, Any],
+    n_boot: int,
+    seed: int,
+    level: float,
+    cluster: str,
+    metrics: Sequence[str] | None = None,
 ) -> dict[str, Interval]:
     bounds = run_intervals(
-        store, run, n_boot=n_boot, seed=seed, level=level, max_generic=DISPLAY_MAX_GENERIC, cluster=cluster
+        store, run, metrics, n_boot=n_boot, seed=seed, level=level, max_generic=DISPLAY_MAX_GENERIC, cluster=cluster
     )
     keys = {row["metric"]: row["score_key"] for row in run_metrics(store, run["run_id"])}
     store.con.execute(
-        "DELETE FROM intervals WHERE run_id = ? AND n_boot = ? AND seed = ? AND level = ? AND cluster = ?",
-        [run["run_id"], n_boot, seed, level, cluster],
+        "DELETE FROM intervals WHERE run_id = ? AND n_boot = ? AND seed = ? AND level = ? AND cluster = ? "
+        "AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], metric))",
+        [run["run_id"], n_boot, seed, level, cluster, metrics, metrics],
     )
     rows = [
         [run["run_id"], name, keys.get(name), n_boot, seed, level, b.value, b.ci_low, b.ci_high, b.n, b.n_boot]

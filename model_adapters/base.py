@@ -46,7 +46,9 @@ class Adapter(Protocol):
     card: ModelCard
     # Optional attributes the runner reads: `needs_images = False` (no image is opened at all: predictions made
     # elsewhere) and `reads_pixels = False` (only the image size is needed: its header is read, nothing decoded,
-    # and `GenerationRequest.images` is empty).
+    # and `GenerationRequest.images` is empty). Optional method: `load()`, called once before the first batch
+    # is generated (and only if one is): adapters that defer loading weights or fitting to it cost nothing on a
+    # rerun whose samples are all stored, and a failure there stops the run instead of failing every sample.
 
     def prepare(self, task: TaskSpec, train_samples: Callable[[], list[Sample]]) -> None:
         """Called once per task before generation (baselines fit their priors here)."""

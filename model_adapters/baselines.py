@@ -67,7 +67,7 @@ class BaselineAdapter:
         self._global_box: Box = [0.0, 0.0, 1.0, 1.0]
         self._prior: dict[str, Box] = {}
         self._train: list[Sample] = []
-        self._train_vectors: np.ndarray = np.zeros((0, EMBED_SIZE * EMBED_SIZE))
+        self._train_vectors: np.ndarray | None = np.zeros((0, EMBED_SIZE * EMBED_SIZE))
 
     def supports(self, task: TaskSpec) -> bool:
         if self.baseline == "radiologist":
@@ -101,7 +101,12 @@ class BaselineAdapter:
             self._prior = {k: mean_box(v) for k, v in by_key.items() if v}
         if self.baseline == "nn-retrieval":
             self._train = train
-            self._train_vectors = np.stack([embed_image(_open(s.image_paths[0])) for s in train])
+            self._train_vectors = None  # embedded by `load`, which the runner calls only when it generates
+
+    def load(self) -> None:
+        """Embed the train images for nn-retrieval (a rerun that generates nothing never decodes them)."""
+        if self.baseline == "nn-retrieval" and self._train_vectors is None:
+            self._train_vectors = np.stack([embed_image(_open(s.image_paths[0])) for s in self._train])
 
     def fingerprint(self) -> str:
         return card_fingerprint(self.card, extra={"baseline": self.baseline, "fit": self._fit_id})
@@ -134,11 +139,15 @@ class BaselineAdapter:
             return self._prior.get(key, self._global_box)
         if image is None:
             raise RuntimeError("nn-retrieval needs the decoded image")
-        best = candidates[int(np.argmax(self._train_vectors[candidates] @ embed_image(image)))]
+        best = candidates[int(np.argmax(self._vectors()[candidates] @ embed_image(image)))]
         return mean_box(self._train[best].reference_boxes)
 
     def _nearest(self, image: Image.Image) -> int:
-        return int(np.argmax(self._train_vectors @ embed_image(image)))
+        return int(np.argmax(self._vectors() @ embed_image(image)))
+
+    def _vectors(self) -> np.ndarray:
+        self.load()  # callers that drive `generate` themselves
+        return self._train_vectors  # type: ignore[return-value]
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         if self.kind is None:

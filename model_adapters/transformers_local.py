@@ -90,8 +90,29 @@ class TransformersAdapter:
         # bfloat16 is what Qwen3-VL checkpoints ship in and GPUs run fast; CPUs are slow and lossy in it.
         self.dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self._local_path = self._resolve_local_path(card)
-        self.model, self.processor = self._load()
+        # A local checkpoint is loaded on first use (`load`): a rerun whose samples are all stored needs only the
+        # fingerprint, a digest of its files. The runner calls `load` before it generates, so a broken checkpoint
+        # still fails the run up front, never sample by sample. A hub id is loaded now: its fingerprint is the
+        # resolved snapshot, and a wrong id should fail before anything else.
+        self._loaded: tuple[Any, Any] | None = None
         self._fingerprint: str | None = None
+        if self._local_path is None:
+            self.load()
+
+    def load(self) -> None:
+        """Load the weights and processor now (idempotent)."""
+        if self._loaded is None:
+            self._loaded = self._load()
+
+    @property
+    def model(self) -> Any:
+        self.load()
+        return self._loaded[0]  # type: ignore[index]
+
+    @property
+    def processor(self) -> Any:
+        self.load()
+        return self._loaded[1]  # type: ignore[index]
 
     @classmethod
     def from_model(cls, card: ModelCard, model: Any, processor: Any, batch_size: int = 8) -> TransformersAdapter:
@@ -106,7 +127,7 @@ class TransformersAdapter:
         adapter.device = str(model.device)
         adapter.dtype = model.dtype
         adapter._local_path = None
-        adapter.model, adapter.processor = model.eval(), processor
+        adapter._loaded = (model.eval(), processor)
         adapter._prepare_tokenizer(processor)
         adapter._fingerprint = None
         return adapter

@@ -106,10 +106,12 @@ class ScriptedServer:
                     action = server.script.popleft() if server.script else server.default
                 try:
                     time.sleep(server.delay)
-                    action(self, body)
                 finally:
+                    # Counted out before the reply is written: once the client has its answer it may send the
+                    # next request, which must not overlap this handler's bookkeeping (a false 4th in flight).
                     with server.lock:
                         server.in_flight -= 1
+                action(self, body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

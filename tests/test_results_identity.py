@@ -290,3 +290,23 @@ def test_score_refuses_a_card_name_and_an_empty_file(tmp_path, db, data_root):
     assert result.exit_code == 0 and "stored 1 predictions" in result.output
     rows = json.loads(invoke("leaderboard", "--db", db, "--json").output)
     assert {r["model"] for r in rows} == {"mine"} and all(r["n"] == 1 and r["task_size"] == 16 for r in rows)
+
+
+def test_failure_counts_of_many_runs_equal_each_runs_failed_samples(tmp_path, corrupt_root):
+    from evalkit.results.queries import failed_samples, failure_counts
+
+    root, bad = corrupt_root
+    db = tmp_path / "r.duckdb"
+    _run(db, root, "nn-retrieval", _report_task())
+    _run(db, root, "normal-template", _report_task())
+    with Store(db) as store:
+        runs = [r["run_id"] for r in store.query("SELECT run_id FROM runs ORDER BY model")]
+        # A metric failure on another sample of one run, and one on the sample whose generation failed.
+        store.con.execute(
+            "UPDATE scores SET stats = '{\"error\": \"boom\"}' WHERE run_id = ? AND metric = 'rouge_l' "
+            "AND sample_id IN (SELECT min(sample_id) FROM scores WHERE run_id = ? AND sample_id <> ?)",
+            [runs[0], runs[0], bad.sample_id],
+        )
+        each = {r: len({f["sample_id"] for f in failed_samples(store, r)}) for r in [*runs, "no-such-run"]}
+        assert failure_counts(store, [*runs, "no-such-run"]) == each
+        assert sorted(each.values()) == [0, 1, 2]

@@ -224,9 +224,6 @@ def _run(db, data_root, model: str, task: str, limit: int | None = None):
     return evaluate(model, task, db=db, data_root=data_root, limit=limit)[0]
 
 
-# Slow (about 100 s): cider_d has no vectorised resampling path yet, so 500 resamples + 500 permutations each
-# re-run the corpus CIDEr-D (issue 13 follow-up).
-@pytest.mark.slow
 def test_compare_cli_on_stored_runs_pairs_shared_samples(db, data_root):
     _run(db, data_root, "nn-retrieval", "phantom-report")
     _run(db, data_root, "normal-template", "phantom-report", limit=10)

@@ -6,8 +6,8 @@ that a bootstrap resample re-aggregates stored numbers and never re-runs a model
 Resampling (evalkit/stats.py) is vectorised when the aggregate is a function of column sums of a per-sample
 matrix: `sufficient_matrix` gives that matrix and `from_sums` maps sums (one row per resample) to values. Mean
 metrics get this for free; a count-based corpus metric (BLEU, CheXbert micro F1) overrides both methods; any
-other corpus metric (COCO AP) returns None and is re-aggregated with `aggregate` once per resample (slow), unless
-it implements the batch hook `aggregate_resamples`.
+other corpus metric returns None and is re-aggregated with `aggregate` once per resample (slow), unless it
+implements the batch hooks `aggregate_resamples` / `aggregate_swaps` (COCO AP, CIDEr-D).
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -20,6 +22,7 @@ import numpy as np
 from evalkit.errors import EvalkitError
 from evalkit.metrics import register_metric
 from evalkit.metrics.base import Metric, MetricOptions, SampleScore
+from evalkit.metrics.cider_resample import CiderCorpus
 from evalkit.sample import Parsed, Sample
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?|[^\sa-z0-9]")
@@ -37,6 +40,65 @@ def _reference(sample: Sample) -> str:
     return sample.reference_text or ""
 
 
+# --- Work shared by sibling metrics ---------------------------------------------------------------------------------
+# The runner scores metric after metric over the same samples: rouge_1/rouge_2/rouge_l tokenise and Porter-stem the
+# same texts, and bleu_1..bleu_4 count the same n-grams. Both are memoised by value (the inputs are strings and the
+# records are immutable), so each distinct text is tokenised once and each distinct (prediction, reference,
+# tokenization) pair is counted once per process; the libraries' own code computes every entry. The bounds match the
+# grounding caches: one run of up to ~30,000 samples stays cached from its first metric to its last.
+_TEXT_CACHE = 1 << 16
+_STEM_CACHE = 1 << 18  # distinct tokens: a report vocabulary is far smaller
+
+
+@lru_cache(maxsize=1)
+def _porter():
+    from nltk.stem import porter
+
+    return porter.PorterStemmer()  # what rouge-score's DefaultTokenizer(use_stemmer=True) builds
+
+
+@lru_cache(maxsize=_STEM_CACHE)
+def _porter_stem(token: str) -> str:
+    # Porter stemming was 20% of a report run; a stem depends on the token alone, so each is computed once.
+    return _porter().stem(token)
+
+
+class _MemoStemmer:
+    """The `stemmer` argument of rouge-score's `tokenize`: nltk's PorterStemmer, one call per distinct token."""
+
+    @staticmethod
+    def stem(token: str) -> str:
+        return _porter_stem(token)
+
+
+_MEMO_STEMMER = _MemoStemmer()
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _rouge_tokens(text: str, use_stemmer: bool) -> tuple[str, ...]:
+    """rouge-score's DefaultTokenizer tokens of `text`: the library's own `tokenize`, with the memoised stemmer."""
+    from rouge_score import tokenize
+
+    # Interned so that the cached tuples share the short (unstemmed) tokens instead of holding a copy each.
+    return tuple(sys.intern(t) for t in tokenize.tokenize(text, _MEMO_STEMMER if use_stemmer else None))
+
+
+class _CachedTokenizer:
+    """A rouge-score `Tokenizer` (the scorer's documented `tokenizer=` hook) over `rouge_tokens`."""
+
+    def __init__(self, use_stemmer: bool) -> None:
+        self.use_stemmer = use_stemmer
+
+    def tokenize(self, text: str) -> tuple[str, ...]:
+        return _rouge_tokens(text, self.use_stemmer)
+
+
+def clear_caches() -> None:
+    """Forget the memoised tokens, stems and BLEU counts (benchmarks time the cold path; tests count calls)."""
+    for cached in (_porter_stem, _rouge_tokens, _bleu_counts):
+        cached.cache_clear()
+
+
 class _Rouge(Metric):
     """A rouge-score F-measure per sample, mean over samples (Porter stemmer on, as vilmedic/RadEval/RadVLM)."""
 
@@ -50,7 +112,9 @@ class _Rouge(Metric):
         super().__init__(**options)
         from rouge_score import rouge_scorer
 
-        self._scorer = rouge_scorer.RougeScorer([self.rouge_type], use_stemmer=options.get("use_stemmer", True))
+        # The library's scorer and arithmetic; only tokenisation (shared by rouge_1/2/l) goes through the cache.
+        tokenizer = _CachedTokenizer(self.typed_options.use_stemmer)
+        self._scorer = rouge_scorer.RougeScorer([self.rouge_type], tokenizer=tokenizer)
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         out = []
@@ -95,18 +159,27 @@ class ResponseLength(Metric):
 
 
 def bleu_stats(prediction: str, reference: str, n: int = 4, tokenization: str = "raw") -> dict[str, Any]:
-    """pycocoevalcap's cooked statistics for one (prediction, reference) pair (whitespace split of the inputs)."""
+    """pycocoevalcap's cooked statistics for one (prediction, reference) pair (whitespace split of the inputs).
+
+    Memoised per (prediction, reference, n, tokenization): bleu_1..bleu_4 (and RadCliQ's BLEU-4 feature) read one
+    record per pair. A fresh dict each call, so a caller may keep or change it.
+    """
+    testlen, reflen, guess, correct = _bleu_counts(prediction, reference, n, tokenization)
+    return {"testlen": testlen, "reflen": reflen, "guess": list(guess), "correct": list(correct)}
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _bleu_counts(prediction: str, reference: str, n: int, tokenization: str) -> tuple[Any, Any, tuple, tuple]:
+    return _cook_bleu(prediction, reference, n, tokenization)
+
+
+def _cook_bleu(prediction: str, reference: str, n: int, tokenization: str) -> tuple[Any, Any, tuple, tuple]:
     from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
 
     if tokenization == "lower_punct":
         prediction, reference = bleu_tokenize(prediction), bleu_tokenize(reference)
     cooked = cook_test(prediction, cook_refs([reference], n=n), eff="closest", n=n)
-    return {
-        "testlen": cooked["testlen"],
-        "reflen": cooked["reflen"],
-        "guess": cooked["guess"],
-        "correct": cooked["correct"],
-    }
+    return cooked["testlen"], cooked["reflen"], tuple(cooked["guess"]), tuple(cooked["correct"])
 
 
 def _bleu_from_counts(correct: Sequence[float], guess: Sequence[float], testlen: float, reflen: float, n: int):
@@ -288,3 +361,61 @@ class CiderD(Metric):
     def aggregate(self, values: Sequence[float], stats: Sequence[dict[str, Any]]) -> float:
         records = [s for s in stats if "cider_hyp" in s]
         return cider_d(records)[0] if records else float("nan")
+
+    def aggregate_resamples(
+        self, values: Sequence[float | None], stats: Sequence[dict[str, Any]], counts: np.ndarray
+    ) -> np.ndarray:
+        """`aggregate` under each row of `counts`, all rows at once (see cider_resample)."""
+        scored = np.array(["cider_hyp" in s for s in stats], dtype=bool)
+        return self._corpus(stats).values(np.asarray(counts, dtype=float)[:, scored])
+
+    def aggregate_swaps(
+        self,
+        values_a: Sequence[float | None],
+        stats_a: Sequence[dict[str, Any]],
+        values_b: Sequence[float | None],
+        stats_b: Sequence[dict[str, Any]],
+        swap: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Both sides of the permutation test: A's and B's records side by side with 0/1 counts (the idf comes
+        from each side's own references, as `aggregate` on the mixed records computes it).
+
+        Runs scored on the same samples hold the same references, so a swap leaves the document frequencies and
+        the corpus size as they are: each sample keeps its own score in either run, and a side is the mean of
+        A's or B's score per sample, one matrix product per block.
+        """
+        swap = np.asarray(swap, dtype=float)
+        same = len(stats_a) == len(stats_b) and all(
+            ("cider_hyp" in a) == ("cider_hyp" in b) and a.get("cider_ref") == b.get("cider_ref")
+            for a, b in zip(stats_a, stats_b, strict=True)
+        )
+        if same:
+            scored = np.array(["cider_hyp" in a for a in stats_a], dtype=bool)
+            corpus_a, corpus_b = self._corpus(stats_a), self._corpus(stats_b)
+            if not scored.any() or not corpus_a.has_ref.any():
+                nan = np.full(swap.shape[0], np.nan)
+                return nan, nan.copy()
+            score_a, score_b = np.zeros(len(stats_a)), np.zeros(len(stats_a))
+            score_a[scored], score_b[scored] = corpus_a.sample_scores(), corpus_b.sample_scores()
+            moved = swap @ (score_b - score_a)  # what the swapped samples move from A's side to B's
+            total_a, total_b, size = score_a.sum(), score_b.sum(), float(scored.sum())
+            return (total_a + moved) / size, (total_b - moved) / size
+        both = [*stats_a, *stats_b]
+        side_a = np.hstack([1.0 - swap, swap])
+        return (
+            self.aggregate_resamples([], both, side_a),
+            self.aggregate_resamples([], both, 1.0 - side_a),
+        )
+
+    def _corpus(self, stats: Sequence[dict[str, Any]]) -> CiderCorpus:
+        # A bootstrap hands the same stats to every block (a paired one alternates two runs): lay them out once.
+        # The stats are held with their key, so the ids cannot be reused by other objects while cached.
+        key = tuple(id(s) for s in stats)
+        cache: dict[tuple[int, ...], tuple[Sequence[dict[str, Any]], CiderCorpus]] = self.__dict__.setdefault(
+            "_corpora", {}
+        )
+        if key not in cache:
+            if len(cache) >= 4:
+                cache.pop(next(iter(cache)))
+            cache[key] = (stats, CiderCorpus([s for s in stats if "cider_hyp" in s]))
+        return cache[key][1]

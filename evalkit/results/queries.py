@@ -12,12 +12,15 @@ from evalkit.results.store import Store, loads
 
 # A run's current scores of a metric: the identity its aggregate was computed with, on samples the run
 # generated, without errored samples where the task leaves them out. Values and CIs both come from these rows.
-CURRENT_SCORES = """
+# CURRENT_SCORES is for one run (`?` = its run_id); CURRENT_SCORES_OF for a list of runs (`?` = the run ids).
+_CURRENT = """
     FROM scores s
     JOIN run_metrics m ON m.run_id = s.run_id AND m.metric = s.metric AND m.score_key = s.score_key
     JOIN generations g ON g.run_id = s.run_id AND g.sample_id = s.sample_id
-    WHERE s.run_id = ? AND (m.errored IS DISTINCT FROM 'exclude' OR g.error IS NULL)
+    WHERE {runs} AND (m.errored IS DISTINCT FROM 'exclude' OR g.error IS NULL)
 """
+CURRENT_SCORES = _CURRENT.format(runs="s.run_id = ?")
+CURRENT_SCORES_OF = _CURRENT.format(runs="list_contains(?::VARCHAR[], s.run_id)")
 
 
 def display_runs(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
@@ -101,5 +104,14 @@ def failed_samples(store: Store, run_id: str) -> list[dict[str, Any]]:
 
 
 def failure_counts(store: Store, run_ids: Sequence[str]) -> dict[str, int]:
-    """Failed samples per run (distinct sample ids over generation and metric failures)."""
-    return {run_id: len({f["sample_id"] for f in failed_samples(store, run_id)}) for run_id in run_ids}
+    """Failed samples per run (distinct sample ids over generation and metric failures, as `failed_samples`),
+    in one query for all runs: a leaderboard asks for every run it shows."""
+    rows = store.con.execute(
+        "SELECT run_id, count(DISTINCT sample_id) FROM ("
+        "SELECT run_id, sample_id FROM generations WHERE list_contains(?::VARCHAR[], run_id) AND error IS NOT NULL "
+        f"UNION ALL SELECT s.run_id, s.sample_id {CURRENT_SCORES_OF} "
+        "AND json_extract_string(s.stats, '$.error') IS NOT NULL) GROUP BY run_id",
+        [list(run_ids), list(run_ids)],
+    ).fetchall()
+    counts = dict(rows)
+    return {run_id: int(counts.get(run_id, 0)) for run_id in run_ids}
