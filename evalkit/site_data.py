@@ -5,8 +5,8 @@ the same page chrome repeated. Instead each task gets one sample viewer page and
 `data/<task>/index.js` (sample ids and the primary metric per model, for the task page's sample table) and
 `data/<task>/part-<k>.js` (references and every model's output for `PART_SIZE` samples, loaded on demand).
 They are scripts, not JSON fetched at run time, because a page opened from `file://` may not fetch files but may
-load scripts from its own folder under the site's CSP (`script-src 'self'`). The data is JSON (ASCII, with < > &
-as \\u escapes, so no model output can end the script early); the browser inserts it as text, never as HTML.
+load scripts from its own folder under the site's CSP (`script-src 'self'`). The index is JSON (ASCII, with < > &
+as \\u escapes, so no model output can end the script early); the browser inserts all data as text, never as HTML.
 
 A part holds its JSON gzip-compressed, as one base64 string, which site.js inflates with the browser's own
 `DecompressionStream` (no fetch, so it works from `file://` under the same CSP). Every model's output stored once
