@@ -36,9 +36,7 @@ from evalkit.site_data import write_task_data
 from evalkit.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
 from evalkit.stats import (
     DISPLAY_MAX_GENERIC,
-    compare_paired,
     holm,
-    load_pairs,
     load_run_scores,
     stored_metric,
     unit_text,
@@ -322,8 +320,8 @@ class SiteBuilder:
             ci_unit="; ".join(units),
         )
         if primary and sum(1 for r in rows if not r.reference) > 1:
-            self._vs_leader(view, primary)
             self._pairwise(view, primary, instances[primary].higher_is_better)
+            self._vs_leader(view, primary)
         for column in columns:
             points = [
                 Point(
@@ -349,29 +347,29 @@ class SiteBuilder:
         return view
 
     def _vs_leader(self, view: TaskView, primary: str) -> None:
-        """Paired bootstrap of each model against the leader on the primary metric; Holm across models."""
+        """Each model against the leader on the primary metric, Holm across models (their own family).
+
+        The numbers are the pairwise map's (same paired bootstrap, seed and resamples, `site_pairwise`), so the
+        build bootstraps each pair once; only the Holm family differs (the leader's row, not every pair).
+        """
         leader = view.rows[0]
-        if leader.cells[primary].value is None:
+        if leader.cells[primary].value is None or view.pairwise is None:
             return
-        found = []
-        for row in view.rows[1:]:
-            if row.reference:
-                continue
-            try:
-                paired = load_pairs(self.store, view.name, row.run, leader.run, [primary], self.cluster)
-            except EvalkitError:
-                continue
-            comparison = compare_paired(paired, n_boot=self.n_boot, n_perm=0, seed=self.seed)
-            if comparison:
-                found.append((row, comparison[0]))
-        adjusted = holm([c.p_bootstrap for _, c in found])
-        for (row, c), p_adj in zip(found, adjusted, strict=True):
+        found = [
+            (row, cell)
+            for row in view.rows[1:]
+            if not row.reference
+            and (cell := view.pairwise.cells.get((row.model, leader.model))) is not None
+            and cell.p is not None
+        ]
+        adjusted = holm([cell.p for _, cell in found])
+        for (row, cell), p_adj in zip(found, adjusted, strict=True):
             row.vs_leader = {
-                "delta": _finite(c.delta),
-                "low": _finite(c.ci_low),
-                "high": _finite(c.ci_high),
+                "delta": cell.delta,
+                "low": cell.low,
+                "high": cell.high,
                 "p": _finite(p_adj),
-                "n": c.n_shared,
+                "n": cell.n,
                 "tied": p_adj >= 0.05,
             }
 

@@ -5,14 +5,23 @@ the same page chrome repeated. Instead each task gets one sample viewer page and
 `data/<task>/index.js` (sample ids and the primary metric per model, for the task page's sample table) and
 `data/<task>/part-<k>.js` (references and every model's output for `PART_SIZE` samples, loaded on demand).
 They are scripts, not JSON fetched at run time, because a page opened from `file://` may not fetch files but may
-load scripts from its own folder under the site's CSP (`script-src 'self'`). The data is JSON (ASCII, with < > &
-as \\u escapes, so no model output can end the script early); the browser inserts it as text, never as HTML.
+load scripts from its own folder under the site's CSP (`script-src 'self'`). The index is JSON (ASCII, with < > &
+as \\u escapes, so no model output can end the script early); the browser inserts all data as text, never as HTML.
+
+A part holds its JSON gzip-compressed, as one base64 string, which site.js inflates with the browser's own
+`DecompressionStream` (no fetch, so it works from `file://` under the same CSP). Every model's output stored once
+is still about 11 MB of JSON per task at 20 models x 3,314 samples; compressed it is several times smaller, and the
+format stays plain JSON, not a hand-made encoding that the script would have to undo field by field.
+`read_part` is the inverse, for tests and for anyone inspecting a built site.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +42,25 @@ def script(registry: str, key: str, data: Any) -> str:
     # <, > and & only occur inside JSON strings: escaped there, no text can close a script or open a comment.
     payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return f"(window.{registry} = window.{registry} || {{}})[{json.dumps(key)}] = {payload};\n"
+
+
+def part_script(key: str, data: Any) -> str:
+    """A script that files `data`, as base64 of its gzip-compressed JSON, under `window.EVALKIT_PARTS[key]`."""
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    # mtime=0: the same data gives the same bytes, so rebuilding an unchanged site changes no file.
+    packed = base64.b64encode(gzip.compress(payload, compresslevel=6, mtime=0)).decode("ascii")
+    return script("EVALKIT_PARTS", key, packed)
+
+
+_PART = re.compile(r'\]\s*=\s*"([A-Za-z0-9+/=]*)";\s*$')
+
+
+def read_part(text: str) -> Any:
+    """The data of a part script written by `part_script` (what site.js decodes in the browser)."""
+    found = _PART.search(text)
+    if found is None:
+        raise ValueError("not a part script written by evalkit.site_data.part_script")
+    return json.loads(gzip.decompress(base64.b64decode(found.group(1))))
 
 
 def write_task_data(
@@ -97,7 +125,7 @@ def write_task_data(
             _sample(sid, samples.get(sid), outputs[start + i], image)
             for i, sid in enumerate(ids[start : start + PART_SIZE])
         ]
-        (folder / f"part-{part}.js").write_text(script("EVALKIT_PARTS", f"{task_slug}/{part}", chunk), "utf-8")
+        (folder / f"part-{part}.js").write_text(part_script(f"{task_slug}/{part}", chunk), "utf-8")
     index = {
         "task": task,
         "slug": task_slug,

@@ -72,10 +72,15 @@ def public_db(tmp_path_factory, data_root) -> Path:
     return db
 
 
+VIEWER_PART_SIZE = 5  # small parts in the shared site, so the browser tests walk across several of them
+
+
 @pytest.fixture(scope="module")
 def public_site(public_db, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("public-site") / "site"
-    _build(public_db, out)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("evalkit.site_data.PART_SIZE", VIEWER_PART_SIZE)
+        _build(public_db, out)
     return out
 
 
@@ -112,15 +117,13 @@ def _pages(site: Path) -> list[Path]:
 
 def _sample_data(site: Path, task: str) -> tuple[dict, list[dict]]:
     """A task's sample index and every sample record, read back from the data scripts as the browser would."""
+    from evalkit.site_data import read_part
+
     folder = site / "data" / task
-
-    def payload(path: Path) -> object:
-        text = path.read_text()
-        return json.loads(text[text.index("] = ") + 4 : text.rstrip().rindex(";")])
-
-    index = payload(folder / "index.js")
+    text = (folder / "index.js").read_text()
+    index = json.loads(text[text.index("] = ") + 4 : text.rstrip().rindex(";")])
     parts = sorted(folder.glob("part-*.js"), key=lambda p: int(p.stem.split("-")[1]))
-    return index, [sample for part in parts for sample in payload(part)]
+    return index, [sample for part in parts for sample in read_part(part.read_text())]
 
 
 # --- without a browser ------------------------------------------------------------------------------------------
@@ -136,6 +139,7 @@ def test_site_has_every_page_kind(public_site):
     for task, n, models in (("phantom-report", 16, 3), ("phantom-abnormality-grounding", 8, 2)):
         index, samples = _sample_data(public_site, task)
         assert index["ids"] == sorted(index["ids"]) and len(index["ids"]) == n
+        assert len(list((public_site / "data" / task).glob("part-*.js"))) == -(-n // VIEWER_PART_SIZE)
         assert [s["id"] for s in samples] == index["ids"]
         assert max(len(s["out"]) for s in samples) == models
     assert list((public_site / "images").glob("*.png"))
@@ -164,7 +168,8 @@ def test_model_text_is_escaped_in_the_html(public_site):
 
 def test_public_build_of_a_credentialed_task_has_no_sample_text(credentialed):
     public = credentialed["public"]
-    assert not (public / "samples").exists() and not (public / "images").exists()
+    # No data folder at all: its parts are compressed, so the byte search below could not see text inside them.
+    assert not (public / "samples").exists() and not (public / "images").exists() and not (public / "data").exists()
     blobs = [p.read_bytes() for p in public.rglob("*") if p.is_file()]
     assert blobs
     for secret in credentialed["secrets"]:
@@ -182,6 +187,20 @@ def test_private_build_includes_samples_and_says_so_on_every_page(credentialed):
         assert "Private build." in page.read_text(), page
     joined = "".join(p.read_text() for p in pages) + json.dumps(_sample_data(private, "cred-report"))
     assert any(secret in joined for secret in credentialed["secrets"])
+
+
+def test_part_scripts_hold_compressed_json_that_reads_back():
+    from evalkit.site_data import part_script, read_part
+
+    data = [{"id": "s-1", "out": [{"m": 0, "a": XSS_REPORT + " \u00e9\u2028", "b": [[0.1, 0.2, 0.3, 0.4]]}]}] * 50
+    text = part_script("task/0", data)
+    assert read_part(text) == data
+    assert part_script("task/0", data) == text  # same data, same bytes (no timestamp in the gzip header)
+    assert text.startswith('(window.EVALKIT_PARTS = window.EVALKIT_PARTS || {})["task/0"] = "')
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert len(text) < len(json.dumps(data)) / 5  # repeated output compresses
+    with pytest.raises(ValueError, match="not a part script"):
+        read_part("window.x = 1;")
 
 
 def test_build_refuses_a_foreign_folder_and_replaces_its_own(public_db, tmp_path):
@@ -352,7 +371,7 @@ def test_every_sample_is_reachable_from_the_task_page(browser, public_site):
     assert visit.page.locator("h1").inner_text() == target
     reference = next(s for s in samples if s["id"] == target)["text"]
     assert visit.page.locator("pre.reference").inner_text() == reference
-    seen = [target]
+    seen = [target]  # the walk crosses parts (VIEWER_PART_SIZE): each is loaded and inflated on the way
     while visit.page.locator("a[data-nav=next]").is_visible():
         visit.page.locator("a[data-nav=next]").click()
         visit.page.wait_for_function("id => document.querySelector('h1').textContent !== id", arg=seen[-1])
@@ -361,8 +380,30 @@ def test_every_sample_is_reachable_from_the_task_page(browser, public_site):
     visit.page.locator("a[data-nav=prev]").click()
     visit.page.wait_for_function("id => document.querySelector('h1').textContent !== id", arg=seen[-1])
     assert visit.page.locator("h1").inner_text() == seen[-2]
+    # Jumping back to the first part (already inflated) and to the last one drew what the data says.
+    for position in (0, len(index["ids"]) - 1):
+        there = index["ids"][position]
+        visit.page.evaluate("id => { location.hash = encodeURIComponent(id); }", there)
+        visit.page.wait_for_function("id => document.querySelector('h1').textContent === id", arg=there)
+        assert visit.page.locator("pre.reference").inner_text() == samples[position]["text"]
+        generated = visit.page.locator("pre.generated").all_text_contents()
+        assert generated == [o["a"] for o in samples[position]["out"]]
     assert visit.errors == []
     visit.close()
+
+
+@pytest.mark.browser
+def test_viewer_says_when_a_sample_or_the_decoder_is_missing(browser, public_site):
+    visit = Visit(browser, public_site / "samples" / "phantom-report.html", "no-such-sample")
+    visit.page.wait_for_selector("[data-field=missing]:not(.hidden)")
+    assert visit.page.locator("article.output").count() == 0 and visit.errors == []
+    visit.close()
+    page = browser.new_page()
+    page.add_init_script("delete window.DecompressionStream")
+    page.goto((public_site / "samples" / "phantom-report.html").resolve().as_uri())
+    page.wait_for_selector("[data-field=unsupported]:not(.hidden)")
+    assert "DecompressionStream" in page.locator("[data-field=unsupported]").inner_text()
+    page.close()
 
 
 def test_site_size_does_not_grow_with_pages(public_db, tmp_path):
@@ -407,6 +448,35 @@ def test_pairwise_map_holds_every_pair_with_holm_across_pairs(public_db, public_
             raw.append(c.p_bootstrap)
             assert cell.unit.startswith("by image")
         assert [c.p_adjusted for c in pairs] == pytest.approx(holm(raw))
+
+
+def test_difference_to_the_leader_is_the_paired_bootstrap_with_holm_across_models(public_db, tmp_path):
+    """The task page's Δ vs #1 column, read from the pairwise map, equals each model's own paired bootstrap
+    against the leader (`compare_runs`), with Holm over those comparisons only."""
+    from evalkit.leaderboard import latest_runs
+    from evalkit.site import SiteBuilder, _stored_spec
+    from evalkit.stats import compare_runs, holm
+    from evalkit.store import Store
+
+    with Store(public_db, read_only=True) as store:
+        runs = latest_runs(store, "phantom-report")
+        builder = SiteBuilder(store, tmp_path / "site", n_boot=300, seed=4)
+        builder.out.mkdir()
+        view = builder._task_view("phantom-report", runs, _stored_spec(runs))
+        leader, others = view.rows[0], view.rows[1:]
+        assert len(others) >= 2 and leader.vs_leader is None
+        expected = []
+        for row in others:
+            _, _, (c,) = compare_runs(
+                store, "phantom-report", row.model, leader.model, ["rouge_l"], n_boot=300, n_perm=0, seed=4
+            )
+            expected.append(c)
+        for row, c, p_adj in zip(others, expected, holm([c.p_bootstrap for c in expected]), strict=True):
+            got = row.vs_leader
+            assert (got["delta"], got["low"], got["high"], got["p"]) == pytest.approx(
+                (c.delta, c.ci_low, c.ci_high, p_adj)
+            )
+            assert got["n"] == c.n_shared and got["tied"] == (p_adj >= 0.05)
 
 
 def _row_order(svg) -> list[str]:

@@ -113,6 +113,7 @@
     const referenceColour = view.getAttribute("data-reference-colour");
     const models = index.models;
     field("missing").classList.add("hidden");
+    field("unsupported").classList.add("hidden");
     field("id").textContent = sample.id;
     document.title = sample.id + " \u00b7 " + index.task + " \u00b7 evalkit";
     field("position").textContent = "(" + (position + 1) + " of " + index.ids.length + ")";
@@ -211,37 +212,55 @@
     });
   }
 
+  // A part's samples are gzip-compressed JSON in base64 (evalkit/site_data.py part_script); the browser's own
+  // DecompressionStream inflates them: no fetch, so this works from file:// under the site's CSP.
+  function inflate(packed) {
+    const bytes = Uint8Array.from(atob(packed), function (c) { return c.charCodeAt(0); });
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Response(stream).text().then(JSON.parse);
+  }
+
   function sampleViewer(view) {
     const slug = view.getAttribute("data-task");
     const index = (window.EVALKIT_INDEX || {})[slug];
     if (!index) return;
     const where = new Map(index.ids.map(function (id, i) { return [id, i]; }));
-    const waiting = {};
-    function missing() {
-      view.querySelector('[data-field="missing"]').classList.remove("hidden");
+    const parts = {}; // part number -> promise of its samples, each part loaded and inflated once
+    let latest = 0; // only the last requested sample is drawn, whichever part arrives first
+    function say(name) {
+      view.querySelector('[data-field="' + name + '"]').classList.remove("hidden");
     }
-    function withPart(part, done) {
-      const key = slug + "/" + part;
-      const loaded = (window.EVALKIT_PARTS || {})[key];
-      if (loaded) return done(loaded);
-      if (waiting[key]) return waiting[key].push(done);
-      waiting[key] = [done];
-      const tag = document.createElement("script");
-      tag.src = view.getAttribute("data-data") + "part-" + part + ".js";
-      tag.onload = function () {
-        const callbacks = waiting[key];
-        delete waiting[key];
-        callbacks.forEach(function (f) { f(window.EVALKIT_PARTS[key]); });
-      };
-      tag.onerror = missing;
-      document.head.appendChild(tag);
+    function part(k) {
+      if (!parts[k]) {
+        parts[k] = new Promise(function (resolve, reject) {
+          const key = slug + "/" + k;
+          const ready = function () {
+            const packed = (window.EVALKIT_PARTS || {})[key];
+            if (typeof packed !== "string") return reject(new Error("no data for " + key));
+            inflate(packed).then(resolve, reject);
+            delete window.EVALKIT_PARTS[key]; // the inflated copy is kept in parts[k]
+          };
+          if ((window.EVALKIT_PARTS || {})[key] !== undefined) return ready();
+          const tag = document.createElement("script");
+          tag.src = view.getAttribute("data-data") + "part-" + k + ".js";
+          tag.onload = ready;
+          tag.onerror = reject;
+          document.head.appendChild(tag);
+        });
+        parts[k].catch(function () { delete parts[k]; }); // a later visit may try again
+      }
+      return parts[k];
     }
     function show() {
+      const ticket = ++latest;
       const wanted = decodeURIComponent(location.hash.slice(1));
       const position = wanted ? where.get(wanted) : index.ids.length ? 0 : undefined;
-      if (position === undefined) return missing();
-      const part = Math.floor(position / index.part_size);
-      withPart(part, function (samples) { renderSample(view, index, samples[position - part * index.part_size], position); });
+      if (position === undefined) return say("missing");
+      if (typeof DecompressionStream === "undefined") return say("unsupported");
+      const k = Math.floor(position / index.part_size);
+      part(k).then(function (samples) {
+        if (ticket === latest) renderSample(view, index, samples[position - k * index.part_size], position);
+      }, function () { say("missing"); });
     }
     window.addEventListener("hashchange", show);
     show();
