@@ -68,13 +68,18 @@ def current_scores(
     store: Store, run_id: str, metrics: Sequence[str] | None = None
 ) -> dict[str, tuple[list[str], list[float | None], list[dict[str, Any]]]]:
     """Per metric: (sample ids, values, stats) of the run's current scores, ordered by sample id."""
+    # The metric filter runs in DuckDB: a caller asking for one metric must not fetch and parse all of them.
+    extra, params = (
+        ("AND list_contains(?::VARCHAR[], s.metric)", [run_id, list(metrics)])
+        if metrics is not None
+        else ("", [run_id])
+    )
     rows = store.con.execute(
-        f"SELECT s.metric, s.sample_id, s.value, s.stats {CURRENT_SCORES} ORDER BY s.metric, s.sample_id", [run_id]
+        f"SELECT s.metric, s.sample_id, s.value, s.stats {CURRENT_SCORES} {extra} ORDER BY s.metric, s.sample_id",
+        params,
     ).fetchall()
     out: dict[str, tuple[list[str], list[float | None], list[dict[str, Any]]]] = {}
     for metric, sample_id, value, stats in rows:
-        if metrics is not None and metric not in metrics:
-            continue
         ids, values, all_stats = out.setdefault(metric, ([], [], []))
         ids.append(sample_id)
         values.append(value)
