@@ -133,3 +133,33 @@ def test_sibling_grounding_metrics_share_one_iou_and_match_computation(monkeypat
     distinct = len({(repr(p), repr(r)) for p, r in zip(predicted, reference, strict=True)})
     assert calls["iou"] == distinct
     assert grounding._coco_matches.cache_info().misses == distinct
+
+
+def test_ap50_after_ap_on_the_same_resamples_reads_aps_table_and_equals_its_own_walk():
+    import evalkit.metrics.coco_resample as coco_resample
+
+    predicted_a, reference = _corpus(31, 8, 50)
+    predicted_b, _ = _corpus(32, 8, 50)
+    runs = [[_stats(name, p, reference) for name in ("coco_ap", "coco_ap50")] for p in (predicted_a, predicted_b)]
+    together = [Resampler(m, v, s) for run in runs for m, v, s in run]  # A's AP, A's AP50, B's AP, B's AP50
+    walks = {"n": 0}
+    real = coco_resample._walk_rows
+
+    def counting(*args):
+        walks["n"] += 1
+        return real(*args)
+
+    coco_resample._walk_rows = counting
+    try:
+        shared = bootstrap_distribution(together, 120, 5)
+        shared_walks = walks["n"]
+        alone = [bootstrap_distribution([Resampler(type(r.metric)(), r.values, r.stats)], 120, 5)[0] for r in together]
+        swaps = permutation_distribution([tuple(together[0::2]), tuple(together[1::2])], 60, 6)
+        swaps_alone = [permutation_distribution([pair], 60, 6)[0] for pair in (together[0::2], together[1::2])]
+    finally:
+        coco_resample._walk_rows = real
+    assert shared_walks == 2  # one walk per run: AP50 is a slice of AP's table
+    for a, b in zip(shared, alone, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)
+    for a, b in zip(swaps, swaps_alone, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)

@@ -49,6 +49,7 @@ class CocoCurves:
         self.before = np.concatenate(before).astype(np.int64)
         offsets = np.cumsum([0, *(b.size for b in before)])[:-1]
         self.before_start = (offsets[:, None] + np.cumsum(self.tp, axis=1) - self.tp).astype(np.int64)
+        self._last: tuple | None = None  # (counts, thresholds, columns, complement, table, n_ref) of the last call
 
     def precision_means(
         self,
@@ -66,6 +67,20 @@ class CocoCurves:
         counts = np.asarray(counts, dtype=float)
         columns = np.arange(self.n, dtype=np.int64) if columns is None else np.asarray(columns, dtype=np.int64)
         complement = np.zeros(self.n, dtype=bool) if complement is None else np.asarray(complement, dtype=bool)
+        # AP50 right after AP on the same resamples: its threshold is a slice of AP's table. The counts are held
+        # with the memo, so a later block cannot reuse their id.
+        memo = self._last
+        if (
+            memo is not None
+            and memo[0] is counts
+            and set(thresholds) <= set(memo[1])
+            and np.array_equal(memo[2], columns)
+            and np.array_equal(memo[3], complement)
+        ):
+            table, n_ref = memo[4][:, [memo[1].index(t) for t in thresholds]], memo[5]
+            out = table.reshape(counts.shape[0], -1).mean(axis=1)
+            out[n_ref == 0] = np.nan
+            return out
         # Reference boxes per row: sum of draws x n_ref, complements as n_ref - draws x n_ref.
         weights = np.zeros(counts.shape[1])
         np.add.at(weights, columns, np.where(complement, -self.n_ref, self.n_ref))
@@ -90,6 +105,7 @@ class CocoCurves:
             _first_tp_reaching(n_ref),
             table,
         )
+        self._last = (counts, list(thresholds), columns, complement, table, n_ref)
         out = table.reshape(counts.shape[0], -1).mean(axis=1)
         out[n_ref == 0] = np.nan
         return out
@@ -113,18 +129,20 @@ class CocoCurves:
         return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _walk_rows(
     counts, columns, complement, tp, tp_most, n_det, before, before_start, hitting, hitting_start, first_k, table
 ):  # pragma: no cover - compiled
     """Per row of `counts` and threshold: COCO's precision at each true positive, its right-to-left envelope at each
-    recall lookup's true positive (0 past the last one, as COCO leaves it), into `table`."""
+    recall lookup's true positive (0 past the last one, as COCO leaves it), into `table`.
+
+    Rows are independent resamples, so they run on all cores (numba's prange); each row has its own buffers and
+    writes only its own slice of `table`, so the values do not depend on the number of threads."""
     n_rows = counts.shape[0]
     n = columns.shape[0]
-    precision = np.empty(16)
-    drawn = np.empty(n, dtype=np.int64)
-    det_prior = np.empty(n, dtype=np.int64)
-    for b in range(n_rows):
+    for b in numba.prange(n_rows):
+        drawn = np.empty(n, dtype=np.int64)
+        det_prior = np.empty(n, dtype=np.int64)
         running = 0
         width = 0
         for s in range(n):
@@ -134,8 +152,7 @@ def _walk_rows(
             det_prior[s] = running
             running += copies * n_det[s]
             width += copies * tp_most[s]
-        if width > precision.shape[0]:
-            precision = np.empty(2 * width)
+        precision = np.empty(max(16, width))
         for t in range(tp.shape[0]):
             _walk(
                 drawn, tp[t], n_det, before, before_start[t], hitting[hitting_start[t] : hitting_start[t + 1]],

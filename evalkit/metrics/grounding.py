@@ -460,8 +460,19 @@ class _CocoMetric(_GroundingMetric):
         # key, so their ids cannot be reused by other objects while cached.
         key = tuple(id(r) for r in records)
         if getattr(self, "_curves_key", None) != key:
-            self._curves_key, self._curves_value, self._curves_records = key, CocoCurves(records), records
+            # coco_ap and coco_ap50 of one run hold equal records: they share one CocoCurves, whose last table
+            # then serves AP50 (threshold 0.5) from AP's walk on the same resamples.
+            content = tuple((tuple(r["coco_tp"]), int(r["n_ref"])) for r in records)
+            curves = _SHARED_CURVES.pop(content, None) or CocoCurves(records)
+            _SHARED_CURVES[content] = curves
+            while len(_SHARED_CURVES) > 4:
+                _SHARED_CURVES.pop(next(iter(_SHARED_CURVES)))
+            self._curves_key, self._curves_value, self._curves_records = key, curves, records
         return self._curves_value
+
+
+# Recently used COCO curves by record content (see `_CocoMetric._curves`); a paired test uses two or four.
+_SHARED_CURVES: dict[tuple, Any] = {}
 
 
 def _per_sample_coco(records: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
