@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -203,13 +204,22 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
 
 
 def load_yaml(path: Path) -> Any:
-    """Read a YAML file, turning I/O and syntax errors into EvalkitError naming the file."""
+    """Read a YAML file, turning I/O and syntax errors into EvalkitError naming the file.
+
+    Parsed documents are kept by content: resolving cards and tasks parses the same files for every model of a
+    run, and PyYAML takes milliseconds a file. Callers get their own copy."""
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        if text not in _PARSED:
+            _PARSED[text] = yaml.safe_load(text)
+        return copy.deepcopy(_PARSED[text])
     except FileNotFoundError as exc:
         raise EvalkitError(f"{path}: file not found") from exc
     except yaml.YAMLError as exc:
         raise EvalkitError(f"{path}: not valid YAML: {exc}") from exc
+
+
+_PARSED: dict[str, Any] = {}
 
 
 def parse_spec(model: type[M], data: Any, path: Path) -> M:

@@ -63,6 +63,8 @@ def run_demo(
                 data_root=data_root,
                 limit=limit,
                 batch_size=LOCAL_BATCH_SIZE if adapter_entry(card).generates else None,
+                # The demo's models are tiny and run on the CPU anywhere; naming it spares asking torch for CUDA.
+                device="cpu" if adapter_entry(card).generates else None,
                 skip_unsupported=True,
                 progress=True,
                 on_summary=lambda s: console.print(

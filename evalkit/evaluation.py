@@ -8,6 +8,7 @@ otherwise fail late or silently: metric kinds that do not match the task, `--dev
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -66,9 +67,12 @@ def check_device(device: str | None) -> None:
 
 
 def build_quietly(card: ModelCard, **settings: Any) -> Adapter:
-    """The card's adapter, without transformers' "Loading weights" bars on stderr."""
+    """The card's adapter, without transformers' "Loading weights" bars on stderr (the transformers adapter
+    silences its own, lazy, loading; this covers back ends that load at build time)."""
     from model_adapters.registry import build_adapter
 
+    if "transformers" not in sys.modules:
+        return build_adapter(card, **settings)  # importing it only to silence it costs half a second
     try:
         from model_adapters.qwen3vl_processor import quiet_progress_bars
     except ImportError:  # transformers absent: no bars to silence either

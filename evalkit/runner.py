@@ -340,7 +340,10 @@ class Runner:
         by_id = {s.sample_id: s for s in self.all_samples}
         skip_errored = self.task.errored_samples == "exclude"
         written = 0
+        complete = self._completely_scored(run_id, skip_errored)
         for metric, identity in metrics:
+            if (metric.name, identity.key) in complete:
+                continue  # every generation already has this score: no per-metric scan
             rows = self.store.con.execute(
                 "SELECT g.sample_id, g.parsed FROM generations g WHERE g.run_id = ? AND (NOT ? OR g.error IS NULL) "
                 "AND NOT EXISTS (SELECT 1 FROM scores s WHERE s.run_id = g.run_id AND s.sample_id = g.sample_id "
@@ -369,6 +372,21 @@ class Runner:
                     )
                 self.store.release(held_s=HOLD_S)
         return written
+
+    def _completely_scored(self, run_id: str, skip_errored: bool) -> set[tuple[str, str]]:
+        """(metric, score key) pairs under which every generation to score holds a score, in two queries (a
+        fully cached rerun of a task with ten metrics would otherwise scan the run once per metric)."""
+        con = self.store.con
+        wanted = con.execute(
+            "SELECT count(*) FROM generations WHERE run_id = ? AND (NOT ? OR error IS NULL)", [run_id, skip_errored]
+        ).fetchall()[0][0]
+        rows = con.execute(
+            "SELECT s.metric, s.score_key, count(*) FROM scores s JOIN generations g "
+            "ON g.run_id = s.run_id AND g.sample_id = s.sample_id "
+            "WHERE s.run_id = ? AND (NOT ? OR g.error IS NULL) GROUP BY s.metric, s.score_key",
+            [run_id, skip_errored],
+        ).fetchall()
+        return {(metric, key) for metric, key, n in rows if n == wanted}
 
     def _aggregate(
         self,
@@ -516,7 +534,8 @@ class Runner:
                 "task_size": self.task_size,
             }
         )
-        self.store.release()  # readers (leaderboard, site) get in while this process generates
+        if todo:
+            self.store.release()  # readers (leaderboard, site) get in while this process generates
         summary.reused = len(self.samples) - len(todo)
         label = f"{self.task.name} · {self.card.name}"
         try:

@@ -82,13 +82,15 @@ class TransformersAdapter:
     """
 
     def __init__(self, card: ModelCard, device: str | None = None, batch_size: int = 8) -> None:
-        import torch
-
         self.card = card
         self.batch_size = max(1, int(batch_size))
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device is None:
+            import torch  # only to ask for CUDA: a given device leaves torch unimported until `load`
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
         # bfloat16 is what Qwen3-VL checkpoints ship in and GPUs run fast; CPUs are slow and lossy in it.
-        self.dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        self._dtype_name = "bfloat16" if self.device.startswith("cuda") else "float32"
         self._local_path = self._resolve_local_path(card)
         # A local checkpoint is loaded on first use (`load`): a rerun whose samples are all stored needs only the
         # fingerprint, a digest of its files. The runner calls `load` before it generates, so a broken checkpoint
@@ -99,10 +101,19 @@ class TransformersAdapter:
         if self._local_path is None:
             self.load()
 
+    @property
+    def dtype(self) -> Any:
+        import torch
+
+        return getattr(torch, self._dtype_name)
+
     def load(self) -> None:
         """Load the weights and processor now (idempotent)."""
         if self._loaded is None:
-            self._loaded = self._load()
+            from model_adapters.qwen3vl_processor import quiet_progress_bars
+
+            with quiet_progress_bars():  # no "Loading weights" bars in the middle of a run's progress
+                self._loaded = self._load()
 
     @property
     def model(self) -> Any:
@@ -125,7 +136,7 @@ class TransformersAdapter:
         adapter.card = card
         adapter.batch_size = max(1, int(batch_size))
         adapter.device = str(model.device)
-        adapter.dtype = model.dtype
+        adapter._dtype_name = str(model.dtype).removeprefix("torch.")
         adapter._local_path = None
         adapter._loaded = (model.eval(), processor)
         adapter._prepare_tokenizer(processor)
@@ -191,7 +202,8 @@ class TransformersAdapter:
                     "commit": getattr(self.model.config, "_commit_hash", None),
                     "config": stable_hash(self.model.config.to_dict()),
                 }
-            extra = {"adapter": "transformers", "dtype": str(self.dtype), "checkpoint": weights}
+            # "torch.float32" as str(torch.float32) spells it: fingerprints made before torch was lazy still match.
+            extra = {"adapter": "transformers", "dtype": f"torch.{self._dtype_name}", "checkpoint": weights}
             self._fingerprint = card_fingerprint(self.card, extra=extra)
         return self._fingerprint
 
@@ -326,4 +338,4 @@ class TransformersAdapter:
         return attempts
 
     def __repr__(self) -> str:
-        return f"TransformersAdapter(card={self.card.name!r}, device={self.device!r}, dtype={self.dtype})"
+        return f"TransformersAdapter(card={self.card.name!r}, device={self.device!r}, dtype=torch.{self._dtype_name})"

@@ -100,3 +100,26 @@ def test_a_broken_local_checkpoint_fails_the_run_before_it_is_recorded(tmp_path,
     with Store(db, read_only=True) as store:
         assert store.query("SELECT count(*) AS n FROM runs")[0]["n"] == 0
         assert store.query("SELECT count(*) AS n FROM generations")[0]["n"] == 0
+
+
+def test_put_samples_writes_only_new_or_changed_rows(tmp_path, data_root, monkeypatch):
+    import dataclasses
+
+    from evalkit.registry import resolve_tasks
+    from evalkit.runner import load_samples, sample_row
+
+    samples = load_samples(resolve_tasks("phantom-report")[0], data_root)[:3]
+    with Store(tmp_path / "s.duckdb") as store:
+        store.put_samples(sample_row(s) for s in samples)
+        written: list[list[str]] = []
+        real = store.insert_rows
+        monkeypatch.setattr(
+            store, "insert_rows", lambda t, c, rows: (written.append([r[1] for r in rows]), real(t, c, rows))
+        )
+        store.put_samples(sample_row(s) for s in samples)
+        changed = dataclasses.replace(samples[1], reference_text="A new reference.")
+        store.put_samples(sample_row(s) for s in [samples[0], changed])
+        rows = store.query("SELECT reference_text FROM samples ORDER BY sample_id")
+    assert written == [[], [changed.sample_id]]  # the identical call wrote nothing, the second only the change
+    expected = [samples[0].reference_text, "A new reference.", samples[2].reference_text]
+    assert [r["reference_text"] for r in rows] == expected

@@ -172,6 +172,7 @@ def load_phantom(spec: DatasetSpec, root: Path, task: str, split: str) -> list[S
     if target not in TARGETS:
         raise EvalkitError(f"phantom: unknown dataset option target='{target}'; use one of {', '.join(TARGETS)}")
     samples: list[Sample] = []
+    images = (root / "images").resolve()  # once: the generated pngs are plain files, not links
     for record in manifest["records"]:
         if record["split"] != split:
             continue
@@ -180,7 +181,7 @@ def load_phantom(spec: DatasetSpec, root: Path, task: str, split: str) -> list[S
             "task": task,
             # Every phantom sample of one image shares that image's drawing: the image is the unit.
             "units": cluster_units(image=image_id),
-            "image_paths": [str((root / "images" / f"{image_id}.png").resolve())],
+            "image_paths": [str(images / f"{image_id}.png")],
         }
         meta = {"split": split, "image_size": record["image_size"]}
         if target == "report":

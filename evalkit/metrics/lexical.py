@@ -14,7 +14,7 @@ import math
 import re
 import sys
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -108,13 +108,15 @@ class _Rouge(Metric):
     class Options(MetricOptions):
         use_stemmer: bool = True
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+    @cached_property
+    def _scorer(self) -> Any:
+        # Built on first use: importing rouge-score (nltk, scipy.stats) takes a second, and a rerun whose scores
+        # are all stored builds the metric only for its identity.
         from rouge_score import rouge_scorer
 
         # The library's scorer and arithmetic; only tokenisation (shared by rouge_1/2/l) goes through the cache.
         tokenizer = _CachedTokenizer(self.typed_options.use_stemmer)
-        self._scorer = rouge_scorer.RougeScorer([self.rouge_type], tokenizer=tokenizer)
+        return rouge_scorer.RougeScorer([self.rouge_type], tokenizer=tokenizer)
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         out = []

@@ -246,7 +246,16 @@ class Store:
             "cluster",
             "units",
         )
-        self.insert_rows("samples", columns, list(rows))
+        rows = [list(r) for r in rows]
+        tasks = sorted({r[0] for r in rows})
+        stored = {
+            tuple(r)
+            for r in self.con.execute(
+                f"SELECT {', '.join(columns)} FROM samples WHERE list_contains(?::VARCHAR[], task)", [tasks]
+            ).fetchall()
+        }
+        # Only new or changed samples are written: a rerun stores the same rows again otherwise.
+        self.insert_rows("samples", columns, [r for r in rows if tuple(r) not in stored])
 
     def sample_units(self, task: str) -> dict[str, tuple[str, dict[str, str]]]:
         """Per sample id of a task: (cluster key, units). Empty for a file written before clusters were stored."""
