@@ -197,6 +197,10 @@ def _six_metrics(n: int) -> tuple[float, float]:
     import evalkit.metrics.grounding as grounding
     from evalkit.metrics import get_metric
 
+    names = ("radvlm_map50", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou")
+    warm_predictions, warm_samples = make_samples(50, 1)
+    for name in names:  # the compiled kernels load (or compile once per install) outside the timing
+        get_metric(name).score(warm_predictions, warm_samples)
     predictions, samples = make_samples(n, 0)
     start = time.process_time()
     pycocotools_direct(predictions, samples)
@@ -205,7 +209,7 @@ def _six_metrics(n: int) -> tuple[float, float]:
     grounding._coco_matches.cache_clear()
     grounding._COCO_VALUES.clear()
     start = time.process_time()
-    for name in ("radvlm_map50", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"):
+    for name in names:
         get_metric(name).score(predictions, samples)
     return time.process_time() - start, coco
 
@@ -265,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     measured["site size (MB)"], measured["site files"] = size / 2**20, files
     measured["pycocotools COCOeval (s)"] = _pycocotools_on_task(db, task, best)
     compare = ("compare", "-t", task, "-m", best, "-m", worst, "--db", str(db), "--n-boot", "10000", "--n-perm")
+    # numba compiles the resampling kernels once per install (cached on disk); a first small call keeps that
+    # one-time cost out of the timing, as on any machine after its first compare.
+    _cli("compare", "-t", task, "-m", best, "-m", worst, "--db", str(db), "--n-boot", "20", "--n-perm", "20")
     measured["compare (s)"], _ = _cli(*compare, "10000")
     gate = ("gate", "-t", task, "-c", worst, "-b", best, "--db", str(db), "--margin", "0.01", "--n-boot", "10000")
     measured["gate (s)"], _ = _cli(*gate)
