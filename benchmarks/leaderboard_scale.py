@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     compare = ("compare", "-t", task, "-m", best, "-m", worst, "--db", str(db), "--n-boot", "10000", "--n-perm")
     # numba compiles the resampling kernels once per install (cached on disk); a first small call keeps that
     # one-time cost out of the timing, as on any machine after its first compare.
-    _cli("compare", "-t", task, "-m", best, "-m", worst, "--db", str(db), "--n-boot", "20", "--n-perm", "20")
+    _cli("compare", "-t", task, "-m", best, "-m", worst, "--db", str(db), "--n-boot", "100", "--n-perm", "100")
     measured["compare (s)"], _ = _cli(*compare, "10000")
     gate = ("gate", "-t", task, "-c", worst, "-b", best, "--db", str(db), "--margin", "0.01", "--n-boot", "10000")
     measured["gate (s)"], _ = _cli(*gate)
