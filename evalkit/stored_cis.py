@@ -58,9 +58,7 @@ def store_run_cis(
     with store.transaction():
         if not only_missing:
             return _compute_and_write(store, run, n_boot, seed, level, cluster)
-        stored = _stored(store, run["run_id"], n_boot, seed, level, cluster)
-        wanted = [r["metric"] for r in run_metrics(store, run["run_id"]) if r["status"] == "ok"]
-        missing = [m for m in wanted if m not in stored]
+        stored, missing = _stored_and_missing(store, run["run_id"], n_boot, seed, level, cluster)
         if missing:
             stored.update(_compute_and_write(store, run, n_boot, seed, level, cluster, missing))
         return stored
@@ -75,9 +73,7 @@ def _compute_and_write(
     cluster: str,
     metrics: Sequence[str] | None = None,
 ) -> dict[str, Interval]:
-    bounds = run_intervals(
-        store, run, metrics, n_boot=n_boot, seed=seed, level=level, max_generic=DISPLAY_MAX_GENERIC, cluster=cluster
-    )
+    bounds = _compute(store, run, metrics, n_boot, seed, level, cluster)
     keys = {row["metric"]: row["score_key"] for row in run_metrics(store, run["run_id"])}
     store.con.execute(
         "DELETE FROM intervals WHERE run_id = ? AND n_boot = ? AND seed = ? AND level = ? AND cluster = ? "
@@ -106,23 +102,33 @@ def run_cis(
     cluster: str = "auto",
 ) -> dict[str, Interval]:
     """A run's CIs: the stored ones that match its aggregates, the missing ones computed now (not stored)."""
-    stored = _stored(store, run["run_id"], n_boot, seed, level, cluster)
-    wanted = [r["metric"] for r in run_metrics(store, run["run_id"]) if r["status"] == "ok"]
-    missing = [m for m in wanted if m not in stored]
+    stored, missing = _stored_and_missing(store, run["run_id"], n_boot, seed, level, cluster)
     if missing:
-        stored.update(
-            run_intervals(
-                store,
-                run,
-                missing,
-                n_boot=n_boot,
-                seed=seed,
-                level=level,
-                max_generic=DISPLAY_MAX_GENERIC,
-                cluster=cluster,
-            )
-        )
+        stored.update(_compute(store, run, missing, n_boot, seed, level, cluster))
     return stored
+
+
+def _compute(
+    store: Store,
+    run: dict[str, Any],
+    metrics: Sequence[str] | None,
+    n_boot: int,
+    seed: int,
+    level: float,
+    cluster: str,
+) -> dict[str, Interval]:
+    return run_intervals(
+        store, run, metrics, n_boot=n_boot, seed=seed, level=level, max_generic=DISPLAY_MAX_GENERIC, cluster=cluster
+    )
+
+
+def _stored_and_missing(
+    store: Store, run_id: str, n_boot: int, seed: int, level: float, cluster: str
+) -> tuple[dict[str, Interval], list[str]]:
+    """The stored intervals that still match, and the scored metrics that have none."""
+    stored = _stored(store, run_id, n_boot, seed, level, cluster)
+    wanted = [r["metric"] for r in run_metrics(store, run_id) if r["status"] == "ok"]
+    return stored, [m for m in wanted if m not in stored]
 
 
 def _stored(store: Store, run_id: str, n_boot: int, seed: int, level: float, cluster: str) -> dict[str, Interval]:
