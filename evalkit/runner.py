@@ -36,7 +36,7 @@ from evalkit.metrics.base import Metric, ScoreIdentity, safe_score
 from evalkit.profiles import get_profile
 from evalkit.progress import RunProgress
 from evalkit.prompts import render_prompt
-from evalkit.results.queries import CURRENT_SCORES, failed_samples, run_metrics
+from evalkit.results.queries import CURRENT_SCORES, failed_samples
 from evalkit.results.store import HOLD_S, SLOW_STEP_S, Store, dumps, loads
 from evalkit.sample import Parsed, Sample
 from model_adapters.base import Adapter, GenerationRequest, GenerationResult, stable_hash
@@ -399,7 +399,6 @@ class Runner:
         run's current scores (the same rows every reader's CIs use)."""
         values: dict[str, float | None] = {}
         identities = {m.name: identity for m, identity in metrics}
-        policy = self.task.errored_samples
         with self.store.transaction() as con:
             con.execute(
                 "DELETE FROM run_metrics WHERE run_id = ? AND NOT list_contains(?::VARCHAR[], metric)",
@@ -408,40 +407,24 @@ class Runner:
             failed_generations = con.execute(
                 "SELECT count(*) FROM generations WHERE run_id = ? AND error IS NOT NULL", [run_id]
             ).fetchall()[0][0]
-            for position, spec in enumerate(self.task.metrics):
-                metric, identity = instances[spec.name], identities.get(spec.name)
-                row = {
-                    "run_id": run_id,
-                    "metric": spec.name,
-                    "metric_version": str(metric.version),
-                    "status": "ok" if identity else "unavailable",
-                    "reason": unavailable.get(spec.name),
-                    "value": None,
-                    "n": 0,
-                    "score_key": identity.key if identity else None,
-                    "options": dumps(identity.options if identity else metric.canonical_options()),
-                    "fingerprint": identity.fingerprint if identity else None,
-                    "higher_is_better": bool(metric.higher_is_better),
-                    "is_primary": spec.name == self.task.primary_metric,
-                    "position": position,
-                    "errored": policy,
-                    "n_errored": 0,
-                }
-                self.store.insert_dicts("run_metrics", [row])
+            for row in self._metric_rows(run_id, metrics, instances, unavailable):
+                self.store.insert_dicts("run_metrics", [{**row, "value": None, "n": 0, "n_errored": 0}])
+                name = row["metric"]
+                metric, identity = instances[name], identities.get(name)
                 if identity is None:
                     continue
                 scored = con.execute(
                     # Sample order, not storage order: a resumed run sums in the same order as an uninterrupted one.
                     f"SELECT s.value, s.stats {CURRENT_SCORES} AND s.metric = ? ORDER BY s.sample_id",
-                    [run_id, spec.name],
+                    [run_id, name],
                 ).fetchall()
                 stats = [loads(r[1], {}) for r in scored]
                 value = metric.aggregate([r[0] for r in scored], stats) if scored else None
                 metric_failures = sum("error" in s for s in stats)
-                values[spec.name] = value
+                values[name] = value
                 con.execute(
                     "UPDATE run_metrics SET value = ?, n = ?, n_errored = ? WHERE run_id = ? AND metric = ?",
-                    [value, len(scored), failed_generations + metric_failures, run_id, spec.name],
+                    [value, len(scored), failed_generations + metric_failures, run_id, name],
                 )
         return values
 
@@ -458,31 +441,54 @@ class Runner:
         A fully cached rerun then skips re-aggregating and re-bootstrapping every metric. A process that died
         between scoring and aggregating leaves a different n (or score key) behind, so it is recomputed.
         """
-        identities = {m.name: identity for m, identity in metrics}
-        stored = {r["metric"]: r for r in run_metrics(self.store, run_id)}
+        stored = {r["metric"]: r for r in self.store.query("SELECT * FROM run_metrics WHERE run_id = ?", [run_id])}
         if set(stored) != set(self.task.metric_names):
             return None
         counts = dict(
             self.store.con.execute(f"SELECT s.metric, count(*) {CURRENT_SCORES} GROUP BY s.metric", [run_id]).fetchall()
         )
         values: dict[str, float | None] = {}
-        for position, spec in enumerate(self.task.metrics):
-            row, identity = stored[spec.name], identities.get(spec.name)
-            expected = {
-                "metric_version": str(instances[spec.name].version),
-                "status": "ok" if identity else "unavailable",
-                "reason": unavailable.get(spec.name),
-                "score_key": identity.key if identity else None,
-                "is_primary": spec.name == self.task.primary_metric,
-                "position": position,
-                "errored": self.task.errored_samples,
-                "n": counts.get(spec.name, 0) if identity else 0,
-            }
+        for expected in self._metric_rows(run_id, metrics, instances, unavailable):
+            row = stored[expected["metric"]]
+            scored = expected["status"] == "ok"
             if any(row[key] != value for key, value in expected.items()):
                 return None
-            if identity:
-                values[spec.name] = row["value"]
+            if row["n"] != (counts.get(expected["metric"], 0) if scored else 0):
+                return None
+            if scored:
+                values[expected["metric"]] = row["value"]
         return values
+
+    def _metric_rows(
+        self,
+        run_id: str,
+        metrics: list[tuple[Metric, ScoreIdentity]],
+        instances: dict[str, Metric],
+        unavailable: dict[str, str],
+    ) -> list[dict[str, Any]]:
+        """What each task metric's run_metrics row says it is (identity, direction, primary, position, error
+        policy), in task order; the aggregate fills value, n and n_errored."""
+        identities = {m.name: identity for m, identity in metrics}
+        rows = []
+        for position, spec in enumerate(self.task.metrics):
+            metric, identity = instances[spec.name], identities.get(spec.name)
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "metric": spec.name,
+                    "metric_version": str(metric.version),
+                    "status": "ok" if identity else "unavailable",
+                    "reason": unavailable.get(spec.name),
+                    "score_key": identity.key if identity else None,
+                    "options": dumps(identity.options if identity else metric.canonical_options()),
+                    "fingerprint": identity.fingerprint if identity else None,
+                    "higher_is_better": bool(metric.higher_is_better),
+                    "is_primary": spec.name == self.task.primary_metric,
+                    "position": position,
+                    "errored": self.task.errored_samples,
+                }
+            )
+        return rows
 
     def _store_cis(self, run_id: str, only_missing: bool = False) -> None:
         """The CIs that leaderboard and site show, computed once now instead of on every read (`only_missing`:
