@@ -212,9 +212,9 @@ def build_2b_shape(tiny_dir: Path, device: str, small: bool) -> tuple[Any, Any, 
     to nothing, which does not matter for timing).
     """
     import torch
-    from transformers import Qwen2VLImageProcessorPil, Qwen3VLForConditionalGeneration
+    from transformers import Qwen3VLForConditionalGeneration
 
-    from evalkit.testing.tiny_qwen3vl import SPECIAL_TOKENS, qwen3vl_config
+    from evalkit.testing.tiny_qwen3vl import SPECIAL_TOKENS, greedy_generation, qwen3vl_config, qwen3vl_image_processor
     from model_adapters.qwen3vl_processor import image_only_processor_class, load_processor
 
     tokenizer = load_processor(tiny_dir).tokenizer
@@ -230,19 +230,8 @@ def build_2b_shape(tiny_dir: Path, device: str, small: bool) -> tuple[Any, Any, 
         model = Qwen3VLForConditionalGeneration._from_config(config, dtype=dtype).eval()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.generation_config.bos_token_id = None
-    model.generation_config.do_sample = False
-    image_processor = Qwen2VLImageProcessorPil(
-        patch_size=16,
-        temporal_patch_size=2,
-        merge_size=2,
-        min_pixels=MIN_PIXELS,
-        max_pixels=MAX_PIXELS,
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-    )
+    greedy_generation(model, ids)
+    image_processor = qwen3vl_image_processor(max_pixels=MAX_PIXELS, min_pixels=MIN_PIXELS)
     processor = image_only_processor_class()(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template
     )

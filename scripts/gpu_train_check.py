@@ -91,15 +91,17 @@ def stage_env(work: Path, smoke: bool) -> dict[str, Any]:
 def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
     """A Qwen3-VL with head_dim 64 (vLLM's attention kernels expect >= 32), tokenizer trained on phantom text."""
     import torch
-    from transformers import Qwen2VLImageProcessorPil, Qwen3VLForConditionalGeneration
+    from transformers import Qwen3VLForConditionalGeneration
 
     from evalkit.testing.tiny_qwen3vl import (
         CHAT_TEMPLATE,
         DEFAULT_CORPUS,
         SPECIAL_TOKENS,
         _train_tokenizer,
+        greedy_generation,
         mrope_parameters,
         qwen3vl_config,
+        qwen3vl_image_processor,
     )
     from model_adapters.qwen3vl_processor import image_only_processor_class
     from training.data import Source, build_rows
@@ -144,18 +146,8 @@ def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
     )
     torch.manual_seed(0)
     model = Qwen3VLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.generation_config.do_sample = False
-    image_processor = Qwen2VLImageProcessorPil(
-        patch_size=16,
-        temporal_patch_size=2,
-        merge_size=2,
-        min_pixels=32 * 32,
-        max_pixels=256 * 256,
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-    )
+    greedy_generation(model, ids, clear_bos=False)
+    image_processor = qwen3vl_image_processor(max_pixels=256 * 256)
     out = work / "base"
     model.save_pretrained(out)
     stock = stock_processor(image_processor, tokenizer)

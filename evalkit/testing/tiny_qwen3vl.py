@@ -180,6 +180,31 @@ def qwen3vl_config(text_config: dict, vision_config: dict, ids: dict[str, int]):
     )
 
 
+def greedy_generation(model: Any, ids: dict[str, int], *, clear_bos: bool = True) -> None:
+    """Greedy generation that ends at <|im_end|> or <|endoftext|> and pads with <|endoftext|> (the tiny model's
+    and the GPU checks' generation config; `clear_bos` drops the config's BOS, which Qwen chat prompts lack)."""
+    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    if clear_bos:
+        model.generation_config.bos_token_id = None
+    model.generation_config.do_sample = False
+
+
+def qwen3vl_image_processor(max_pixels: int, min_pixels: int = 32 * 32) -> Any:
+    """Qwen3-VL's own image settings (patch 16, temporal patch 2, merge 2, mean/std 0.5) with a pixel budget."""
+    from transformers import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil(
+        patch_size=16,
+        temporal_patch_size=2,
+        merge_size=2,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+
+
 def build_tiny_qwen3vl(
     out_dir: Path,
     seed: int = 0,
@@ -202,7 +227,7 @@ def build_tiny_qwen3vl(
         vocab_corpus: Text to train the BPE tokenizer on; defaults to built-in radiology and box-answer text.
     """
     import torch
-    from transformers import Qwen2VLImageProcessorPil, Qwen3VLForConditionalGeneration
+    from transformers import Qwen3VLForConditionalGeneration
 
     if text_hidden % 16 or vision_hidden % 16:
         raise ValueError(f"text_hidden ({text_hidden}) and vision_hidden ({vision_hidden}) must be multiples of 16")
@@ -246,22 +271,11 @@ def build_tiny_qwen3vl(
     config = qwen3vl_config(text_config, vision_config, ids)
     torch.manual_seed(seed)
     model = Qwen3VLForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.generation_config.bos_token_id = None
-    model.generation_config.do_sample = False
+    greedy_generation(model, ids)
 
-    # Qwen3-VL's own settings (patch 16, merge 2, mean/std 0.5) but few pixels: a 256x256 image is scaled to
-    # 128x128, i.e. 8x8 patches and 16 image tokens after the 2x2 merge.
-    image_processor = Qwen2VLImageProcessorPil(
-        patch_size=16,
-        temporal_patch_size=2,
-        merge_size=2,
-        min_pixels=32 * 32,
-        max_pixels=128 * 128,
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-    )
+    # Qwen3-VL's own settings but few pixels: a 256x256 image is scaled to 128x128, i.e. 8x8 patches and 16 image
+    # tokens after the 2x2 merge.
+    image_processor = qwen3vl_image_processor(max_pixels=128 * 128)
     processor = image_only_processor_class()(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
     )
