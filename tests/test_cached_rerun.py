@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import evalkit.stored_cis as stored_cis
-from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
 from evalkit.evaluation import evaluate
 from evalkit.runner import Runner
@@ -61,26 +60,14 @@ def test_cached_rerun_skips_aggregation_cis_and_embedding_but_redoes_what_change
     assert aggregate["n"] == 1 and bootstrap["n"] == before + 1 and _intervals(db) == cis
 
 
-def _tiny_card(checkpoint: Path) -> ModelCard:
-    return ModelCard.model_validate(
-        {
-            "name": "tiny-qwen3vl",
-            "adapter": "transformers",
-            "checkpoint": str(checkpoint),
-            "family": "qwen3-vl",
-            "box_format": "qwen1000",
-            "decoding": {"temperature": 0, "max_new_tokens": 8},
-        }
-    )
-
-
 @pytest.mark.slow  # about 8 s: builds a tiny Qwen3-VL and generates with it twice
 def test_local_checkpoint_loads_only_when_something_is_generated(tmp_path, db, data_root, monkeypatch):
     pytest.importorskip("transformers")
     from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
     from model_adapters.transformers_local import TransformersAdapter
+    from tests.test_transformers_adapter import _card
 
-    card = _tiny_card(build_tiny_qwen3vl(tmp_path / "tiny", seed=0))
+    card = _card(build_tiny_qwen3vl(tmp_path / "tiny", seed=0))
     loads = _counting(monkeypatch, TransformersAdapter, "_load")
     first = evaluate(card, "phantom-report", db=db, data_root=data_root, limit=2, device="cpu")[0]
     assert first.generated == 2 and loads["n"] == 1
@@ -92,11 +79,13 @@ def test_local_checkpoint_loads_only_when_something_is_generated(tmp_path, db, d
 
 def test_a_broken_local_checkpoint_fails_the_run_before_it_is_recorded(tmp_path, db, data_root):
     pytest.importorskip("transformers")
+    from tests.test_transformers_adapter import _card
+
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
     with pytest.raises(EvalkitError, match="cannot load checkpoint"):
-        evaluate(_tiny_card(broken), "phantom-report", db=db, data_root=data_root, limit=2, device="cpu")
+        evaluate(_card(broken), "phantom-report", db=db, data_root=data_root, limit=2, device="cpu")
     with Store(db, read_only=True) as store:
         assert store.query("SELECT count(*) AS n FROM runs")[0]["n"] == 0
         assert store.query("SELECT count(*) AS n FROM generations")[0]["n"] == 0
