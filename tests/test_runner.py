@@ -104,6 +104,17 @@ SLOW_RUN = textwrap.dedent(
 )
 
 
+def _kill_after(proc: subprocess.Popen, prefix: str, count: int) -> None:
+    """SIGKILL the child once it has printed `count` lines starting with `prefix` (batches, scored chunks)."""
+    seen = 0
+    while seen < count:
+        line = proc.stdout.readline()
+        assert line, "run ended before it could be killed"
+        seen += line.startswith(prefix)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def _table(db: Path, sql: str):
     with Store(db, read_only=True) as store:
         return store.con.execute(sql).fetchall()
@@ -119,13 +130,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, data_root):
     proc = subprocess.Popen(
         [sys.executable, str(script), str(killed_db), str(data_root), "0.3"], stdout=subprocess.PIPE, text=True, env=env
     )
-    batches = 0
-    while batches < 3:
-        line = proc.stdout.readline()
-        assert line, "run ended before it could be killed"
-        batches += line.startswith("batch")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_after(proc, "batch", 3)
     partial = _table(killed_db, "SELECT count(*) FROM generations")[0][0]
     assert 6 <= partial < 40, partial
 
@@ -262,13 +267,7 @@ def test_sigkill_while_scoring_then_resume_equals_uninterrupted(tmp_path, data_r
         text=True,
         env=env,
     )
-    chunks = 0
-    while chunks < 3:
-        line = proc.stdout.readline()
-        assert line, "run ended before it could be killed"
-        chunks += line.startswith("scored")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_after(proc, "scored", 3)
     scored = _table(killed_db, "SELECT count(*) FROM scores")[0][0]
     before = 32 if rescore else 0  # rouge_l (stemmer on) + bleu_4 of the first run
     assert before + 4 <= scored < before + 16 + 16, scored
