@@ -15,6 +15,7 @@ from evalkit.evaluation import build_quietly, evaluate
 from evalkit.registry import resolve_model, resolve_tasks
 from evalkit.runner import load_samples
 from evalkit.store import Store
+from tests.test_results_concurrency import TASK, WRITER
 
 
 def _run(db: Path, data_root: Path, model: str, task: str, **kw):
@@ -76,34 +77,6 @@ def test_corrupt_image_is_a_per_sample_error(tmp_path, data_root):
     assert bad.image_paths[0] in rows[0]["error"]
 
 
-SLOW_RUN = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.evaluation import build_quietly
-    from evalkit.runner import Runner, load_samples
-    from evalkit.store import Store
-
-    db, root, delay = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
-    card, task = resolve_model("nn-retrieval"), resolve_tasks("phantom-phrase-grounding")[0]
-    adapter = build_quietly(card)
-    adapter.prepare(task, lambda: load_samples(task, root, split="train"))
-    generate = adapter.generate
-
-    def slow(requests):
-        time.sleep(delay)
-        return generate(requests)
-
-    adapter.generate = slow
-    with Store(db) as store:
-        Runner(store, task, card, adapter, data_root=root, batch_size=2, progress=False).run(
-            on_progress=lambda n: print("batch", flush=True))
-    print("done", flush=True)
-    """
-)
-
-
 def _kill_after(proc: subprocess.Popen, prefix: str, count: int) -> None:
     """SIGKILL the child once it has printed `count` lines starting with `prefix` (batches, scored chunks)."""
     seen = 0
@@ -123,19 +96,22 @@ def _table(db: Path, sql: str):
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, data_root):
     script = tmp_path / "slow_run.py"
-    script.write_text(SLOW_RUN)
+    script.write_text(WRITER)  # a nn-retrieval run of the phrase task, one sleep per batch
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     killed_db, clean_db = tmp_path / "killed.duckdb", tmp_path / "clean.duckdb"
 
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(killed_db), str(data_root), "0.3"], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, str(script), str(killed_db), str(data_root), "nn-retrieval", "0.3", TASK],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     _kill_after(proc, "batch", 3)
     partial = _table(killed_db, "SELECT count(*) FROM generations")[0][0]
     assert 6 <= partial < 40, partial
 
     resumed = subprocess.run(
-        [sys.executable, str(script), str(killed_db), str(data_root), "0"],
+        [sys.executable, str(script), str(killed_db), str(data_root), "nn-retrieval", "0", TASK],
         capture_output=True,
         text=True,
         env=env,
@@ -143,7 +119,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, data_root):
     )
     assert resumed.returncode == 0, resumed.stderr
     subprocess.run(
-        [sys.executable, str(script), str(clean_db), str(data_root), "0"],
+        [sys.executable, str(script), str(clean_db), str(data_root), "nn-retrieval", "0", TASK],
         check=True,
         env=env,
         timeout=300,
