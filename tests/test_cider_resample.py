@@ -22,6 +22,10 @@ def _reports(rng: np.random.Generator, n: int) -> list[str]:
             out.append("")  # no n-gram at all
         elif kind < 0.1:
             out.append("effusion")  # a single unigram: no bigram, so the length penalty sees 0
+        elif kind < 0.2:
+            # Newlines and tabs split tokens like spaces; numbers and punctuation stay glued to their words.
+            size = rng.choice(["2.5 cm", "3 x 4 mm", "12mm", "1,5"])
+            out.append(f"Nodule {size}\nin the R.U.L.,\tno  effusion; (stable) since 2019-01-02.")
         else:
             words = rng.choice(WORDS, int(rng.integers(2, 30)))
             out.append(" ".join(words) + (" ." if rng.random() < 0.5 else ""))
