@@ -387,27 +387,46 @@ class CiderD(Metric):
         A's or B's score per sample, one matrix product per block.
         """
         swap = np.asarray(swap, dtype=float)
-        same = len(stats_a) == len(stats_b) and all(
-            ("cider_hyp" in a) == ("cider_hyp" in b) and a.get("cider_ref") == b.get("cider_ref")
-            for a, b in zip(stats_a, stats_b, strict=True)
-        )
-        if same:
-            scored = np.array(["cider_hyp" in a for a in stats_a], dtype=bool)
-            corpus_a, corpus_b = self._corpus(stats_a), self._corpus(stats_b)
-            if not scored.any() or not corpus_a.has_ref.any():
+        fixed = self._fixed_idf_scores(stats_a, stats_b)
+        if fixed is not None:
+            score_a, score_b, size = fixed
+            if size == 0:
                 nan = np.full(swap.shape[0], np.nan)
                 return nan, nan.copy()
-            score_a, score_b = np.zeros(len(stats_a)), np.zeros(len(stats_a))
-            score_a[scored], score_b[scored] = corpus_a.sample_scores(), corpus_b.sample_scores()
             moved = swap @ (score_b - score_a)  # what the swapped samples move from A's side to B's
-            total_a, total_b, size = score_a.sum(), score_b.sum(), float(scored.sum())
-            return (total_a + moved) / size, (total_b - moved) / size
+            return (score_a.sum() + moved) / size, (score_b.sum() - moved) / size
         both = [*stats_a, *stats_b]
         side_a = np.hstack([1.0 - swap, swap])
         return (
             self.aggregate_resamples([], both, side_a),
             self.aggregate_resamples([], both, 1.0 - side_a),
         )
+
+    def _fixed_idf_scores(
+        self, stats_a: Sequence[dict[str, Any]], stats_b: Sequence[dict[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Per-sample scores of A and B (0 where unscored) and the number scored, when both runs hold the same
+        references on the same scored samples (a swap then keeps the idf); None otherwise. Worked out once per
+        pair of runs: the permutation test asks again for every block."""
+        cache = self.__dict__.setdefault("_fixed_idf", {})
+        key = (tuple(id(s) for s in stats_a), tuple(id(s) for s in stats_b))
+        if key not in cache:
+            same = len(stats_a) == len(stats_b) and all(
+                ("cider_hyp" in a) == ("cider_hyp" in b) and a.get("cider_ref") == b.get("cider_ref")
+                for a, b in zip(stats_a, stats_b, strict=True)
+            )
+            value = None
+            if same:
+                scored = np.array(["cider_hyp" in a for a in stats_a], dtype=bool)
+                score_a, score_b = np.zeros(len(stats_a)), np.zeros(len(stats_a))
+                corpus_a = self._corpus(stats_a)
+                size = float(scored.sum()) if corpus_a.has_ref.any() else 0.0
+                if size:
+                    score_a[scored], score_b[scored] = corpus_a.sample_scores(), self._corpus(stats_b).sample_scores()
+                value = (score_a, score_b, size)
+            cache.clear()  # one pair at a time; the stats are held with the key so their ids stay theirs
+            cache[key] = (value, stats_a, stats_b)
+        return cache[key][0]
 
     def _corpus(self, stats: Sequence[dict[str, Any]]) -> CiderCorpus:
         # A bootstrap hands the same stats to every block (a paired one alternates two runs): lay them out once.
