@@ -154,11 +154,14 @@ def test_ap50_after_ap_on_the_same_resamples_reads_aps_table_and_equals_its_own_
         shared = bootstrap_distribution(together, 120, 5)
         shared_walks = walks["n"]
         alone = [bootstrap_distribution([Resampler(type(r.metric)(), r.values, r.stats)], 120, 5)[0] for r in together]
+        before_swaps = walks["n"]
         swaps = permutation_distribution([tuple(together[0::2]), tuple(together[1::2])], 60, 6)
+        swap_walks = walks["n"] - before_swaps
         swaps_alone = [permutation_distribution([pair], 60, 6)[0] for pair in (together[0::2], together[1::2])]
     finally:
         coco_resample._walk_rows = real
     assert shared_walks == 2  # one walk per run: AP50 is a slice of AP's table
+    assert swap_walks == 2  # one walk per side of the permutation, for AP and AP50 together
     for a, b in zip(shared, alone, strict=True):
         assert np.array_equal(a, b, equal_nan=True)
     for a, b in zip(swaps, swaps_alone, strict=True):

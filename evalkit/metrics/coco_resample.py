@@ -17,6 +17,7 @@ work is a few operations per drawn true positive, where numpy would need a dozen
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,7 +50,8 @@ class CocoCurves:
         self.before = np.concatenate(before).astype(np.int64)
         offsets = np.cumsum([0, *(b.size for b in before)])[:-1]
         self.before_start = (offsets[:, None] + np.cumsum(self.tp, axis=1) - self.tp).astype(np.int64)
-        self._last: tuple | None = None  # (counts, thresholds, columns, complement, table, n_ref) of the last call
+        # The last two calls' (counts ref, thresholds, columns, complement, table, n_ref): see precision_means.
+        self._recent: list[tuple] = []
 
     def precision_means(
         self,
@@ -67,20 +69,20 @@ class CocoCurves:
         counts = np.asarray(counts, dtype=float)
         columns = np.arange(self.n, dtype=np.int64) if columns is None else np.asarray(columns, dtype=np.int64)
         complement = np.zeros(self.n, dtype=bool) if complement is None else np.asarray(complement, dtype=bool)
-        # AP50 right after AP on the same resamples: its threshold is a slice of AP's table. The counts are held
-        # with the memo, so a later block cannot reuse their id.
-        memo = self._last
-        if (
-            memo is not None
-            and memo[0] is counts
-            and set(thresholds) <= set(memo[1])
-            and np.array_equal(memo[2], columns)
-            and np.array_equal(memo[3], complement)
-        ):
-            table, n_ref = memo[4][:, [memo[1].index(t) for t in thresholds]], memo[5]
-            out = table.reshape(counts.shape[0], -1).mean(axis=1)
-            out[n_ref == 0] = np.nan
-            return out
+        # AP50 right after AP on the same resamples (both sides of a permutation block): its threshold is a slice
+        # of AP's table. The counts are matched by a weak reference, so a freed block's id cannot match a new one,
+        # and an entry is dropped once read: nothing outlives the block.
+        for i, (ref, held, cols, comp, table, n_ref) in enumerate(self._recent):
+            if (
+                ref() is counts
+                and set(thresholds) <= set(held)
+                and np.array_equal(cols, columns)
+                and np.array_equal(comp, complement)
+            ):
+                del self._recent[i]
+                out = table[:, [held.index(t) for t in thresholds]].reshape(counts.shape[0], -1).mean(axis=1)
+                out[n_ref == 0] = np.nan
+                return out
         # Reference boxes per row: sum of draws x n_ref, complements as n_ref - draws x n_ref.
         weights = np.zeros(counts.shape[1])
         np.add.at(weights, columns, np.where(complement, -self.n_ref, self.n_ref))
@@ -105,7 +107,7 @@ class CocoCurves:
             _first_tp_reaching(n_ref),
             table,
         )
-        self._last = (counts, list(thresholds), columns, complement, table, n_ref)
+        self._recent = [*self._recent[-1:], (weakref.ref(counts), list(thresholds), columns, complement, table, n_ref)]
         out = table.reshape(counts.shape[0], -1).mean(axis=1)
         out[n_ref == 0] = np.nan
         return out
