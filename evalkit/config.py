@@ -187,6 +187,11 @@ class ModelCard(Strict):
         "show it under this label, outside the ranking.",
     )
     training: dict[str, Any] | None = Field(default=None, description="Provenance written by `evalkit train`.")
+    published_as: list[str] = Field(
+        default_factory=list,
+        description="This model's rows in the ledger of published results (evalkit/published.py), as printed "
+        "there (e.g. 'RadVLM+RL'): the paper-table view and the site put them beside its runs.",
+    )
 
 
 M = TypeVar("M", bound=BaseModel)

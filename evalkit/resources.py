@@ -18,6 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _BUNDLED: dict[str, tuple[str, str, str]] = {
     "tasks": ("evalkit", "_bundled/tasks", "tasks"),
     "site": ("evalkit", "_bundled/site", "site"),
+    "published": ("evalkit", "_bundled/published", "published"),  # the ledger of published results
     "cards": ("model_adapters", "cards", "model_adapters/cards"),
     "checkpoints": ("model_adapters", "checkpoints", "model_adapters/checkpoints"),
     "training_configs": ("training", "configs", "training/configs"),
@@ -25,7 +26,8 @@ _BUNDLED: dict[str, tuple[str, str, str]] = {
 
 
 def bundled(name: str) -> Path:
-    """The folder of one kind of bundled data (`tasks`, `site`, `cards`, `checkpoints`, `training_configs`).
+    """The folder of one kind of bundled data (`tasks`, `site`, `published`, `cards`, `checkpoints`,
+    `training_configs`).
 
     The installed copy wins when it exists (a wheel); otherwise this is a source checkout and the top-level
     folder is used. Both are plain folders on disk: wheels are installed unzipped.

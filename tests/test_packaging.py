@@ -58,6 +58,8 @@ def test_the_wheel_carries_the_bundled_folders(tmp_path):
         "evalkit/_bundled/tasks/phantom-report.yaml",
         "evalkit/_bundled/site/templates/base.html",
         "evalkit/_bundled/site/static/site.css",
+        "evalkit/_bundled/published/radvlm-grpo.csv",
+        "evalkit/_bundled/published/rexrank.csv",
         "model_adapters/cards/tiny-qwen3vl.yaml",
         "model_adapters/checkpoints/demo-qwen3vl-sft/model.safetensors",
         "training/configs/cpu-demo-sft.yaml",
@@ -66,7 +68,7 @@ def test_the_wheel_carries_the_bundled_folders(tmp_path):
         "evalkit/evaluation.py",
     ):
         assert expected in names, expected
-    assert not any(n.startswith(("tests/", "site/", "tasks/")) for n in names)
+    assert not any(n.startswith(("tests/", "site/", "tasks/", "published/")) for n in names)
 
 
 def test_bundled_training_recipes_load_by_name_from_any_folder(tmp_path, monkeypatch):

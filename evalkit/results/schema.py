@@ -110,6 +110,16 @@ TABLES: dict[str, Table] = {
             ("cache_key",),
         ),
         Table(
+            "published",  # ledger records a user added (evalkit/results/published.py; evalkit.published.FIELDS)
+            _cols(
+                "source VARCHAR, citation VARCHAR, source_table VARCHAR, file VARCHAR, repository VARCHAR,"
+                "commit VARCHAR, model VARCHAR, task VARCHAR, dataset VARCHAR, n VARCHAR, source_column VARCHAR,"
+                "printed VARCHAR, value VARCHAR, scale VARCHAR, metric VARCHAR, convention VARCHAR,"
+                "training_reward VARCHAR, note VARCHAR, origin VARCHAR, added_at TIMESTAMP"
+            ),
+            ("source", "source_table", "model", "task", "source_column"),
+        ),
+        Table(
             "annotation_cache",
             _cols("annotator VARCHAR, annotator_version VARCHAR, text_hash VARCHAR, value VARCHAR"),
             ("annotator", "annotator_version", "text_hash"),

@@ -1,0 +1,106 @@
+"""`evalkit published`: the ledger of published results (list, add your own records); see evalkit/published.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from evalkit.commands.stats import fail, wide_console
+from evalkit.errors import EvalkitError
+from evalkit.store import DEFAULT_DB
+
+published_app = typer.Typer(
+    help="Published results (papers, leaderboards) with their source; put beside runs, never ranked.",
+    invoke_without_command=True,
+)
+DbOption = Annotated[Path, typer.Option("--db", help="DuckDB results file (holds the records you added).")]
+
+
+@published_app.callback()
+def list_published(
+    ctx: typer.Context,
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Only records of this evalkit task.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Only this source (radvlm-grpo, rexrank).")] = None,
+    db: DbOption = DEFAULT_DB,
+    json_out: Annotated[bool, typer.Option("--json", help="A JSON list: one object per record.")] = False,
+) -> None:
+    """List the ledger: every published cell with its source, file and commit, and the evalkit task, metric and
+    convention it corresponds to (or `unknown`).
+
+    Examples:
+
+      evalkit published --task mimic-cxr-report-radvlm-filtered
+
+      evalkit published --source rexrank --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from evalkit.published import all_records
+    from evalkit.store import Store
+
+    try:
+        if db.exists():
+            with Store(db, read_only=True) as store:
+                records = all_records(store, task)
+        else:
+            records = all_records(None, task)
+    except EvalkitError as exc:
+        fail(exc)
+    records = [r for r in records if source is None or r.source == source]
+    if json_out:
+        print(json.dumps([{k: v for k, v in r.as_dict().items() if k != "origin"} for r in records], indent=2,
+                         ensure_ascii=False))  # fmt: skip
+        return
+    if not records:
+        wide_console().print("no published records" + (f" for task {task}" if task else ""))
+        return
+    table = Table(title=f"published results ({len(records)} records)", title_justify="left")
+    for column in ("source", "table", "model", "task", "column", "printed", "metric", "convention"):
+        table.add_column(column, justify="right" if column == "printed" else "left", overflow="fold",
+                         no_wrap=column in ("model", "task", "metric"))  # fmt: skip
+    for r in records:
+        table.add_row(r.source, r.table, r.model, r.task, r.column, r.printed, r.metric, r.convention)
+    console = wide_console()
+    console.print(table)
+    console.print(
+        "[dim]Every record's citation, file, commit, scale and note: --json. A trailing * marks a training-reward "
+        "cell.[/]"
+    )
+
+
+@published_app.command("add")
+def add(
+    file: Annotated[Path, typer.Argument(help="CSV file with the ledger's columns (see `evalkit published --json`).")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Add your own published records to a results database, after checking every field.
+
+    The CSV has the ledger's header (source, citation, table, file, repository, commit, model, task, dataset, n,
+    column, printed, value, scale, metric, convention, training_reward, note). A record with the same source,
+    table, model, task and column as an earlier one replaces it. Nothing is written if any record is invalid.
+
+    Example:
+
+      evalkit published add my-paper.csv --db results/evalkit.duckdb
+    """
+    from evalkit.published import read_ledger, to_row
+    from evalkit.results.published import put_published
+    from evalkit.store import Store
+
+    try:
+        records = read_ledger(file)
+        if not records:
+            raise EvalkitError(f"{file}: no records (only a header)")
+        with Store(db) as store:
+            put_published(store, [to_row(r) for r in records], origin=str(file))
+    except EvalkitError as exc:
+        fail(exc)
+    wide_console().print(f"added {len(records)} published record(s) from {file} to {db}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(published_app, name="published")
