@@ -495,13 +495,14 @@ def leaderboard(
 
             names = [t.name for t in resolve_tasks(task)]  # a group (grounding) gives one column per task
         with Store(db, read_only=True) as store:
-            rows = [
-                r for name in names for r in leaderboard_rows(store, name, model, ci=style is None, cluster=cluster)
-            ]
+            rows = [r for name in names for r in leaderboard_rows(store, name, model, cluster=cluster)]
+            if style is not None:
+                from evalkit.published import all_records
+
+                tables = paper_tables(rows, style, published=all_records(store))  # published rows beside runs
     except EvalkitError as exc:
         _fail(exc)
     if style is not None:
-        tables = paper_tables(rows, style)
         if json_out:
             print(json.dumps(tables, indent=2, ensure_ascii=False))
             return
@@ -513,12 +514,23 @@ def leaderboard(
                 table.add_column(column, justify="left" if i == 0 else "right")
             for row in t["rows"]:
                 table.add_row(*row)
+            _add_reported(table, t.get("reported"))
             console.print(table)
+            for note in (t.get("reported") or {}).get("notes", []):
+                console.print(f"  [dim]n/c: {note}[/]", highlight=False)
         return
     if json_out:
         print(json.dumps(rows, indent=2, default=str))
         return
     _print_leaderboard(rows)
+
+
+def _add_reported(table: Table, reported: dict | None) -> None:
+    """Published rows under a paper table (evalkit.published_compare.reported_block): never ranked."""
+    if reported:
+        table.add_section()
+        for i, row in enumerate(reported["rows"]):
+            table.add_row(*row, style="dim" if i % 2 == 0 else None)
 
 
 def _print_leaderboard(rows: list[dict]) -> None:

@@ -6,10 +6,14 @@ failed samples), so an old file renders the same after task YAML files change or
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from evalkit.results.queries import display_runs, failure_counts, run_metrics, task_spec
 from evalkit.results.store import Store, loads
+
+if TYPE_CHECKING:
+    from evalkit.published import PublishedRecord
 
 
 def latest_runs(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
@@ -40,6 +44,7 @@ def leaderboard_rows(
     `ci_unit` says what they resampled ("by patient (212 clusters)"); `cluster` picks the unit
     (evalkit.stats.load_clustering).
     """
+    from evalkit.published_compare import published_names
     from evalkit.stats import unit_text
     from evalkit.stored_cis import DISPLAY_N_BOOT, run_cis
 
@@ -50,6 +55,7 @@ def leaderboard_rows(
         reference = reference_label(run)
         kind = task_spec(run).get("kind")
         bounds = run_cis(store, run, n_boot=n_boot or DISPLAY_N_BOOT, seed=seed, cluster=cluster) if ci else {}
+        names = published_names(run)
         for m in run_metrics(store, run["run_id"]):
             name = m["metric"]
             rows.append(
@@ -74,6 +80,8 @@ def leaderboard_rows(
                     "run_id": run["run_id"],
                     "run_status": run["status"],
                     "reference": reference,
+                    "profile": task_spec(run).get("profile") or "evalkit",  # convention profile the run used
+                    "published_as": names,  # the card's rows in the ledger of published results
                 }
             )
     return rows
@@ -117,12 +125,17 @@ RADVLM_GRPO_GROUNDING_COLUMNS: dict[str, str] = {
 PAPER_STYLES = ("radvlm-grpo",)
 
 
-def paper_tables(rows: list[dict[str, Any]], style: str = "radvlm-grpo") -> list[dict[str, Any]]:
+def paper_tables(
+    rows: list[dict[str, Any]], style: str = "radvlm-grpo", published: Sequence[PublishedRecord] = ()
+) -> list[dict[str, Any]]:
     """Leaderboard rows re-laid as the paper prints them: [{title, columns, rows: [[model, cell...]]}].
 
     Report tasks give one table each (Table 1 columns + Table 3's ANC); grounding tasks share one table with a
     mAP@0.5 column per task (Table 2). Cells are formatted strings ("—" when the model has no such score,
     "n/a" when the metric was unavailable). Models are ordered by name, as a paper table is.
+
+    With `published` records, a table where some run's card names a published row also gets `reported`
+    (evalkit.published_compare.reported_block): the published values beside the runs with verdicts; never ranked.
     """
     if style not in PAPER_STYLES:
         raise ValueError(f"unknown table style '{style}'; known: {', '.join(PAPER_STYLES)}")
@@ -148,6 +161,7 @@ def paper_tables(rows: list[dict[str, Any]], style: str = "radvlm-grpo") -> list
                 "rows": [[m, *(cell(task, m, *c[1:]) for c in RADVLM_GRPO_REPORT_COLUMNS)] for m in models],
             }
         )
+        _attach_reported(out[-1], [(task, c[1]) for c in RADVLM_GRPO_REPORT_COLUMNS], rows, published)
     grounding = [t for t in RADVLM_GRPO_GROUNDING_COLUMNS if any(r["task"] == t for r in rows)]
     grounding += sorted(t for t in {r["task"] for r in rows} if kinds[t] == "grounding" and t not in grounding)
     if grounding:
@@ -159,4 +173,18 @@ def paper_tables(rows: list[dict[str, Any]], style: str = "radvlm-grpo") -> list
                 "rows": [[m, *(cell(t, m, "radvlm_map50", 100.0, 1) for t in grounding)] for m in models],
             }
         )
+        _attach_reported(out[-1], [(t, "radvlm_map50") for t in grounding], rows, published)
     return out
+
+
+def _attach_reported(
+    table: dict[str, Any], columns: list[tuple[str, str]], rows: list[dict[str, Any]], published: Sequence[Any]
+) -> None:
+    from evalkit.published_compare import numbers_from_rows, reported_block
+
+    tasks = {t for t, _ in columns}
+    mine = [r for r in rows if r["task"] in tasks]
+    names = {r["model"]: r.get("published_as") or [] for r in mine}
+    block = reported_block(columns, numbers_from_rows(mine), names, published) if published else None
+    if block:
+        table["reported"] = block

@@ -163,3 +163,84 @@ def numbers_from_rows(rows: Sequence[dict[str, Any]]) -> list[RunNumber]:
         )
         for r in rows
     ]
+
+
+def published_names(run: dict[str, Any]) -> list[str]:
+    """The ledger names of a run's model: its stored card's `published_as`, else today's card of that name (runs
+    stored before cards named their rows)."""
+    from evalkit.results.store import loads
+
+    card = loads(run.get("card"), {}) or {}
+    names = card.get("published_as") if isinstance(card, dict) else None
+    if names:
+        return [str(n) for n in names]
+    from evalkit.registry import all_cards
+
+    current = all_cards().get(run.get("model") or "")
+    return list(current.published_as) if current else []
+
+
+VERDICT_MARKS = {REPRODUCED: "✓", DIFFERS: "✗", NOT_COMPARABLE: "n/c"}
+
+
+def reported_block(
+    columns: Sequence[tuple[str, str]],
+    numbers: Sequence[RunNumber],
+    published_as: dict[str, list[str]],
+    records: Iterable[PublishedRecord],
+) -> dict[str, Any] | None:
+    """Published rows for a paper table whose value columns are `columns` ((task, metric) each, in order).
+
+    Per (run, published row): one row of the published values as printed, then one row of verdicts (✓ inside the
+    run's CI, ✗ outside with the gap in CI widths, n/c not comparable), each cell with the run-minus-published
+    difference. `notes` says why each n/c is not comparable. None when no record matches a run of the table.
+    """
+    wanted = set(columns)
+    comparisons = [c for c in compare_runs([r for r in records if (r.task, r.metric) in wanted], numbers, published_as)]
+    if not comparisons:
+        return None
+    groups: dict[tuple[str, str, str, str], dict[tuple[str, str], Comparison]] = {}
+    for c in comparisons:
+        groups.setdefault((c.run.model, c.record.source, c.record.table, c.record.model), {})[
+            (c.record.task, c.record.metric)
+        ] = c
+    rows, notes = [], []
+    for (model, source, table, name), cells in sorted(groups.items()):
+        rows.append([f"{name} ({source}, {table})", *(cells[k].record.printed if k in cells else "" for k in columns)])
+        rows.append([f"  {model} vs {name}", *(_verdict_cell(cells[k]) if k in cells else "" for k in columns)])
+        notes += [
+            f"{model} vs {name} {c.record.column}: {c.reason}" for c in cells.values() if c.verdict == NOT_COMPARABLE
+        ]
+    return {"rows": rows, "notes": list(dict.fromkeys(notes)), "comparisons": [c.as_dict() for c in comparisons]}
+
+
+def _verdict_cell(c: Comparison) -> str:
+    diff = "" if c.difference is None else f" {c.difference:+.{max(c.record.decimals, 1)}f}"
+    if c.verdict == DIFFERS and c.gap_ci_widths is not None:
+        return f"✗{diff} ({abs(c.gap_ci_widths):.1f} CI)"
+    return VERDICT_MARKS[c.verdict] + (diff if c.verdict == REPRODUCED else "")
+
+
+def site_numbers(task: str, run: dict[str, Any], metric_rows: dict[str, dict[str, Any]], cells: dict[str, Any],
+                 profile: str) -> list[RunNumber]:  # fmt: skip
+    """RunNumbers of one run on the site (evalkit.site: stored metric rows, and cells holding value and CI)."""
+    out = []
+    for metric, row in metric_rows.items():
+        cell = cells.get(metric)
+        out.append(
+            RunNumber(
+                task=task,
+                model=run["model"],
+                run_id=run["run_id"],
+                metric=metric,
+                value=getattr(cell, "value", None),
+                ci_low=getattr(cell, "low", None),
+                ci_high=getattr(cell, "high", None),
+                n=row.get("n"),
+                task_size=run.get("task_size"),
+                partial=bool(run.get("partial")),
+                profile=profile,
+                status=row.get("status") or "ok",
+            )
+        )
+    return out

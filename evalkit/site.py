@@ -29,6 +29,8 @@ from typing import Any
 import evalkit
 from evalkit.errors import EvalkitError
 from evalkit.leaderboard import latest_runs, reference_label
+from evalkit.published import UNKNOWN, all_records
+from evalkit.published_compare import compare_runs, published_names, site_numbers
 from evalkit.resources import bundled
 from evalkit.results.queries import failed_samples, run_metrics, task_spec
 from evalkit.results.store import Store, loads
@@ -113,6 +115,7 @@ class TaskView:
     ci_unit: str = ""  # what the CIs resampled: "by patient (212 clusters)"
     pairwise: Any = None  # evalkit.site_pairwise.PairwiseMap on the primary metric
     pairwise_svgs: dict[str, Any] = field(default_factory=dict)  # order name -> SVG matrix
+    published: list[Any] = field(default_factory=list)  # evalkit.published_compare.Comparison beside the runs
 
 
 @dataclass
@@ -159,6 +162,8 @@ class SiteBuilder:
         self.env.filters["pval"] = _pval
         self.pages = 0
         self.images: dict[str, tuple[str, int, int] | None] = {}
+        # The ledger and the records added to this database; cells evalkit has no metric for are left out here.
+        self.published = [r for r in all_records(store) if r.metric != UNKNOWN]
 
     # --- entry point ------------------------------------------------------------------------------------------
     def build(self) -> SiteResult:
@@ -265,6 +270,7 @@ class SiteBuilder:
         ]
         rows = []
         units: dict[str, None] = {}
+        numbers: list[Any] = []  # for the published results beside the runs
         for run in runs:
             bounds = run_cis(self.store, run, n_boot=self.n_boot, seed=self.seed, cluster=self.cluster)
             units.update(dict.fromkeys(unit_text(b.unit, b.n_clusters) for b in bounds.values()))
@@ -280,6 +286,8 @@ class SiteBuilder:
                     cells[m] = Cell(
                         _finite(row["value"]), _finite(b.ci_low) if b else None, _finite(b.ci_high) if b else None
                     )
+            profile = (task_spec(run) or spec or {}).get("profile") or "evalkit"
+            numbers += site_numbers(name, run, stored[run["run_id"]], cells, profile)
             n = max((r["n"] or 0 for r in stored[run["run_id"]].values()), default=0)
             row = ModelRow(run["model"], slug(run["model"]), _provenance(run), cells, n, reference=reference_label(run))
             row.task_size, row.partial = run.get("task_size"), bool(run.get("partial"))
@@ -319,6 +327,7 @@ class SiteBuilder:
             unavailable=unavailable,
             ci_unit="; ".join(units),
         )
+        view.published = compare_runs(self.published, numbers, {r["model"]: published_names(r) for r in runs})
         if primary and sum(1 for r in rows if not r.reference) > 1:
             self._pairwise(view, primary, instances[primary].higher_is_better)
             self._vs_leader(view, primary)
