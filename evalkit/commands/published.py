@@ -102,5 +102,89 @@ def add(
     wide_console().print(f"added {len(records)} published record(s) from {file} to {db}", highlight=False)
 
 
+@published_app.command("explain")
+def explain_conventions(
+    task: Annotated[str, typer.Option("--task", "-t", help="Task the run is on.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model (card name) or run id.")],
+    db: DbOption = DEFAULT_DB,
+    published: Annotated[
+        list[str] | None,
+        typer.Option("--published", help="Published model name(s) to explain (default: the card's published_as)."),
+    ] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Only records of this source.")] = None,
+    column: Annotated[str | None, typer.Option("--column", help="Only this printed column (e.g. RCQ↓).")] = None,
+    cluster: Annotated[str, typer.Option(help="Unit the CIs resample: auto, none, image, study, patient.")] = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="A JSON list: one object per published cell.")] = False,
+) -> None:
+    """Which convention of each published number lands it inside the run's 95% CI.
+
+    For every published cell of the task that names this model (RadCliQ raw mean / 1 over the mean / mean of
+    reciprocals; RadGraph simple / partial / complete; CheXbert 14 or 5 labels, micro or macro; seed mAP@0.5 vs
+    COCO AP50; BLEU-1..4), each convention is computed from the run's stored scores and compared.
+
+    Example:
+
+      evalkit published explain --task mimic-cxr-report-radvlm-filtered --model radvlm-grpo
+    """
+    from evalkit.published import all_records
+    from evalkit.published_compare import published_names
+    from evalkit.published_explain import INSIDE, explain, family_of
+    from evalkit.stats import find_run
+    from evalkit.store import Store
+
+    try:
+        if not db.exists():
+            raise EvalkitError(f"{db}: no results database (run the model first, or pass --db)")
+        with Store(db, read_only=True) as store:
+            run = find_run(store, task, model)
+            names = list(published or published_names(run))
+            on_task = all_records(store, task)
+            records = [
+                r
+                for r in on_task
+                if r.model in names and family_of(r) and source in (None, r.source) and column in (None, r.column)
+            ]
+            if not records:
+                known = sorted({r.model for r in on_task if family_of(r)})
+                who = ", ".join(names) or "this model (its card names no published row)"
+                raise EvalkitError(
+                    f"no published cell of task '{task}' to explain for {who}; published models on this task: "
+                    f"{', '.join(known) or 'none'} (choose with --published NAME)"
+                )
+            results = [(r, explain(store, run, r, cluster)) for r in records]
+    except EvalkitError as exc:
+        fail(exc)
+    if json_out:
+        print(
+            json.dumps(
+                [
+                    {"record": {k: v for k, v in r.as_dict().items() if k != "origin"}, "run_id": run["run_id"],
+                     "model": run["model"], "candidates": [c.as_dict() for c in cands]}
+                    for r, cands in results
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )  # fmt: skip
+        return
+    console = wide_console()
+    for r, cands in results:
+        digits = max(r.decimals, 1) + 1
+        table = Table(
+            title=f"{r.model} {r.column} = {r.printed} ({r.source}, {r.table}) vs run {run['model']} ({run['run_id']})",
+            title_justify="left",
+        )
+        for name in ("convention", "reported by", "value", "95% CI", "published inside?"):
+            table.add_column(name, justify="right" if name in ("value", "95% CI") else "left", overflow="fold")
+        for c in cands:
+            ci = "" if c.ci_low is None else f"[{c.ci_low:.{digits}f}, {c.ci_high:.{digits}f}]"
+            value = "" if c.value is None else f"{c.value:.{digits}f}"
+            verdict = c.verdict + (f" ({c.reason})" if c.reason else "")
+            table.add_row(c.convention, c.reported_by, value, ci, verdict)
+        console.print(table)
+        inside = [c.convention for c in cands if c.verdict == INSIDE]
+        console.print(f"  lands inside: {', '.join(inside) if inside else 'no convention computed here'}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(published_app, name="published")
