@@ -147,6 +147,14 @@ def run(
             "under the data use agreement.",
         ),
     ] = False,
+    transform: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--transform",
+            help="Run the derived task TASK@NAME instead (repeatable): blank, noise, shuffle or hflip "
+            "(docs/image-reliance.md).",
+        ),
+    ] = None,
 ) -> None:
     """Run a model on a task (or task group); resumes where an earlier run of the same pair stopped.
 
@@ -163,6 +171,8 @@ def run(
       evalkit run --model qwen3-vl-8b-instruct --task grounding --adapter openai --endpoint http://127.0.0.1:8000/v1
 
       evalkit run --model ./checkpoints/sft --task phantom-grounding --limit 50
+
+      evalkit run --model nn-retrieval --task phantom-report --transform blank
     """
     from evalkit.evaluation import check_device, evaluate
     from evalkit.registry import resolve_model, resolve_tasks
@@ -171,6 +181,10 @@ def run(
     try:
         check_device(device)
         tasks = resolve_tasks(task, dataset)
+        if transform:
+            from evalkit.transforms.tasks import derive_task
+
+            tasks = [derive_task(t, name) for name in transform for t in tasks]
         card = card_with_overrides(
             resolve_model(model),
             adapter=adapter,

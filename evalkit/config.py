@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 from evalkit.errors import EvalkitError
 
@@ -65,6 +65,18 @@ class DecodingSpec(Strict):
     thinking_retries: int | None = None
 
 
+TransformName = Literal["blank", "noise", "shuffle", "hflip"]
+TRANSFORM_NAMES: tuple[str, ...] = ("blank", "noise", "shuffle", "hflip")
+
+
+class TransformSpec(Strict):
+    """An image transform of a derived task `T@NAME` (evalkit/transforms): which one, with which seed."""
+
+    name: TransformName
+    seed: int = 0
+    version: str = Field(default="1", description="Code version of the transform; part of the derived run id.")
+
+
 class TaskSpec(Strict):
     """One evaluation task: data + prompt + parser + metrics. See tasks/*.yaml."""
 
@@ -90,13 +102,34 @@ class TaskSpec(Strict):
         default="evalkit", description="Convention profile (evalkit/profiles.py): parsing rules and metric defaults."
     )
 
+    transforms: list[TransformSpec] = Field(
+        default_factory=list,
+        description="Image-transform variants of this task (`T@blank`...) that `evalkit reliance` runs; "
+        "shorthand: `[blank, hflip]`. Empty: every transform.",
+    )
+    transform: TransformSpec | None = Field(
+        default=None, description="Set on a derived task `T@NAME` only: the transform of its images."
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _metric_shorthand(cls, data: Any) -> Any:
-        # `metrics: [rouge_l, bleu_4]` is allowed as shorthand for `[{name: rouge_l}, ...]`.
-        if isinstance(data, dict) and isinstance(data.get("metrics"), list):
-            data = dict(data)
-            data["metrics"] = [{"name": m} if isinstance(m, str) else m for m in data["metrics"]]
+        # `metrics: [rouge_l, bleu_4]` is allowed as shorthand for `[{name: rouge_l}, ...]` (and so are
+        # `transforms: [blank]`).
+        for key in ("metrics", "transforms"):
+            if isinstance(data, dict) and isinstance(data.get(key), list):
+                data = dict(data)
+                data[key] = [{"name": m} if isinstance(m, str) else m for m in data[key]]
+        return data
+
+    @model_serializer(mode="wrap")
+    def _without_unset_variants(self, handler: Any) -> dict[str, Any]:
+        # A task without transforms dumps exactly as before they existed: stored specs stay byte-identical.
+        data = handler(self)
+        if not self.transforms:
+            data.pop("transforms", None)
+        if self.transform is None:
+            data.pop("transform", None)
         return data
 
     @model_validator(mode="after")

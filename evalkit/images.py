@@ -9,6 +9,7 @@ from functools import lru_cache
 from PIL import Image
 
 from evalkit.errors import SampleError
+from evalkit.transforms.pixels import is_virtual, load_transformed, split_virtual, transformed_hash, transformed_size
 
 
 @lru_cache(maxsize=65536)
@@ -22,6 +23,8 @@ def _file_hash(path: str, size: int, mtime_ns: int) -> str:
 
 def image_hash(path: str) -> str:
     """Content hash (memoised on path, size and mtime) used in generation cache keys."""
+    if is_virtual(path):
+        return transformed_hash(path)
     try:
         stat = os.stat(path)
     except OSError as exc:
@@ -31,6 +34,8 @@ def image_hash(path: str) -> str:
 
 def load_image(path: str) -> Image.Image:
     """Decoded RGB image; a missing or corrupt file raises SampleError naming the path."""
+    if is_virtual(path):
+        return load_transformed(path)
     try:
         with Image.open(path) as image:
             image.load()
@@ -42,8 +47,15 @@ def load_image(path: str) -> Image.Image:
 def image_size(path: str) -> tuple[int, int]:
     """(width, height) from the file header alone, for adapters that never read pixels (nothing is decoded, so a
     file whose pixel data is damaged passes here; such an adapter would not have looked at it either)."""
+    if is_virtual(path):
+        return transformed_size(path)
     try:
         with Image.open(path) as image:
             return image.size
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise SampleError(f"cannot read image {path}: {exc}") from exc
+
+
+def image_exists(path: str) -> bool:
+    """Whether the file (for a transformed image: its source file) is there."""
+    return os.path.isfile(split_virtual(path)[2] if is_virtual(path) else path)

@@ -23,6 +23,7 @@ from pathlib import Path
 from evalkit.config import ModelCard, TaskSpec, load_spec, load_yaml, parse_spec
 from evalkit.errors import EvalkitError
 from evalkit.resources import PROJECT_ROOT, bundled
+from evalkit.transforms.tasks import derive_task, split_task_name
 
 __all__ = ["CARD_IN_CHECKPOINT", "PROJECT_ROOT", "all_cards", "all_tasks", "resolve_model", "resolve_tasks"]
 
@@ -114,13 +115,16 @@ def task_groups() -> dict[str, list[str]]:
 
 
 def resolve_tasks(name_or_group: str, dataset: str | None = None) -> list[TaskSpec]:
-    """A task name, a task group, or a path to a task YAML file.
+    """A task name, a task group, or a path to a task YAML file; `NAME@TRANSFORM` gives its derived tasks.
 
     A group expands to its member tasks of the chosen data set (`dataset` = loader name). Without `dataset`, a
     group that holds real data sets and phantom tasks expands to the real ones: `--dataset phantom` selects the
     phantom ones.
     """
     path = Path(name_or_group)
+    base, transform = split_task_name(name_or_group)
+    if transform is not None and not path.exists():  # `T@NAME`: task (or group) T, images transformed
+        return [derive_task(task, transform) for task in resolve_tasks(base, dataset)]
     tasks = all_tasks()
     single = None
     if path.suffix in (".yaml", ".yml") and path.exists():

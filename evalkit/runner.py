@@ -30,7 +30,7 @@ from evalkit.config import ModelCard, TaskSpec
 from evalkit.data import get_loader
 from evalkit.data.issues import collect_issues, issues_summary
 from evalkit.errors import EvalkitError, RunInterrupted, SampleError
-from evalkit.images import image_hash, image_size, load_image
+from evalkit.images import image_exists, image_hash, image_size, load_image
 from evalkit.metrics import get_metric
 from evalkit.metrics.base import Metric, ScoreIdentity, safe_score
 from evalkit.profiles import get_profile
@@ -91,6 +91,10 @@ def load_samples(task: TaskSpec, data_root: Path, split: str | None = None) -> l
         )
     with collect_issues(task.name, split or task.dataset.split):  # malformed rows -> the run summary
         samples = loader(task.dataset, root, task.name, split or task.dataset.split)
+    if task.transform is not None and split is None:  # a derived task's own samples; a train split stays as is
+        from evalkit.transforms.samples import apply_transform
+
+        samples = apply_transform(task.transform, samples)
     seen: set[str] = set()
     for sample in samples:
         if sample.sample_id in seen:
@@ -110,7 +114,10 @@ def git_sha() -> str | None:
 
 
 def run_id_for(task: TaskSpec, fingerprint: str) -> str:
-    return stable_hash(task.name, task.version, task.dataset.model_dump(exclude={"root"}), fingerprint)
+    parts = [task.name, task.version, task.dataset.model_dump(exclude={"root"}), fingerprint]
+    if task.transform is not None:  # derived tasks only: the ids of every other run stay as they were
+        parts.append(task.transform.model_dump())
+    return stable_hash(*parts)
 
 
 def decoding_for(task: TaskSpec, card: ModelCard) -> dict[str, Any]:
@@ -622,7 +629,7 @@ def require_images(task: TaskSpec, samples: Sequence[Sample]) -> None:
     Loaders of public data sets keep such samples, so that `evalkit score` can score predictions made elsewhere;
     a model that looks at images needs them. One missing file among many stays a per-sample error.
     """
-    if not samples or any(s.image_paths and Path(s.image_paths[0]).is_file() for s in samples):
+    if not samples or any(s.image_paths and image_exists(s.image_paths[0]) for s in samples):
         return
     first = next((s.image_paths[0] for s in samples if s.image_paths), None)
     where = f"expected e.g. {first}" if first else "the loader found no image folder"
