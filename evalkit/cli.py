@@ -147,6 +147,9 @@ def run(
             "under the data use agreement.",
         ),
     ] = False,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="i/N: only shard i (from 0) of N, by a hash of the sample id.")
+    ] = None,
 ) -> None:
     """Run a model on a task (or task group); resumes where an earlier run of the same pair stopped.
 
@@ -170,6 +173,7 @@ def run(
 
     try:
         check_device(device)
+        shard_of_task = _shard(shard)
         tasks = resolve_tasks(task, dataset)
         card = card_with_overrides(
             resolve_model(model),
@@ -190,6 +194,7 @@ def run(
             adapter_options={"allow_remote_credentialed": allow_remote_credentialed},
             progress=True,
             on_summary=lambda summary: _print_summary(summary, limit),
+            shard=shard_of_task,
         )
         if card.reference:  # a reference row's numbers are the point of the run: show them with their CIs
             _print_reference_rows(db, [t.name for t in tasks], card.name)
@@ -197,6 +202,12 @@ def run(
         _fail(exc)
     except KeyboardInterrupt as exc:
         _interrupted(exc)
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    from evalkit.shards import parse_shard
+
+    return None if text is None else parse_shard(text)
 
 
 def _print_reference_rows(db: Path, task_names: list[str], model: str) -> None:
@@ -244,6 +255,9 @@ def score(
         bool,
         typer.Option("--ignore-unknown", help="Score the ids the file shares with the task; leave the others out."),
     ] = False,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="i/N: score only shard i (from 0) of N of the task's samples.")
+    ] = None,
 ) -> None:
     """Score predictions made elsewhere against a task's references, or free report pairs (--pairs).
 
@@ -323,14 +337,19 @@ def score(
         )
         adapter = PredictionsAdapter(card, preds)
         chosen = [s for s in samples if s.sample_id in preds]
+        if shard is not None:
+            from evalkit.shards import shard_samples
+
+            chosen = shard_samples(chosen, *_shard(shard))
         (summary,) = evaluate(
             card, spec, db=db, data_root=root, adapter=adapter, samples=chosen, batch_size=256, task_size=len(samples)
         )
-        missing = len(samples) - len(chosen)
+        missing = len(samples) - len(chosen) if shard is None else 0
         console.print(
             f"[bold]{spec.name}[/] · {model_name}: scored and stored {summary.n_samples} predictions in {db} "
             f"(run {summary.run_id}, n={_n_of(summary)})"
-            + (f"; {missing} task samples had no prediction" if missing else ""),
+            + (f"; {missing} task samples had no prediction" if missing else "")
+            + (f"; shard {shard}" if shard else ""),
             highlight=False,
         )
         for name, value in summary.metrics.items():
