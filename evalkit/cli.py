@@ -155,6 +155,9 @@ def run(
             "(docs/image-reliance.md).",
         ),
     ] = None,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="i/N: only shard i (from 0) of N, by a hash of the sample id.")
+    ] = None,
 ) -> None:
     """Run a model on a task (or task group); resumes where an earlier run of the same pair stopped.
 
@@ -180,6 +183,7 @@ def run(
 
     try:
         check_device(device)
+        shard_of_task = _shard(shard)
         tasks = resolve_tasks(task, dataset)
         if transform:
             from evalkit.transforms.tasks import derive_task
@@ -204,6 +208,7 @@ def run(
             adapter_options={"allow_remote_credentialed": allow_remote_credentialed},
             progress=True,
             on_summary=lambda summary: _print_summary(summary, limit),
+            shard=shard_of_task,
         )
         if card.reference:  # a reference row's numbers are the point of the run: show them with their CIs
             _print_reference_rows(db, [t.name for t in tasks], card.name)
@@ -211,6 +216,12 @@ def run(
         _fail(exc)
     except KeyboardInterrupt as exc:
         _interrupted(exc)
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    from evalkit.shards import parse_shard
+
+    return None if text is None else parse_shard(text)
 
 
 def _print_reference_rows(db: Path, task_names: list[str], model: str) -> None:
@@ -243,8 +254,29 @@ def score(
     json_out: Annotated[
         bool, typer.Option("--json", help="With --pairs: print {metrics, per_sample} as JSON.")
     ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="auto | jsonl | json | csv | parquet | datasets")] = "auto",
+    preset: Annotated[
+        str | None, typer.Option(help="A tool's layout: lmms-eval | rexrank | radvlm-grpo | radeval | evalkit.")
+    ] = None,
+    id_field: Annotated[str | None, typer.Option("--id-field", help="Field holding the sample id.")] = None,
+    prediction_field: Annotated[
+        str | None, typer.Option("--prediction-field", help="Field holding the prediction.")
+    ] = None,
+    reference_field: Annotated[
+        str | None, typer.Option("--reference-field", help="With --pairs: field holding the reference.")
+    ] = None,
+    ignore_unknown: Annotated[
+        bool,
+        typer.Option("--ignore-unknown", help="Score the ids the file shares with the task; leave the others out."),
+    ] = False,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="i/N: score only shard i (from 0) of N of the task's samples.")
+    ] = None,
 ) -> None:
     """Score predictions made elsewhere against a task's references, or free report pairs (--pairs).
+
+    Files may be JSON lines, a JSON array, a JSON object keyed by id, CSV, Parquet or a `datasets` folder;
+    --preset reads a tool's own output (docs/importing.md).
 
     Examples:
 
@@ -258,15 +290,19 @@ def score(
     from evalkit.evaluation import evaluate
     from evalkit.registry import resolve_tasks
     from evalkit.runner import data_root_default, load_samples
-    from model_adapters.predictions import PredictionsAdapter, read_predictions
+    from model_adapters.predictions import PredictionsAdapter
 
     if pairs is not None:
         extra = [flag for flag, value in (("--task", task), ("--predictions", predictions)) if value is not None]
         if extra:
             _fail(EvalkitError(f"{' and '.join(extra)} cannot go with --pairs: free pairs have no task"))
-        _score_pairs(pairs, metric_names, metric_options, db, json_out)
+        layout = (fmt, preset, id_field, prediction_field, reference_field)
+        _score_pairs(pairs, metric_names, metric_options, db, json_out, layout)
         return
     try:
+        from evalkit.readers import load_predictions, resolve_fields
+
+        layout = resolve_fields(preset, id_field, prediction_field, reference_field)
         if task is None or predictions is None or model_name is None:
             raise EvalkitError("give --task, --predictions and --model-name (or --pairs FILE.jsonl for free pairs)")
         if metric_names or metric_options or json_out:
@@ -280,19 +316,30 @@ def score(
             raise EvalkitError(f"--task must name one task, '{task}' is a group of {len(specs)}")
         spec = specs[0]
         _check_external_name(model_name)
-        preds = read_predictions(predictions)
+        root = data_root or data_root_default()
+        samples = load_samples(spec, root)
+        preds = load_predictions(predictions, fmt, layout, [s.sample_id for s in samples])
         if not preds:
             raise EvalkitError(
                 f"{predictions}: no predictions (expected one JSON object per line with "
                 "'sample_id' and 'prediction'); nothing was scored or stored"
             )
-        root = data_root or data_root_default()
-        samples = load_samples(spec, root)
         known = {s.sample_id for s in samples}
         unknown = [sid for sid in preds if sid not in known]
-        if unknown:
+        if unknown and ignore_unknown:
+            err.print(
+                f"--ignore-unknown: left out {len(unknown)} of {len(preds)} predictions whose ids are not in task "
+                f"'{spec.name}' (e.g. {unknown[:3]}); the run is partial",
+                highlight=False,
+                soft_wrap=True,
+            )
+            preds = {k: v for k, v in preds.items() if k in known}
+            if not preds:
+                raise EvalkitError(f"{predictions}: no id is in task '{spec.name}'; nothing was scored or stored")
+        elif unknown:
             raise EvalkitError(
-                f"{predictions}: {len(unknown)} sample_id(s) not in task '{spec.name}', e.g. {unknown[:3]}"
+                f"{predictions}: {len(unknown)} sample_id(s) not in task '{spec.name}', e.g. {unknown[:3]} "
+                "(--ignore-unknown scores the others)"
             )
         card = ModelCard(
             name=model_name,
@@ -304,14 +351,19 @@ def score(
         )
         adapter = PredictionsAdapter(card, preds)
         chosen = [s for s in samples if s.sample_id in preds]
+        if shard is not None:
+            from evalkit.shards import shard_samples
+
+            chosen = shard_samples(chosen, *_shard(shard))
         (summary,) = evaluate(
             card, spec, db=db, data_root=root, adapter=adapter, samples=chosen, batch_size=256, task_size=len(samples)
         )
-        missing = len(samples) - len(chosen)
+        missing = len(samples) - len(chosen) if shard is None else 0
         console.print(
             f"[bold]{spec.name}[/] · {model_name}: scored and stored {summary.n_samples} predictions in {db} "
             f"(run {summary.run_id}, n={_n_of(summary)})"
-            + (f"; {missing} task samples had no prediction" if missing else ""),
+            + (f"; {missing} task samples had no prediction" if missing else "")
+            + (f"; shard {shard}" if shard else ""),
             highlight=False,
         )
         for name, value in summary.metrics.items():
@@ -335,13 +387,17 @@ def _check_external_name(name: str) -> None:
         )
 
 
-def _score_pairs(path: Path, metric_names: str | None, options_file: Path | None, db: Path, json_out: bool) -> None:
+def _score_pairs(
+    path: Path, metric_names: str | None, options_file: Path | None, db: Path, json_out: bool, layout: tuple = ()
+) -> None:
     from evalkit.config import load_yaml
     from evalkit.metrics import metric_class
-    from evalkit.reports import read_pairs, score_reports
+    from evalkit.readers import load_pairs, resolve_fields
+    from evalkit.reports import score_reports
 
     try:
-        refs, preds = read_pairs(path)
+        fmt, preset, *fields = layout or ("auto", None)
+        refs, preds = load_pairs(path, fmt, resolve_fields(preset, *fields))
         names = [m.strip() for m in metric_names.split(",") if m.strip()] if metric_names else None
         options = load_yaml(options_file) if options_file else {}
         if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):

@@ -98,6 +98,7 @@ def evaluate(
     skip_unsupported: bool = False,
     progress: bool | str = False,
     on_summary: Callable[[RunSummary], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> list[RunSummary]:
     """Run a model on tasks into a results database and return one summary per task; resumes earlier runs.
 
@@ -120,6 +121,8 @@ def evaluate(
         progress: Per-run progress on stderr: True (a bar on a terminal, plain lines elsewhere), False, or
             "rich" | "plain" | "off".
         on_summary: Called with each task's summary as soon as it is done (the CLI prints it).
+        shard: (i, N): only shard i of N of each task's samples (evalkit/shards.py); the run id is the
+            unsharded run's, so `evalkit merge` of the N shard databases holds the whole run.
 
     Returns:
         The RunSummary of each task that ran, in order.
@@ -156,17 +159,23 @@ def evaluate(
                     continue
                 raise EvalkitError(f"model '{card.name}' does not answer {spec.kind} tasks such as '{spec.name}'")
             adapter.prepare(spec, lambda spec=spec: load_samples(spec, root, split="train"))
+            chosen, size = (list(samples) if samples is not None else None), task_size
+            if shard is not None:
+                from evalkit.shards import shard_samples
+
+                every = chosen if chosen is not None else load_samples(spec, root)
+                chosen, size = shard_samples(every, *shard), task_size or len(every)
             runner = Runner(
                 store,
                 spec,
                 card,
                 adapter,
                 data_root=root,
-                samples=list(samples) if samples is not None else None,
+                samples=chosen,
                 limit=limit,
                 batch_size=batch,
                 progress=progress,
-                task_size=task_size,
+                task_size=size,
             )
             summary = runner.run()
             summaries.append(summary)

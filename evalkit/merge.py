@@ -499,6 +499,11 @@ class _Merger:
                 "UPDATE run_metrics SET value = ?, n = ? WHERE run_id = ? AND metric = ?",
                 [value, len(scores), run_id, row["metric"]],
             )
+        # The run now holds the samples of every file (shards of one run: `--shard`), so it may no longer be partial.
+        self.con.execute(
+            "UPDATE runs SET n_samples = (SELECT count(*) FROM generations g WHERE g.run_id = ?) WHERE run_id = ?",
+            [run_id, run_id],
+        )
         self.report.recomputed_runs.append(run_id)
         refresh(self.store, [run_id])  # its stored CIs described the unmerged scores
 
