@@ -8,7 +8,6 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -78,7 +77,7 @@ def test_build_is_small_fast_and_deterministic(checkpoint: Path, tmp_path: Path)
     elapsed = time.perf_counter() - started
     assert elapsed < 5, f"build took {elapsed:.2f} s"
     assert sum(f.stat().st_size for f in again.iterdir()) < 2_000_000
-    for name in ("model.safetensors", "tokenizer.json", "config.json", "processor_config.json"):
+    for name in ("model.safetensors", "tokenizer.json", "config.json", "preprocessor_config.json"):
         assert (again / name).read_bytes() == (checkpoint / name).read_bytes(), name
     other = build_tiny_qwen3vl(tmp_path / "other", seed=1)
     assert (other / "model.safetensors").read_bytes() != (checkpoint / "model.safetensors").read_bytes()
@@ -100,23 +99,28 @@ def test_processor_loads_by_class_and_keeps_think_tags(checkpoint: Path) -> None
     assert text == f"<|im_start|>user\n{image}Hi<|im_end|>\n<|im_start|>assistant\n"
 
 
-def test_stock_qwen3vl_checkpoint_loads_without_torchvision(
-    checkpoint: Path, tmp_path: Path, requests: list[GenerationRequest]
+def test_built_checkpoint_has_the_hub_layout_and_loads_without_torchvision(
+    checkpoint: Path, requests: list[GenerationRequest]
 ) -> None:
-    # A released Qwen3-VL names the stock processor and ships a video processor config; without torchvision
-    # AutoProcessor cannot build it, so load_processor must fall back to the image-only processor.
-    stock = tmp_path / "stock"
-    shutil.copytree(checkpoint, stock)
-    for name in ("processor_config.json", "tokenizer_config.json"):
-        config = json.loads((stock / name).read_text())
-        config["processor_class"] = "Qwen3VLProcessor"
-        (stock / name).write_text(json.dumps(config))
-    video = {"video_processor_type": "Qwen3VLVideoProcessor", "patch_size": 16, "merge_size": 2}
-    (stock / "video_preprocessor_config.json").write_text(json.dumps({**video, "processor_class": "Qwen3VLProcessor"}))
-    processor = load_processor(stock)
+    # vLLM loads Qwen3-VL with the stock Qwen3VLProcessor and needs video_preprocessor_config.json; without
+    # torchvision AutoProcessor cannot build that, so load_processor falls back to the image-only processor.
+    assert not (checkpoint / "processor_config.json").exists()
+    for name in ("preprocessor_config.json", "video_preprocessor_config.json", "tokenizer_config.json"):
+        assert json.loads((checkpoint / name).read_text())["processor_class"] == "Qwen3VLProcessor", name
+    video = json.loads((checkpoint / "video_preprocessor_config.json").read_text())
+    assert video["video_processor_type"] == "Qwen3VLVideoProcessor" and video["patch_size"] == 16
+    processor = load_processor(checkpoint)
     assert processor.image_processor.merge_size == 2
-    result = TransformersAdapter(_card(stock), device="cpu").generate(requests[:1])[0]
+    result = TransformersAdapter(_card(checkpoint), device="cpu").generate(requests[:1])[0]
     assert result.error is None and result.text
+
+
+def test_shipped_demo_checkpoint_in_the_old_layout_still_loads() -> None:
+    from evalkit.registry import PROJECT_ROOT
+
+    folder = PROJECT_ROOT / "model_adapters" / "checkpoints" / "demo-qwen3vl-sft"
+    assert json.loads((folder / "processor_config.json").read_text())["processor_class"] == PROCESSOR_CLASS_NAME
+    assert type(load_processor(folder)).__name__ == PROCESSOR_CLASS_NAME
 
 
 def test_module_import_does_not_load_torch() -> None:

@@ -135,7 +135,7 @@ def run_grpo(
             what = "grounding" if kind == "boxes" else "report"
             raise EvalkitError(f"grpo.rewards: the data has {what} tasks but no reward scores them (rewards: {names})")
     modeling.build_model_if_asked(config, corpus_of(rows), card)
-    model, processor = modeling.load_model_and_processor(config)
+    model, processor = modeling.load_model_and_processor(config, card)
 
     trainer = GRPOTrainer(
         model=model,

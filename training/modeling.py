@@ -14,13 +14,16 @@ from typing import Any
 import yaml
 
 import evalkit
-from evalkit.config import MetricSpec, ModelCard
+from evalkit.config import ImageSpec, MetricSpec, ModelCard
 from evalkit.errors import EvalkitError
 from evalkit.registry import CARD_IN_CHECKPOINT, resolve_model, resolve_tasks
 from training.config import TrainConfig
 from training.data import Source
 
 BUILD_STAMP = "evalkit_build.json"
+# The pixel budget of evalkit's Qwen3-VL cards and RadVLM-GRPO's recipes (1,024..451,584 pixels, about 440 image
+# tokens for a radiograph); the hub's own Qwen3-VL processor config allows 16.7 M pixels (7,000+ tokens).
+QWEN3VL_PIXEL_BUDGET = ImageSpec(min_pixels=1024, max_pixels=451584)
 
 # TRL's configs always set `gradient_checkpointing`, which transformers 5 renamed; the warning is not ours to fix.
 warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated.*", category=FutureWarning)
@@ -50,6 +53,8 @@ def base_card(config: TrainConfig) -> ModelCard:
             checkpoint=spec.checkpoint,
             family="qwen3-vl",
             box_format="qwen1000",
+            # A released Qwen3-VL gets the Qwen3-VL cards' budget; a locally built one keeps its own processor's.
+            image=QWEN3VL_PIXEL_BUDGET if spec.build is None else ImageSpec(),
         )
     data = card.model_dump()
     data.update(checkpoint=spec.checkpoint, revision=spec.revision, adapter="transformers")
@@ -160,8 +165,22 @@ def torch_dtype(config: TrainConfig) -> Any:
     return getattr(torch, config.model.dtype)
 
 
-def load_model_and_processor(config: TrainConfig) -> tuple[Any, Any]:
-    """The policy model (Qwen3-VL class for qwen3_vl checkpoints) and its processor, padded on the left."""
+def pixel_budget(card: ModelCard) -> dict[str, int] | None:
+    """The card's pixel limits as a Qwen-VL processor `size` ({shortest_edge, longest_edge}); None without any."""
+    from model_adapters.chat import pixel_bounds
+
+    bounds = pixel_bounds(card)
+    if not bounds:
+        return None
+    return {"shortest_edge": bounds["min_pixels"], "longest_edge": bounds["max_pixels"]}
+
+
+def load_model_and_processor(config: TrainConfig, card: ModelCard | None = None) -> tuple[Any, Any]:
+    """The policy model (Qwen3-VL class for qwen3_vl checkpoints) and its processor, padded on the left.
+
+    The card's pixel budget is set on the processor: TRL's collators call it without size arguments, so without
+    this a radiograph is resized by the checkpoint's own bounds (the hub's allow 7,000+ image tokens).
+    """
     from transformers import AutoConfig, AutoModelForImageTextToText
 
     from model_adapters.qwen3vl_processor import load_processor, quiet_progress_bars
@@ -182,6 +201,10 @@ def load_model_and_processor(config: TrainConfig) -> tuple[Any, Any]:
         processor = load_processor(spec.checkpoint, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     except (ImportError, OSError, ValueError) as exc:
         raise EvalkitError(f"model.checkpoint: cannot load '{spec.checkpoint}': {exc}") from exc
+    if card is not None and (size := pixel_budget(card)) is not None:
+        from model_adapters.qwen3vl_processor import set_pixel_budget
+
+        set_pixel_budget(processor, size["shortest_edge"], size["longest_edge"])
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = "left"  # generation (GRPO rollouts) needs prompts to end where completions start
     if tokenizer.pad_token_id is None:
@@ -298,7 +321,7 @@ def save_checkpoint(
                 model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
                 model.save_pretrained(str(output_dir), safe_serialization=True)
             processor.save_pretrained(str(output_dir))
-            restore_stock_processor(config.model.checkpoint, output_dir, config.model.revision)
+            restore_stock_processor(config.model.checkpoint, output_dir, config.model.revision, pixel_budget(card))
     trained = card.model_copy(
         update={
             "name": config.name,
@@ -317,14 +340,18 @@ def save_checkpoint(
 _PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json")
 
 
-def restore_stock_processor(base: str, output_dir: Path, revision: str | None = None) -> None:
-    """Keep a released checkpoint's own processor files.
+def restore_stock_processor(
+    base: str, output_dir: Path, revision: str | None = None, size: dict[str, int] | None = None
+) -> None:
+    """Save the processor in the hub's layout, with the pixel budget trained with.
 
     Without torchvision, a stock Qwen3-VL processor is loaded as evalkit's image-only subclass, and saving it
     would name that class, which vLLM and plain transformers cannot load. When the base checkpoint names another
-    processor class, its processor files are copied back unchanged (the tokenizer files stay as saved).
+    processor class, its processor files are copied back (the tokenizer files stay as saved); an evalkit-built
+    base is rewritten into the hub layout. Either way `size` (the card's budget) replaces the image processor's
+    bounds: the hub's allow 16.7 M pixels, and TRL's vLLM and `evalkit run` read only the checkpoint's config.
     """
-    from model_adapters.qwen3vl_processor import PROCESSOR_CLASS_NAME
+    from model_adapters.qwen3vl_processor import PROCESSOR_CLASS_NAME, write_hub_layout
 
     def base_file(name: str) -> Path | None:
         local = Path(base) / name
@@ -350,19 +377,21 @@ def restore_stock_processor(base: str, output_dir: Path, revision: str | None = 
                 named.append(json.loads(file.read_text(encoding="utf-8")).get("processor_class"))
             except (OSError, ValueError):
                 continue
-    if not any(named) or PROCESSOR_CLASS_NAME in named:
-        return
-    import shutil
+    if any(named) and PROCESSOR_CLASS_NAME not in named:
+        import shutil
 
-    for name in _PROCESSOR_FILES:
-        if sources[name] is not None:
-            shutil.copyfile(sources[name], output_dir / name)
-    tokenizer_config = output_dir / "tokenizer_config.json"
-    if tokenizer_config.is_file():
-        data = json.loads(tokenizer_config.read_text(encoding="utf-8"))
-        if data.get("processor_class") == PROCESSOR_CLASS_NAME:
-            data["processor_class"] = next(n for n in named if n)
-            tokenizer_config.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        for name in _PROCESSOR_FILES:
+            if sources[name] is not None:
+                shutil.copyfile(sources[name], output_dir / name)
+            elif (output_dir / name).is_file():  # e.g. the image-only processor's nested processor_config.json
+                (output_dir / name).unlink()
+        tokenizer_config = output_dir / "tokenizer_config.json"
+        if tokenizer_config.is_file():
+            data = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+            if data.get("processor_class") == PROCESSOR_CLASS_NAME:
+                data["processor_class"] = next(n for n in named if n)
+                tokenizer_config.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    write_hub_layout(output_dir, size)
 
 
 def write_card(card: ModelCard, output_dir: Path) -> Path:

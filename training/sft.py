@@ -64,7 +64,7 @@ def run_sft(
         shuffle_seed=config.data.shuffle_seed,
     )
     modeling.build_model_if_asked(config, corpus_of(rows), card)
-    model, processor = modeling.load_model_and_processor(config)
+    model, processor = modeling.load_model_and_processor(config, card)
 
     assert config.sft is not None
     args = modeling.common_trainer_args(config, out)

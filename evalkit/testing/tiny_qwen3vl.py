@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from model_adapters.qwen3vl_processor import image_only_processor_class, quiet_progress_bars
+from model_adapters.qwen3vl_processor import image_only_processor_class, quiet_progress_bars, write_hub_layout
 
 # Special tokens in Qwen's order; ids follow this order (0..6), so the model config can point at them.
 SPECIAL_TOKENS: tuple[str, ...] = (
@@ -214,8 +214,13 @@ def build_tiny_qwen3vl(
     vision_depth: int = 2,
     vision_hidden: int = 32,
     vocab_corpus: list[str] | None = None,
+    min_pixels: int = 32 * 32,
+    max_pixels: int = 128 * 128,
 ) -> Path:
     """Build, save and return a random-weight Qwen3-VL checkpoint directory (model, tokenizer, processor).
+
+    The folder has the hub's file layout (`preprocessor_config.json` and `video_preprocessor_config.json` naming
+    `Qwen3VLProcessor`), so vLLM and stock transformers load it as they load a released Qwen3-VL.
 
     Args:
         out_dir: Where to save; created if needed, existing files are overwritten.
@@ -225,6 +230,8 @@ def build_tiny_qwen3vl(
         vision_depth: Number of vision transformer blocks.
         vision_hidden: Vision hidden size (a multiple of 16).
         vocab_corpus: Text to train the BPE tokenizer on; defaults to built-in radiology and box-answer text.
+        min_pixels: The saved image processor's lower pixel bound.
+        max_pixels: Its upper bound (the default keeps tests fast; `HUB_IMAGE_SIZE` is the hub's own).
     """
     import torch
     from transformers import Qwen3VLForConditionalGeneration
@@ -273,9 +280,9 @@ def build_tiny_qwen3vl(
     model = Qwen3VLForConditionalGeneration(config).eval()
     greedy_generation(model, ids)
 
-    # Qwen3-VL's own settings but few pixels: a 256x256 image is scaled to 128x128, i.e. 8x8 patches and 16 image
-    # tokens after the 2x2 merge.
-    image_processor = qwen3vl_image_processor(max_pixels=128 * 128)
+    # Qwen3-VL's own settings but (by default) few pixels: a 256x256 image is scaled to 128x128, i.e. 8x8 patches
+    # and 16 image tokens after the 2x2 merge.
+    image_processor = qwen3vl_image_processor(max_pixels=max_pixels, min_pixels=min_pixels)
     processor = image_only_processor_class()(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
     )
@@ -283,4 +290,18 @@ def build_tiny_qwen3vl(
     with quiet_progress_bars():
         model.save_pretrained(out_dir)
         processor.save_pretrained(out_dir)
+    write_hub_layout(out_dir)
     return out_dir
+
+
+# The hub's Qwen3-VL image bounds (preprocessor_config.json of Qwen/Qwen3-VL-8B-Instruct): a 2,500 x 3,000
+# radiograph becomes thousands of image tokens unless a pixel budget is set.
+HUB_IMAGE_SIZE: dict[str, int] = {"shortest_edge": 65536, "longest_edge": 16777216}
+
+
+def build_hub_qwen3vl(out_dir: Path, seed: int = 0, **options: Any) -> Path:
+    """A tiny Qwen3-VL whose processor files are the hub's own, unbounded size included (what training starts from
+    when it starts from `Qwen/Qwen3-VL-8B-Instruct`)."""
+    return build_tiny_qwen3vl(
+        out_dir, seed, min_pixels=HUB_IMAGE_SIZE["shortest_edge"], max_pixels=HUB_IMAGE_SIZE["longest_edge"], **options
+    )
