@@ -64,10 +64,17 @@ REXRANK = {
     "repository": "rajpurkarlab/ReXrank",
 }
 REXRANK_TABLES = {
-    "results/table_mimiccxr.html": ("MIMIC-CXR test", "testResults", "ReXrank MIMIC-CXR test (official split)", ""),
+    "results/table_mimiccxr.html": (
+        "MIMIC-CXR test",
+        "testResults",
+        UNKNOWN,  # ReXrank's MIMIC-CXR test set is no evalkit task
+        "ReXrank MIMIC-CXR test (official split)",
+        "",
+    ),
     "results/table_iuxray.html": (
         "IU X-ray test",
         "testResultsIU",
+        "iu-xray-report-rexrank",
         "ReXrank IU X-ray test (R2Gen split, ReXRank_IUXray_test.json)",
         "590",
     ),
@@ -111,7 +118,7 @@ def radvlm_rows(transcription: Path) -> list[dict[str, str]]:
 
 def rexrank_rows(git_dir: Path) -> list[dict[str, str]]:
     rows = []
-    for path, (table, body_id, dataset, n) in REXRANK_TABLES.items():
+    for path, (table, body_id, task, dataset, n) in REXRANK_TABLES.items():
         commit = _git(git_dir, "log", "-1", "--format=%h", "--", path).strip()
         text = _git(git_dir, "show", f"{commit}:{path}")
         found = re.search(rf'<tbody id="{body_id}"[^>]*>(.*?)</tbody>', text, re.S)
@@ -125,7 +132,7 @@ def rexrank_rows(git_dir: Path) -> list[dict[str, str]]:
             base = {**REXRANK, "commit": commit, "table": table, "file": path, "model": model}
             for header, printed in zip(headers[2:], cells[2:], strict=True):
                 metric, note = REXRANK_COLUMNS[header]
-                rows.append(_row(base, UNKNOWN, dataset, n, header, printed, metric, "x1", note, "rexrank"))
+                rows.append(_row(base, task, dataset, n, header, printed, metric, "x1", note, "rexrank"))
     return rows
 
 

@@ -67,6 +67,9 @@ def test_every_cell_of_the_four_tables_with_its_source(ledger):
     )  # fmt: skip
     assert ledger[("radvlm-grpo", "Table 2", "RadVLM", "Anatomy")].task == "imagenome-anatomy-grounding"
     assert ledger[("rexrank", "IU X-ray test", "RGRG", "SembScore")].metric == "unknown"
+    iu = ledger[("rexrank", "IU X-ray test", "RGRG", "RadCliQ-v1")]
+    assert (iu.task, iu.n, iu.metric, iu.convention) == ("iu-xray-report-rexrank", 590, "radcliq_v1", "rexrank")
+    assert ledger[("rexrank", "MIMIC-CXR test", "RGRG*", "BLEU")].task == "unknown"
 
 
 def test_starred_reward_cells_are_exactly_table_3s_three(ledger):

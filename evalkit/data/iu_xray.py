@@ -46,7 +46,9 @@ FRONTAL_DICOM = ("PA", "AP")
 IMAGE_DIRS = ("NLMCXR_png", "images")
 SPLITS = ("train", "validate", "test", "all")
 _SPLIT_ALIASES = {"val": "validate", "valid": "validate", "validation": "validate"}
-_OPTIONS = ("images_dir",)
+_OPTIONS = ("images_dir", "split_file", "reference")
+REFERENCES = ("findings_else_impression", "findings_impression")
+REXRANK_SPLIT_URL = "https://github.com/rajpurkarlab/ReXrank/blob/07cdd3b/data/iu_xray/ReXRank_IUXray_test.json"
 
 
 def split_of(report_id: str) -> str:
@@ -99,6 +101,41 @@ def _views(root: Path) -> dict[str, str]:
     return views
 
 
+def _split_ids(root: Path, given: str) -> list[str]:
+    """Report ids of a split file: ReXrank's JSON (keys `CXR<id>_IM-<image>`) or a text file, one id a line
+    (`#` comments); a file from ReXrank's repository is read where the user put it, never downloaded."""
+    import json
+
+    path = Path(given) if Path(given).is_absolute() else root / given
+    if not path.is_file():
+        raise EvalkitError(
+            f"iu_xray: split file {path} not found (dataset option split_file); for ReXrank's test split download "
+            f"ReXRank_IUXray_test.json from {REXRANK_SPLIT_URL} into {root}"
+        )
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        try:
+            keys = list(json.loads(text))
+        except (ValueError, TypeError) as exc:
+            raise EvalkitError(f"{path}: not a JSON object keyed by study ({exc})") from exc
+        ids = [str(k).split("_", 1)[0] for k in keys]
+    else:
+        ids = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+        ids = [i for i in ids if i]
+    bad = [i for i in ids if not re.fullmatch(r"CXR\d+", i)]
+    if bad or not ids:
+        raise EvalkitError(f"{path}: expected IU X-ray report ids such as CXR3030, found {bad[:3] or 'none'}")
+    return list(dict.fromkeys(ids))
+
+
+def _reference(findings: str, impression: str, convention: str) -> str:
+    if convention == "findings_else_impression":
+        return findings or impression
+    # ReXrank's reference: both sections, labelled, findings first ("Findings: ... Impression: ...").
+    return " ".join(part for part in (findings and f"Findings: {findings}", impression and f"Impression: {impression}")
+                    if part)  # fmt: skip
+
+
 def _images_dir(root: Path, given: str | None) -> Path:
     if given:
         folder = Path(given) if Path(given).is_absolute() else root / given
@@ -114,9 +151,20 @@ def load_iu_xray(spec: DatasetSpec, root: Path, task: str, split: str) -> list[S
 
     Options (`spec.options`):
         images_dir: folder of the Open-i PNGs (absolute or relative to the data set folder).
+        split_file: the reports to take instead of the hashed split (ReXrank's `ReXRank_IUXray_test.json`, or a
+            text file of report ids); every listed report is kept, its image the first frontal one, else (no view
+            known to be frontal) its first image, as ReXrank's key image.
+        reference: `findings_else_impression` (default, the field's convention) or `findings_impression`
+            (ReXrank's: "Findings: ... Impression: ...").
     """
     root = Path(root)
     folder = _images_dir(root, option(spec.options, "images_dir", None, _OPTIONS, "iu_xray"))
+    convention = option(spec.options, "reference", REFERENCES[0], _OPTIONS, "iu_xray")
+    if convention not in REFERENCES:
+        raise EvalkitError(f"iu_xray: dataset option reference={convention!r}; use one of {', '.join(REFERENCES)}")
+    given = option(spec.options, "split_file", None, _OPTIONS, "iu_xray")
+    listed = _split_ids(root, given) if given else None
+    selected = set(listed or ())
     split = _SPLIT_ALIASES.get(split, split)
     if split not in SPLITS:
         raise EvalkitError(f"iu_xray: unknown split '{split}'; use one of {', '.join(SPLITS)}")
@@ -136,16 +184,21 @@ def load_iu_xray(spec: DatasetSpec, root: Path, task: str, split: str) -> list[S
             continue
         uid = (tree.find("uId").attrib.get("id", "") if tree.find("uId") is not None else "").strip()
         uid = uid or f"CXR{name.rsplit('.', 1)[0]}"
-        if split != "all" and split_of(uid) != split:
+        if listed is not None:
+            if uid not in selected:
+                continue
+        elif split != "all" and split_of(uid) != split:
             continue
         sections = {(node.attrib.get("Label") or "").upper(): _clean(node.text) for node in tree.iter("AbstractText")}
         findings, impression = sections.get("FINDINGS", ""), sections.get("IMPRESSION", "")
-        text = findings or impression
+        text = _reference(findings, impression, convention)
         if not text:
             left_out["no_text"].append(uid)  # the convention, not a malformed file: logged, not a data issue
             continue
         image_ids = [node.attrib.get("id", "").strip() for node in tree.iter("parentImage")]
         frontal = next((i for i in image_ids if views.get(i) in FRONTAL_DICOM), None)
+        if frontal is None and listed is not None and image_ids:
+            frontal = image_ids[0]  # a listed report is kept: its first image, ReXrank's key image
         if frontal is None:
             left_out["no_frontal_image"].append(uid)
             continue
@@ -156,10 +209,12 @@ def load_iu_xray(spec: DatasetSpec, root: Path, task: str, split: str) -> list[S
             "report_id": uid,
             "study_id": uid,
             "image_id": frontal,
-            "view": views[frontal],
+            "view": views.get(frontal, ""),
             "section": "findings" if findings else "impression",
             "impression": impression or None,
         }
+        if listed is not None:
+            meta["split_file"] = Path(given).name
         if size is not None:
             meta["image_size"] = list(size)
         units = cluster_units(image=frontal, study=uid)  # the release has no patient id
@@ -168,6 +223,13 @@ def load_iu_xray(spec: DatasetSpec, root: Path, task: str, split: str) -> list[S
                 sample_id=uid, task=task, image_paths=[str(path.resolve())], reference_text=text, meta=meta, units=units
             )
         )
+    if listed is not None:
+        found = {s.sample_id for s in samples}
+        for uid in listed:
+            if uid not in found and uid not in left_out["no_text"] and uid not in left_out["no_frontal_image"]:
+                report_row(str(given), uid, "not_in_reports", "dropped", "no such report in the IU X-ray XML")
+        order = {uid: i for i, uid in enumerate(listed)}
+        samples.sort(key=lambda s: order[s.sample_id])
     for reason, ids in left_out.items():
         if ids:
             log.info("iu_xray %s: %d reports left out (%s), e.g. %s", split, len(ids), reason, ids[:3])
