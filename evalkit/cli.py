@@ -488,6 +488,12 @@ def leaderboard(
         str | None,
         typer.Option(help="Print a paper's table instead: radvlm-grpo (its columns, x100, RadCliQ raw)."),
     ] = None,
+    reliance: Annotated[
+        bool,
+        typer.Option(
+            "--reliance", help="Add an 'image reliance' column: the primary metric's drop on TASK@blank, where run."
+        ),
+    ] = False,
 ) -> None:
     """Print stored results: one table per task, one row per model, with 95% CIs (the resampled unit is named).
 
@@ -512,6 +518,10 @@ def leaderboard(
             rows = [
                 r for name in names for r in leaderboard_rows(store, name, model, ci=style is None, cluster=cluster)
             ]
+            if reliance:
+                from evalkit.reliance import leaderboard_reliance_rows
+
+                rows += leaderboard_reliance_rows(store, rows, cluster=cluster)
     except EvalkitError as exc:
         _fail(exc)
     if style is not None:
