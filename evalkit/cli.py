@@ -544,6 +544,12 @@ def leaderboard(
         str | None,
         typer.Option(help="Print a paper's table instead: radvlm-grpo (its columns, x100, RadCliQ raw)."),
     ] = None,
+    reliance: Annotated[
+        bool,
+        typer.Option(
+            "--reliance", help="Add an 'image reliance' column: the primary metric's drop on TASK@blank, where run."
+        ),
+    ] = False,
 ) -> None:
     """Print stored results: one table per task, one row per model, with 95% CIs (the resampled unit is named).
 
@@ -570,6 +576,10 @@ def leaderboard(
                 from evalkit.published import all_records
 
                 tables = paper_tables(rows, style, published=all_records(store))  # published rows beside runs
+            if reliance:
+                from evalkit.reliance import leaderboard_reliance_rows
+
+                rows += leaderboard_reliance_rows(store, rows, cluster=cluster)
     except EvalkitError as exc:
         _fail(exc)
     if style is not None:

@@ -121,9 +121,10 @@ def metric_drops(
     n_boot: int,
     seed: int,
     cluster: str,
+    metrics: Sequence[str] | None = None,
 ) -> list[RelianceRow]:
     """Each shared metric's drop from the original run to the variant's (the compare machinery, A = original)."""
-    paired = load_pairs(store, base["task"], base, variant, None, cluster)
+    paired = load_pairs(store, base["task"], base, variant, metrics, cluster)
     rows = []
     for c in compare_paired(paired, n_boot=n_boot, n_perm=0, seed=seed):
         sign = 1.0 if c.higher_is_better else -1.0
@@ -301,3 +302,75 @@ def reliance_rows(
 def primary_blank_drop(rows: Sequence[RelianceRow], primary: str) -> RelianceRow | None:
     """The headline number (leaderboard column): the primary metric's drop on the blank image."""
     return next((r for r in rows if r.transform == "blank" and r.score == "drop" and r.metric == primary), None)
+
+
+RELIANCE_COLUMN = "image reliance"
+
+
+def leaderboard_reliance_rows(
+    store: Store, rows: Sequence[dict[str, Any]], *, n_boot: int = 1_000, seed: int = 0, cluster: str = "auto"
+) -> list[dict[str, Any]]:
+    """One extra leaderboard row per (task, model) whose `T@blank` run is stored: the primary metric's drop on
+    the blank image, with its paired CI, as a column named `image reliance` (> 0: the score needs the image)."""
+    out = []
+    for row in rows:
+        if not row.get("primary") or row.get("status") != "ok" or SEPARATOR in row["task"]:
+            continue
+        try:
+            base = find_run(store, row["task"], row["run_id"])
+            variant = find_run(store, variant_task(row["task"], "blank"), row["model"])
+            (drop,) = metric_drops(
+                store, base, variant, "blank", n_boot=n_boot, seed=seed, cluster=cluster, metrics=[row["metric"]]
+            )
+        except (EvalkitError, ValueError):
+            continue
+        out.append(
+            {
+                **row,
+                "metric": RELIANCE_COLUMN,
+                "value": drop.value,
+                "n": drop.n,
+                "ci_low": drop.ci_low,
+                "ci_high": drop.ci_high,
+                "higher_is_better": True,
+                "primary": False,
+                "reason": None,
+                "reliance_of": f"{row['metric']} drop on {variant['task']} (run {variant['run_id']})",
+            }
+        )
+    return out
+
+
+PANEL_SCORES = ("shuffle agreement", "flip equivariance", "boxes on blank", "findings on blank")
+
+
+def panel_rows(
+    store: Store,
+    task: str,
+    kind: str,
+    primary: str | None,
+    models: Sequence[str],
+    tasks_with_runs: Sequence[str],
+    *,
+    n_boot: int,
+    seed: int = 0,
+    cluster: str = "auto",
+) -> list[RelianceRow]:
+    """The site's image-reliance panel for one task: per model with stored variants, the primary metric's drop
+    on each transform and the extra scores (aggregates only, so a public build of a credentialed task may show
+    them)."""
+    out: list[RelianceRow] = []
+    for model in models:
+        present = [t for t in TRANSFORM_NAMES if variant_task(task, t) in tasks_with_runs]
+        try:
+            rows = reliance_rows(
+                store, task, model, kind=kind, transforms=present, n_boot=n_boot, seed=seed, cluster=cluster
+            )
+        except EvalkitError:
+            continue
+        out += [
+            r
+            for r in rows
+            if not r.unavailable and ((r.score == "drop" and r.metric == primary) or r.score in PANEL_SCORES)
+        ]
+    return out

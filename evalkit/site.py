@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import evalkit
+from evalkit.config import TRANSFORM_NAMES
 from evalkit.errors import EvalkitError
 from evalkit.leaderboard import latest_runs, reference_label
 from evalkit.published import UNKNOWN, all_records
@@ -116,6 +117,7 @@ class TaskView:
     pairwise: Any = None  # evalkit.site_pairwise.PairwiseMap on the primary metric
     pairwise_svgs: dict[str, Any] = field(default_factory=dict)  # order name -> SVG matrix
     published: list[Any] = field(default_factory=list)  # evalkit.published_compare.Comparison beside the runs
+    reliance: list[Any] = field(default_factory=list)  # evalkit.reliance.RelianceRow of the image-reliance panel
 
 
 @dataclass
@@ -173,6 +175,8 @@ class SiteBuilder:
         for run in runs:
             by_task.setdefault(run["task"], []).append(run)
         tasks = [self._task_view(name, group, _stored_spec(group)) for name, group in sorted(by_task.items())]
+        for view in tasks:
+            self._reliance(view, list(by_task))
         withheld = [t.name for t in tasks if t.access != "public" and not t.samples_included]
         credentialed = [t.name for t in tasks if t.access != "public"]
         self.context = {
@@ -354,6 +358,26 @@ class SiteBuilder:
                 self.max_samples,
             )
         return view
+
+    def _reliance(self, view: TaskView, tasks_with_runs: list[str]) -> None:
+        """The image-reliance panel of a task whose variants (`T@blank`...) have runs (docs/image-reliance.md)."""
+        from evalkit.reliance import panel_rows, variant_task
+
+        if not any(variant_task(view.name, t) in tasks_with_runs for t in TRANSFORM_NAMES):
+            return
+        primary = next((c.name for c in view.columns if c.primary), None)
+        models = [r.model for r in view.rows]
+        view.reliance = panel_rows(
+            self.store,
+            view.name,
+            view.kind,
+            primary,
+            models,
+            tasks_with_runs,
+            n_boot=self.n_boot,
+            seed=self.seed,
+            cluster=self.cluster,
+        )
 
     def _vs_leader(self, view: TaskView, primary: str) -> None:
         """Each model against the leader on the primary metric, Holm across models (their own family).
