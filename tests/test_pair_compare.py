@@ -89,8 +89,7 @@ def test_three_thousand_pairs_agree_with_compare_on_stored_runs(tmp_path):
     text = Path("tasks/phantom-report.yaml").read_text().split("metrics:\n")[0]
     task_yaml = tmp_path / "pairs-task.yaml"
     task_yaml.write_text(
-        text.replace("name: phantom-report", "name: pairs-task")
-        + "metrics: [bleu_4]\nprimary_metric: bleu_4\n"
+        text.replace("name: phantom-report", "name: pairs-task") + "metrics: [bleu_4]\nprimary_metric: bleu_4\n"
     )
     spec = resolve_tasks(str(task_yaml))[0]
     samples = [Sample(f"{i:05d}", spec.name, [], reference_text=r) for i, r in enumerate(refs)]
