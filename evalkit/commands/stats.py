@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evalkit.errors import EvalkitError
@@ -25,7 +26,7 @@ def wide_console() -> Console:
 
 def fail(exc: EvalkitError) -> None:
     """The CLI's way out for input errors: the message, then exit 2."""
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 
