@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from evalkit.errors import EvalkitError
 
-__all__ = ["EvalkitError", "__version__", "evaluate", "score_reports"]
+__all__ = ["EvalkitError", "__version__", "compare_systems", "evaluate", "score_reports"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from evalkit.reports import score_reports
 
         return score_reports
+    if name == "compare_systems":
+        from evalkit.pair_compare import compare_systems
+
+        return compare_systems
     raise AttributeError(f"module 'evalkit' has no attribute {name!r}")

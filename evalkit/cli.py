@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evalkit.errors import EvalkitError
@@ -35,7 +36,7 @@ DataRootOption = Annotated[
 
 
 def _fail(exc: EvalkitError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 
@@ -47,7 +48,7 @@ def _summary_line(summary) -> str:
     """One run's outcome; `cached` counts content-cache hits and samples an earlier run of this pair kept."""
     kept = f", {summary.reused} kept from the last run" if summary.reused else ""
     metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
-    unavailable = "".join(f"\n    {k}: unavailable: {v}" for k, v in summary.unavailable.items())
+    unavailable = "".join(f"\n    {k}: unavailable: {escape(v)}" for k, v in summary.unavailable.items())
     return (
         f"[bold]{summary.task}[/] · {summary.model}: n={_n_of(summary)} generated={summary.generated} "
         f"cached={summary.from_cache + summary.reused}{kept} errors={summary.errors} "
@@ -369,7 +370,7 @@ def score(
         for name, value in summary.metrics.items():
             console.print(f"  {name}: {_fmt(value)}")
         for name, reason in summary.unavailable.items():
-            console.print(f"  {name}: unavailable: {reason}")
+            console.print(f"  {name}: unavailable: {reason}", markup=False)
         _print_run_notes(summary, None)
     except EvalkitError as exc:
         _fail(exc)
@@ -416,7 +417,7 @@ def _score_pairs(
         table.add_row(name, "↑" if metric_class(name).higher_is_better else "↓", _fmt(value), ci)
     console.print(table)
     for name, reason in result.unavailable.items():
-        console.print(f"  {name}: unavailable: {reason}", highlight=False, soft_wrap=True)
+        console.print(f"  {name}: unavailable: {reason}", highlight=False, soft_wrap=True, markup=False)
     console.print("CI: percentile bootstrap over pairs, 10,000 resamples of the stored per-pair statistics.")
 
 
@@ -518,7 +519,7 @@ def metrics(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
         return
     table = Table("metric", "kind", "direction", "status", "description")
     for r in rows:
-        status = "[green]available[/]" if r["available"] else f"[yellow]unavailable:[/] {r['reason']}"
+        status = "[green]available[/]" if r["available"] else f"[yellow]unavailable:[/] {escape(r['reason'])}"
         table.add_row(
             f"{r['name']} v{r['version']}", r["kind"], "↑" if r["higher_is_better"] else "↓", status, r["description"]
         )

@@ -20,6 +20,10 @@ Conventions:
   (1 + #{|δ* − δ| ≥ |δ|}) / (B + 1). Approximate randomisation: each sample's two outputs are swapped with
   probability 1/2 (a sign flip for mean metrics), p = (1 + #{|δ_perm| ≥ |δ|}) / (P + 1).
 - Holm's step-down adjustment across the metrics of one comparison.
+- Few clusters: with at most `EXACT_MAX_CLUSTERS` clusters the permutation test enumerates all 2^G swap patterns
+  and its p is exact, #{|δ_perm| ≥ |δ|} / 2^G (never below 2 / 2^G: 0.0625 for 5 pairs). Below `FEW_CLUSTERS`
+  the bootstrap p is unreliable (it can reach 1 / (B + 1) on 5 pairs): a comparison says so, and "better"
+  follows the permutation p there.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ DEFAULT_LEVEL = 0.95
 DISPLAY_MAX_GENERIC = 500
 # Resamples per block: keeps a block's (resamples x samples) count matrix near 64 MB.
 _BLOCK_CELLS = 8_000_000
+# Up to this many clusters the permutation test enumerates every swap pattern (2^13 = 8,192) instead of sampling.
+EXACT_MAX_CLUSTERS = 13
+# Below this many clusters the paired bootstrap p is not trusted: "better" follows the permutation p.
+FEW_CLUSTERS = 20
 
 
 class StoredMean(Metric):
@@ -150,6 +158,13 @@ def cluster_counts(rng: np.random.Generator, n: int, size: int, groups: np.ndarr
     return counts if groups is None else counts[:, groups]
 
 
+def all_swaps(n: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Every swap pattern of the clusters (2^G, n), 0/1 float, the unswapped one first: exact enumeration."""
+    g = _n_clusters(n, groups)
+    patterns = ((np.arange(2**g)[:, None] >> np.arange(g)) & 1).astype(float)
+    return patterns if groups is None else patterns[:, groups]
+
+
 def cluster_swaps(rng: np.random.Generator, n: int, size: int, groups: np.ndarray | None = None) -> np.ndarray:
     """Permutation swaps (size, n), 0/1 float: each cluster's A/B outputs swap together with probability 1/2."""
     swap = (rng.random((size, _n_clusters(n, groups))) < 0.5).astype(float)
@@ -239,11 +254,17 @@ def paired_bootstrap_distribution(
 
 
 def permutation_distribution(
-    pairs: Sequence[tuple[Resampler, Resampler]], n_perm: int, seed: int, groups: np.ndarray | None = None
+    pairs: Sequence[tuple[Resampler, Resampler]],
+    n_perm: int,
+    seed: int,
+    groups: np.ndarray | None = None,
+    swaps: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """Approximate randomisation: deltas after swapping each cluster's A/B outputs with probability 1/2."""
+    """Approximate randomisation: deltas after swapping each cluster's A/B outputs with probability 1/2; with
+    `swaps` (all_swaps), the deltas of exactly those patterns instead."""
     n = pairs[0][0].n
     rng = np.random.default_rng(seed)
+    n_perm = n_perm if swaps is None else len(swaps)
     out = [np.empty(n_perm) for _ in pairs]
     block = max(1, min(n_perm, _BLOCK_CELLS // max(n, 1)))
     vector = [j for j, (a, b) in enumerate(pairs) if a.vectorised and b.vectorised]
@@ -258,7 +279,7 @@ def permutation_distribution(
     done = 0
     while done < n_perm:
         size = min(block, n_perm - done)
-        swap = cluster_swaps(rng, n, size, groups)
+        swap = cluster_swaps(rng, n, size, groups) if swaps is None else swaps[done : done + size]
         if vector:
             moved = swap @ diff  # what sample swaps move from A's sums to B's
             sums_a, sums_b = tot_a + moved, tot_b - moved
@@ -328,6 +349,14 @@ def permutation_p_value(replicates: np.ndarray, observed: float) -> float:
         return float("nan")
     extreme = np.abs(finite) >= abs(observed) - _tolerance(observed)
     return float((1 + extreme.sum()) / (finite.size + 1))
+
+
+def exact_permutation_p_value(replicates: np.ndarray, observed: float) -> float:
+    """p over every swap pattern (the observed one among them): #{|δ_perm| ≥ |δ|} / 2^G."""
+    finite = replicates[np.isfinite(replicates)]
+    if not np.isfinite(observed) or finite.size == 0:
+        return float("nan")
+    return float((np.abs(finite) >= abs(observed) - _tolerance(observed)).sum() / finite.size)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -531,9 +560,24 @@ class Comparison:
     vectorised: bool = True
     unit: str = "sample"  # what the bootstrap and the permutations resampled
     n_clusters: int = 0
+    exact_permutation: bool = False  # every swap pattern enumerated (few clusters): p_permutation is exact
+
+    @property
+    def few_clusters(self) -> bool:
+        """Too few clusters for the bootstrap p (it can go far below what the permutation test allows)."""
+        return self.n_clusters < FEW_CLUSTERS
+
+    def better(self, alpha: float = 0.05) -> str | None:
+        """'A' or 'B' when the Holm-adjusted p is below alpha, in the metric's direction, else None; the
+        bootstrap p decides, or the permutation p when there are few clusters."""
+        p = self.p_permutation_holm if self.few_clusters else self.p_bootstrap_holm
+        if not np.isfinite(p) or p >= alpha or self.delta == 0:
+            return None
+        return "A" if (self.delta > 0) == self.higher_is_better else "B"
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+        out = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+        return {**out, "few_clusters": self.few_clusters, "better": self.better()}
 
 
 @dataclass
@@ -593,7 +637,15 @@ def compare_paired(
         pairs = [(p.a, p.b) for p in group]
         codes = group[0].groups
         boot = paired_bootstrap_distribution(pairs, n_boot, seed, codes)
-        perm = permutation_distribution(pairs, n_perm, seed + 1, codes) if n_perm > 0 else [np.array([])] * len(pairs)
+        n_clusters = _n_clusters(group[0].a.n, codes)
+        exact = 0 < n_perm and n_clusters <= EXACT_MAX_CLUSTERS
+        swaps = all_swaps(group[0].a.n, codes) if exact else None
+        perm = (
+            permutation_distribution(pairs, n_perm, seed + 1, codes, swaps)
+            if n_perm > 0
+            else [np.array([])] * len(pairs)
+        )
+        permutation_p = exact_permutation_p_value if exact else permutation_p_value
         for p, reps, perms in zip(group, boot, perm, strict=True):
             value_a, value_b = p.a.point(), p.b.point()
             delta = value_a - value_b
@@ -608,10 +660,11 @@ def compare_paired(
                 ci_low=low,
                 ci_high=high,
                 p_bootstrap=bootstrap_p_value(reps, delta),
-                p_permutation=permutation_p_value(perms, delta) if n_perm > 0 else float("nan"),
+                p_permutation=permutation_p(perms, delta) if n_perm > 0 else float("nan"),
                 vectorised=p.a.vectorised and p.b.vectorised,
                 unit=p.clustering.unit,
-                n_clusters=_n_clusters(p.a.n, codes),
+                n_clusters=n_clusters,
+                exact_permutation=exact,
             )
     ordered = [results[p.metric] for p in paired if p.metric in results]
     for key in ("p_bootstrap", "p_permutation"):

@@ -7,6 +7,7 @@ default, so `evalkit.evaluate` builds any back end the same way and no caller sw
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,15 +66,25 @@ def default_batch_size(card: ModelCard) -> int:
     return adapter_entry(card).batch_size
 
 
+def external_advice(card: ModelCard, tasks: Sequence[str] = ()) -> str:
+    """What to do with a card that evalkit cannot run: commands that `evalkit samples` and `evalkit score` accept
+    (a task; a name of its own, since a card's name is refused for predictions made elsewhere)."""
+    task = tasks[0] if len(tasks) == 1 else "TASK"
+    return (
+        f"model '{card.name}' runs with its own inference code ({card.checkpoint}); its card records the prompt, "
+        f"decoding and box conventions to use. List the samples with `evalkit samples --task {task} --model "
+        f"{card.name} --out samples.jsonl`, make predictions with that code, then score them with `evalkit score "
+        f"--task {task} --predictions FILE.jsonl --model-name {card.name}-external --box-format {card.box_format}`"
+        + (f" (once per task: {', '.join(tasks)})" if len(tasks) > 1 else "")
+        + "."
+    )
+
+
 def build_adapter(card: ModelCard, **settings: Any) -> Adapter:
     """The adapter for a card. `settings` are the caller's options (None = not given); each back end takes the
     ones it declares."""
     entry = adapter_entry(card)
     if entry.target is None:
-        raise EvalkitError(
-            f"model '{card.name}' runs with its own inference code ({card.checkpoint}); its card records the "
-            "prompt, decoding and box conventions to use. Make predictions with that code, then score them with "
-            f"`evalkit score --model-name {card.name} --box-format {card.box_format} --predictions FILE.jsonl`."
-        )
+        raise EvalkitError(external_advice(card))
     options = {k: v for k, v in settings.items() if k in entry.options and v is not None}
     return entry.load()(card, **options)

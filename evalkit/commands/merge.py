@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from evalkit.errors import EvalkitError
 
@@ -47,7 +48,7 @@ def merge(
     try:
         report = merge_databases(list(sources), into, on_conflict=on_conflict)
     except EvalkitError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     if json_out:
         print(json.dumps(report.to_json(), indent=2, default=str))

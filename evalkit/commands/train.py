@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from evalkit.errors import EvalkitError
 
@@ -27,7 +28,7 @@ DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB results file
 
 
 def _fail(exc: EvalkitError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 
