@@ -1,15 +1,21 @@
-"""GPU check of training/: a few GRPO steps of the recipe on CUDA, on a locally built Qwen3-VL-architecture model.
+"""The GPU check (issue 19): evalkit's GPU paths on a locally built Qwen3-VL in the hub's layout, on phantom
+images upscaled to radiograph size (2,560 x 3,072), sized for the GPU check machine (bare CUDA image, no vLLM,
+no network, 15 minutes, 8 result files).
 
 Stages (two processes with time limits, so a vLLM crash or hang cannot take the rest down; each stage writes its
 JSON as soon as it ends, so a timeout keeps what finished):
   env          versions, CUDA device, which optional packages import
-  build        a small Qwen3-VL (head_dim 64, bf16-friendly) with tokenizer and processor, written locally
-  sft          SFT steps on phantom grounding (so that GRPO starts with non-zero rewards, as the paper does)
+  build        a small Qwen3-VL (head_dim 64) saved in the hub layout with the hub's unbounded pixel size
+  adapter      the transformers adapter on radiographs with the card's pixel budget (image tokens, latency)
+  sft          SFT steps on phantom grounding with the budget and max_length 4096 (GRPO then starts non-zero)
   grpo         GRPO steps with the soft-F1 reward, transformers generation
-  grpo_vllm    the same with vLLM generation in TRL's colocate mode (skipped when vLLM does not import)
-  eval         the harness on the GRPO checkpoint (phantom grounding test split, a few samples)
-Results go to $OUT/gpu_train_check.json. `--cpu-smoke` runs everything tiny on the CPU (to test this script).
-Run through scripts/gpu_train_check.sh.
+  eval         the harness on the GRPO checkpoint, then the generator is freed
+  metrics      a GPU metric (BERTScore on a tiny local BERT) after the generator is freed: memory before/after
+  grpo_vllm    GRPO with vLLM generation (TRL colocate): skipped, with the reason, where vLLM does not import
+A stage that could not run says `skipped` and why; only a stage that ran says `ok`. Work files go to
+$GPU_CHECK_WORK (default /tmp/evalkit_gpu_check), never under $OUT; $OUT gets gpu_train_check.json and the two
+process logs. `--cpu-smoke` runs everything small on the CPU (to test this script; under 8 minutes here).
+Run through scripts/gpu_train_check.sh (which installs missing packages from the .whl/ wheel folder).
 """
 
 from __future__ import annotations
@@ -31,9 +37,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 GROUNDING = ["phantom-abnormality-grounding", "phantom-anatomy-grounding", "phantom-phrase-grounding"]
 # Process groups, in order; the whole check stays within BUDGET_S (the device check must finish in 8 minutes).
-GROUPS = (("env", "build", "sft", "grpo", "eval"), ("grpo_vllm",))
-BUDGET_S = float(os.environ.get("GPU_CHECK_BUDGET_S", "450"))
-FIRST_GROUP_MAX_S = 300.0
+GROUPS = (("env", "build", "adapter", "sft", "grpo", "eval", "metrics"), ("grpo_vllm",))
+BUDGET_S = float(os.environ.get("GPU_CHECK_BUDGET_S", "420"))
+FIRST_GROUP_MAX_S = 330.0
+REQUIRED = ("build", "adapter", "sft", "grpo", "eval")
+# Radiograph size, the hub's unbounded processor bounds, and the cards' budget (RadVLM-GRPO's).
+RADIOGRAPH = (2560, 3072)
+HUB_SIZE = {"shortest_edge": 65536, "longest_edge": 16777216}
+PIXEL_BUDGET = {"min_pixels": 1024, "max_pixels": 451584}
+DEFAULT_WORK = Path(os.environ.get("GPU_CHECK_WORK") or "/tmp/evalkit_gpu_check")
 
 
 def sizes(smoke: bool) -> dict[str, Any]:
@@ -45,11 +57,12 @@ def sizes(smoke: bool) -> dict[str, Any]:
             "vision_hidden": 64,
             "vision_depth": 1,
             "sft_steps": 3,
-            "grpo_steps": 2,
+            "grpo_steps": 1,
             "prompts": 2,
-            "generations": 4,
-            "eval_limit": 3,
-            "sft_batch": 4,
+            "generations": 2,
+            "eval_limit": 2,
+            "sft_batch": 2,
+            "images": {"train": 12, "validate": 1, "test": 4},
         }
     return {
         "hidden": 256,
@@ -57,13 +70,40 @@ def sizes(smoke: bool) -> dict[str, Any]:
         "heads": 4,
         "vision_hidden": 128,
         "vision_depth": 2,
-        "sft_steps": 300,
-        "grpo_steps": 8,
+        "sft_steps": 120,
+        "grpo_steps": 6,
         "prompts": 8,
         "generations": 8,
-        "eval_limit": 40,
+        "eval_limit": 16,
         "sft_batch": 16,
+        "images": {"train": 96, "validate": 1, "test": 16},
     }
+
+
+def prepare_data(work: Path, smoke: bool) -> Path:
+    """A phantom set whose images are upscaled to radiograph size (boxes are fractions: they stay right)."""
+    from PIL import Image
+
+    from evalkit.data.phantom import generate_phantom
+
+    counts = sizes(smoke)["images"]
+    folder = work / "data" / "phantom"
+    marker = folder / "radiograph-size.json"
+    wanted = {"counts": counts, "size": list(RADIOGRAPH)}
+    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == wanted:
+        return folder
+    marker.unlink(missing_ok=True)
+    generate_phantom(folder, n_train=counts["train"], n_validate=counts["validate"], n_test=counts["test"])
+    manifest = folder / "phantom.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    for record in data["records"]:
+        path = folder / "images" / f"{record['image_id']}.png"
+        with Image.open(path) as image:
+            image.convert("L").resize(RADIOGRAPH, Image.BILINEAR).save(path, compress_level=1)
+        record["image_size"] = list(RADIOGRAPH)
+    manifest.write_text(json.dumps(data), encoding="utf-8")
+    marker.write_text(json.dumps(wanted), encoding="utf-8")
+    return folder
 
 
 # --- stages -------------------------------------------------------------------------------------------------
@@ -103,7 +143,7 @@ def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
         qwen3vl_config,
         qwen3vl_image_processor,
     )
-    from model_adapters.qwen3vl_processor import image_only_processor_class
+    from model_adapters.qwen3vl_processor import image_only_processor_class, write_hub_layout
     from training.data import Source, build_rows
     from training.modeling import write_card
     from training.sft import corpus_of
@@ -147,7 +187,8 @@ def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
     torch.manual_seed(0)
     model = Qwen3VLForConditionalGeneration(config)
     greedy_generation(model, ids, clear_bos=False)
-    image_processor = qwen3vl_image_processor(max_pixels=256 * 256)
+    # The hub's own bounds (16.7 M pixels): the card's budget must be what limits a radiograph's tokens.
+    image_processor = qwen3vl_image_processor(max_pixels=HUB_SIZE["longest_edge"], min_pixels=HUB_SIZE["shortest_edge"])
     out = work / "base"
     model.save_pretrained(out)
     stock = stock_processor(image_processor, tokenizer)
@@ -155,9 +196,11 @@ def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
         image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
     )
     processor.save_pretrained(out)
+    write_hub_layout(out)
     write_card(card.model_copy(update={"checkpoint": str(out)}), out)
     return {
         "parameters": sum(p.numel() for p in model.parameters()),
+        "layout": sorted(f.name for f in out.iterdir() if f.suffix == ".json"),
         "processor": type(processor).__name__,
         "train_rows": len(rows),
     }
@@ -187,6 +230,8 @@ def demo_card(checkpoint: Path) -> Any:
         family="qwen3-vl",
         box_format="unit01",
         decoding={"temperature": 0, "max_new_tokens": 40},
+        image=PIXEL_BUDGET,
+        options={"resize_factor": 32},
     )
 
 
@@ -213,7 +258,7 @@ def _config(recipe: str, work: Path, smoke: bool, **grpo: Any) -> Any:
                 "per_device_train_batch_size": s["sft_batch"],
                 "logging_steps": max(1, min(25, s["sft_steps"] // 4)),
             },
-            "sft": {"max_length": None},
+            "sft": {"max_length": 4096},
         }
     else:
         raw = {
@@ -249,6 +294,7 @@ def stage_sft(work: Path, smoke: bool) -> dict[str, Any]:
     started = time.time()
     result = run_sft(_config("sft", work, smoke))
     return {
+        "saved_size": _saved_size(result.output_dir),
         "steps": result.steps,
         "seconds": round(time.time() - started, 1),
         "train_loss": result.final_metrics.get("train_loss"),
@@ -285,6 +331,88 @@ def _grpo(work: Path, smoke: bool, vllm: bool) -> dict[str, Any]:
         "kl_per_step": [round(e.get("kl", float("nan")), 6) for e in steps],
         "tensors_changed": f"{changed}/{len(before)}",
         "use_vllm": vllm,
+        "saved_size": _saved_size(result.output_dir),
+    }
+
+
+def _saved_size(folder: Path) -> Any:
+    """The pixel bounds in a checkpoint's saved image processor config (the card's budget after training)."""
+    config = json.loads((folder / "preprocessor_config.json").read_text(encoding="utf-8"))
+    return {"size": config.get("size"), "processor_class": config.get("processor_class")}
+
+
+def stage_adapter(work: Path, smoke: bool) -> dict[str, Any]:
+    """The transformers adapter on radiograph-sized images with the card's budget: tokens per image, latency."""
+    from PIL import Image
+
+    from evalkit.registry import resolve_model
+    from evalkit.sample import Sample
+    from model_adapters.base import GenerationRequest
+    from model_adapters.transformers_local import TransformersAdapter
+
+    card = resolve_model(str(work / "base"))
+    adapter = TransformersAdapter(card, batch_size=4)
+    paths = sorted((work / "data" / "phantom" / "images").glob("*.png"))[:4]
+    requests = [
+        GenerationRequest(
+            sample=Sample(sample_id=p.stem, task="gpu-check", image_paths=[str(p)]),
+            prompt="Describe the findings of this chest radiograph.",
+            images=[Image.open(p).convert("RGB")],
+        )
+        for p in paths
+    ]
+    started = time.time()
+    results = adapter.generate(requests)
+    seconds = time.time() - started
+    errors = [r.error for r in results if r.error]
+    if errors:
+        raise RuntimeError(f"adapter errors: {errors[:2]}")
+    processor = adapter.processor
+    grid = processor.image_processor(images=requests[0].images, **adapter._image_kwargs()["images_kwargs"])
+    tokens = int(grid["image_grid_thw"].prod()) // processor.image_processor.merge_size**2
+    return {
+        "device": adapter.device,
+        "image_size": list(RADIOGRAPH),
+        "image_tokens": tokens,
+        "requests": len(requests),
+        "seconds": round(seconds, 2),
+        "generated_tokens": [r.tokens for r in results],
+    }
+
+
+def stage_metrics(work: Path, smoke: bool) -> dict[str, Any]:
+    """BERTScore (a GPU metric) on a tiny local BERT once the generator of `eval` is gone from this process."""
+    import gc
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("bert_score") is None:
+        return {"skipped": "bert-score is not installed here (add it to the wheel folder: scripts/gpu_wheels.sh)"}
+    from evalkit.metrics import get_metric
+    from evalkit.sample import Parsed, Sample
+    from evalkit.testing.tiny_clinical import write_all
+
+    gc.collect()
+    cuda = torch.cuda.is_available()
+    before = torch.cuda.memory_allocated() if cuda else 0
+    options = dict(write_all(work / "clinical")["bertscore"], device="cuda" if cuda else "cpu")
+    metric = get_metric("bertscore", **options)
+    reason = metric.available()
+    if reason:
+        return {"skipped": f"bertscore unavailable: {reason}"}
+    refs = ["No acute cardiopulmonary process.", "Mild cardiomegaly with small bilateral pleural effusions."] * 32
+    preds = ["No acute process.", "Heart size is normal."] * 32
+    samples = [Sample(f"m{i}", "gpu-check", [], reference_text=r) for i, r in enumerate(refs)]
+    started = time.time()
+    scores = metric.score([Parsed(answer=p) for p in preds], samples)
+    return {
+        "device": options["device"],
+        "pairs": len(scores),
+        "seconds": round(time.time() - started, 2),
+        "mean_f1": round(sum(s.value for s in scores if s.value is not None) / len(scores), 4),
+        "cuda_allocated_before_mib": round(before / 2**20, 1),
+        "cuda_peak_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
     }
 
 
@@ -330,12 +458,23 @@ def stage_eval(work: Path, smoke: bool) -> dict[str, Any]:
             for summary in summaries:
                 out[stage][summary.task] = {k: summary.metrics.get(k) for k in ("soft_f1_iou", "radvlm_map50")}
                 out[stage][summary.task]["parse_failures"] = summary.parse_failures
+            del adapter  # the generator is freed before the next stage scores with a GPU metric
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        out["cuda_allocated_after_free_mib"] = round(torch.cuda.memory_allocated() / 2**20, 1)
     return out
 
 
 STAGES = {
     "env": stage_env,
     "build": stage_build,
+    "adapter": stage_adapter,
+    "metrics": stage_metrics,
     "sft": stage_sft,
     "grpo": stage_grpo,
     "grpo_vllm": stage_grpo_vllm,
@@ -350,10 +489,9 @@ def run_stages(names: list[str], work: Path, smoke: bool) -> int:
         started = time.time()
         try:
             if name != "env":
-                from evalkit.data.phantom import ensure_phantom
-
-                ensure_phantom(work / "data" / "phantom")
-            result = {"status": "ok", **STAGES[name](work, smoke)}
+                prepare_data(work, smoke)
+            found = STAGES[name](work, smoke)
+            result = {"status": "skipped" if "skipped" in found else "ok", **found}
         except Exception as exc:
             result = {
                 "status": "error",
@@ -363,7 +501,7 @@ def run_stages(names: list[str], work: Path, smoke: bool) -> int:
         result["stage_seconds"] = round(time.time() - started, 1)
         result_file.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
         print(f"stage {name}: {result['status']} ({result['stage_seconds']}s)", flush=True)
-        if result["status"] != "ok":
+        if result["status"] == "error":
             return 1
     return 0
 
@@ -371,11 +509,13 @@ def run_stages(names: list[str], work: Path, smoke: bool) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU (tests this script)")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: $OUT/gpu_train_check_work)")
+    parser.add_argument("--work", type=Path, default=None, help=f"scratch folder, never under $OUT ({DEFAULT_WORK})")
     parser.add_argument("--stages", help=argparse.SUPPRESS)
     args = parser.parse_args()
     out_dir = Path(os.environ.get("OUT") or "/tmp")
-    work = args.work or out_dir / "gpu_train_check_work"
+    work = args.work or DEFAULT_WORK
+    if out_dir.resolve() in (work.resolve(), *work.resolve().parents):
+        parser.error(f"--work {work} is under $OUT ({out_dir}): at most 8 result files may come back")
     if args.stages:
         return run_stages(args.stages.split(","), work, args.cpu_smoke)
 
@@ -383,11 +523,11 @@ def main() -> int:
     for old in work.glob("stage-*.json"):
         old.unlink()
     report: dict[str, Any] = {"mode": "cpu-smoke" if args.cpu_smoke else "cuda", "sizes": sizes(args.cpu_smoke)}
-    budget = BUDGET_S * (4 if args.cpu_smoke else 1)  # the smoke run shares 2 CPU cores; it only tests the script
+    budget = BUDGET_S
     started = time.time()
     for index, group in enumerate(GROUPS):
         left = budget - (time.time() - started)
-        limit = min(left, FIRST_GROUP_MAX_S * (4 if args.cpu_smoke else 1)) if index == 0 else left
+        limit = min(left, FIRST_GROUP_MAX_S) if index == 0 else left
         if limit < 30:
             for name in group:
                 report[name] = {"status": "skipped", "reason": f"time budget ({budget:.0f}s) used up"}
@@ -399,7 +539,7 @@ def main() -> int:
         command = [sys.executable, str(Path(__file__).resolve()), "--stages", ",".join(group), "--work", str(work)]
         if args.cpu_smoke:
             command.append("--cpu-smoke")
-        log = work / f"group-{index}.log"
+        log = out_dir / f"gpu_train_check-{index}.log"  # results: the JSON and these two logs
         timed_out = False
         with log.open("w") as handle:
             try:
@@ -424,7 +564,7 @@ def main() -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
     print_summary(report, target)
-    ok = all(report[n].get("status") == "ok" for n in ("build", "sft", "grpo", "eval"))
+    ok = all(report[n].get("status") == "ok" for n in REQUIRED)
     return 0 if ok else 1
 
 
@@ -435,7 +575,7 @@ def print_summary(report: dict[str, Any], target: Path) -> None:
         f"device: {env.get('device', 'cpu')}  torch {env.get('torch')}  transformers {env.get('transformers')}  "
         f"trl {env.get('trl')}  vllm {env.get('vllm')}"
     )
-    for name in ("build", "sft", "grpo", "grpo_vllm", "eval"):
+    for name in ("build", "adapter", "sft", "grpo", "eval", "metrics", "grpo_vllm"):
         r = report.get(name, {})
         detail = ""
         if name == "sft" and r.get("status") == "ok":
@@ -445,8 +585,10 @@ def print_summary(report: dict[str, Any], target: Path) -> None:
                 f"{r['steps']} steps, {r['seconds']}s, step times {r['step_time_s']}, "
                 f"reward {r['reward_soft_f1_per_step']}, changed {r['tensors_changed']}"
             )
-        elif r.get("skipped"):
-            detail = f"skipped: {r['skipped']}"
+        elif r.get("skipped") or r.get("reason"):
+            detail = f"skipped: {r.get('skipped') or r.get('reason')}"
+        elif name in ("adapter", "metrics") and r.get("status") == "ok":
+            detail = json.dumps({k: v for k, v in r.items() if k not in ("status", "stage_seconds")})
         elif name == "eval" and r.get("status") == "ok":
             detail = json.dumps({k: v for k, v in r.items() if k not in ("status", "stage_seconds", "wall_s")})
         elif r.get("status") not in ("ok", None):

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# GPU check of training/ (issue 7): a few GRPO steps of the recipe on CUDA on a locally built Qwen3-VL, with
-# vLLM generation (TRL colocate mode) where vLLM is installed. No network needed. Under 8 minutes on one H200.
+# THE GPU check (issue 19), sized for the GPU check machine: bare CUDA image (torch, transformers; no vLLM, no
+# pydantic/duckdb/trl/datasets), no network, 64 MiB carried, 15 minutes, at most 8 result files. One script:
+# the transformers adapter on a hub-layout Qwen3-VL at radiograph size, an SFT step and GRPO steps with the card's
+# pixel budget, the harness, a GPU metric after the generator is freed; vLLM stages where vLLM imports (else
+# `skipped` with the reason). Whole run capped at 460 s (the Python side plans for 420 s).
 #
-#   scripts/gpu_train_check.sh               # on the GPU machine; results in ${OUT:-/tmp}/gpu_train_check.json
-#   scripts/gpu_train_check.sh --cpu-smoke   # tiny, on the CPU: checks the script itself
+#   bash scripts/gpu_wheels.sh                # here, once: .whl/ (about 29 MiB) with what the machine lacks
+#   bash scripts/gpu_train_check.sh           # on the GPU machine; $OUT gets gpu_train_check.json + 2 logs
+#   bash scripts/gpu_train_check.sh --cpu-smoke   # small, on the CPU: checks the script (under 8 minutes here)
 #
-# Packages the machine lacks (e.g. TRL) can come as wheels in .whl/ (or $WHEEL_DIR): they are installed with
-# `pip install --no-index --no-deps` first. evalkit itself runs from this checkout (PYTHONPATH), not installed.
+# Wheels in .whl/ (or $WHEEL_DIR) for packages this Python lacks are installed first with
+# `pip install --no-index --no-deps`. evalkit itself runs from this checkout (PYTHONPATH), not installed.
+# Work files go to $GPU_CHECK_WORK (default /tmp/evalkit_gpu_check), never under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 TOKENIZERS_PARALLELISM=false
@@ -26,4 +31,4 @@ if [ "${1:-}" != "--cpu-smoke" ] && compgen -G "$WHEELS/*.whl" >/dev/null; then
     "$PY" -m pip install -q --no-index --no-deps "$wheel" 2>/dev/null || echo "note: $(basename "$wheel") did not install here"
   done
 fi
-exec "$PY" scripts/gpu_train_check.py "$@"
+exec timeout --signal=INT 460 "$PY" scripts/gpu_train_check.py "$@"

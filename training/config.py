@@ -108,6 +108,11 @@ class TrainSpec(Strict):
     dataloader_num_workers: int = 0
     deepspeed: str | None = Field(default=None, description="DeepSpeed JSON (e.g. ZeRO-3), passed to the trainer.")
     report_to: list[str] | str = "none"
+    gpu_memory_gib: float | None = Field(
+        default=None,
+        gt=0,
+        description="GPU memory the pre-flight plans vLLM's budget with (default: the visible GPU's own).",
+    )
     trainer_args: dict[str, Any] = Field(
         default_factory=dict, description="Any other SFTConfig/GRPOConfig field, passed through unchanged."
     )

@@ -22,6 +22,7 @@ from evalkit.errors import EvalkitError
 from training import modeling
 from training.config import TrainConfig
 from training.data import build_rows, to_dataset
+from training.preflight import run_preflight
 from training.rewards import MetricReward, build_reward
 from training.sft import TrainResult, corpus_of, train_and_save
 
@@ -119,14 +120,14 @@ def run_grpo(
     callbacks: list[Any] | None = None,
 ) -> TrainResult:
     """Train with GRPO, save the checkpoint with its `evalkit_card.yaml`, and evaluate it if the recipe asks."""
-    from trl import GRPOConfig, GRPOTrainer
-
     assert config.grpo is not None
     started = time.time()
     out = Path(output_dir or config.train.output_dir)
     card = modeling.base_card(config)
     root = modeling.data_root(config, data_root)
     rows = build_rows(modeling.sources(config), card, root, shuffle_seed=config.data.shuffle_seed)
+    modeling.build_model_if_asked(config, corpus_of(rows), card)
+    run_preflight(config, card, rows)  # before any weights are loaded (reward models included)
     rewards = [build_reward(spec.model_dump(exclude_none=True), card) for spec in config.grpo.rewards]
     kinds = {row["parser"] for row in rows}
     for kind in kinds:
@@ -134,7 +135,8 @@ def run_grpo(
             names = ", ".join(r.__name__ for r in rewards)
             what = "grounding" if kind == "boxes" else "report"
             raise EvalkitError(f"grpo.rewards: the data has {what} tasks but no reward scores them (rewards: {names})")
-    modeling.build_model_if_asked(config, corpus_of(rows), card)
+    from trl import GRPOConfig, GRPOTrainer  # after the pre-flight: importing TRL takes seconds
+
     model, processor = modeling.load_model_and_processor(config, card)
 
     trainer = GRPOTrainer(

@@ -17,6 +17,7 @@ from evalkit.config import ModelCard
 from training import modeling
 from training.config import TrainConfig
 from training.data import build_rows, read_thinking_traces, to_dataset
+from training.preflight import run_preflight
 
 
 @dataclass
@@ -48,8 +49,6 @@ def run_sft(
     callbacks: list[Any] | None = None,
 ) -> TrainResult:
     """Train, save the checkpoint with its `evalkit_card.yaml`, and evaluate it if the recipe asks."""
-    from trl import SFTConfig, SFTTrainer
-
     started = time.time()
     out = Path(output_dir or config.train.output_dir)
     card = modeling.base_card(config)
@@ -64,6 +63,9 @@ def run_sft(
         shuffle_seed=config.data.shuffle_seed,
     )
     modeling.build_model_if_asked(config, corpus_of(rows), card)
+    run_preflight(config, card, rows)  # before any weights are loaded
+    from trl import SFTConfig, SFTTrainer  # after the pre-flight: importing TRL takes seconds
+
     model, processor = modeling.load_model_and_processor(config, card)
 
     assert config.sft is not None
