@@ -229,6 +229,12 @@ def score(
     json_out: Annotated[
         bool, typer.Option("--json", help="With --pairs: print {metrics, per_sample} as JSON.")
     ] = False,
+    parent: Annotated[
+        str | None, typer.Option("--parent", help="Model the predictions' checkpoint was trained from (RL health).")
+    ] = None,
+    reward: Annotated[
+        list[str] | None, typer.Option("--reward", help="Its training reward metric (repeatable; Goodhart check).")
+    ] = None,
 ) -> None:
     """Score predictions made elsewhere against a task's references, or free report pairs (--pairs).
 
@@ -240,7 +246,7 @@ def score(
 
       evalkit score --pairs pairs.jsonl --json > scores.json
     """
-    from evalkit.config import BOX_FORMATS, ModelCard
+    from evalkit.config import BOX_FORMATS, Lineage, ModelCard
     from evalkit.evaluation import evaluate
     from evalkit.registry import resolve_tasks
     from evalkit.runner import data_root_default, load_samples
@@ -287,6 +293,7 @@ def score(
             box_format=box_format,
             thinking=thinking,
             description=f"predictions from {predictions}",
+            lineage=Lineage(parent=parent, rewards=reward or []) if parent or reward else None,
         )
         adapter = PredictionsAdapter(card, preds)
         chosen = [s for s in samples if s.sample_id in preds]
