@@ -505,6 +505,10 @@ def leaderboard(
             rows = [
                 r for name in names for r in leaderboard_rows(store, name, model, ci=style is None, cluster=cluster)
             ]
+            if style is not None:
+                from evalkit.goodhart import mark_rewarded
+
+                mark_rewarded(store, rows)
     except EvalkitError as exc:
         _fail(exc)
     if style is not None:

@@ -254,3 +254,55 @@ def length_adjusted(
             )
         )
     return out
+
+
+# --- the gate's own Goodhart verdict --------------------------------------------------------------------------------
+EXIT_HACKING = 4  # beside the gate's 0 pass, 1 regression, 2 input error, 3 inconclusive
+
+
+def gate_goodhart(store: Store, tasks: list[str], candidate: str, baseline: str, settings: Any) -> list[GoodhartResult]:
+    """The Goodhart check of each gated task whose candidate card declares a training reward, against the gate's
+    baseline (`settings`: the GateConfig: its `health` thresholds, resamples, seed and cluster unit)."""
+    out = []
+    for task in tasks:
+        run = find_run(store, task, candidate)
+        if not lineage_of(run).rewards:
+            continue
+        parent = find_run(store, task, baseline)["run_id"]
+        options = {"n_boot": settings.n_boot, "seed": settings.seed, "cluster": settings.cluster}
+        out.append(goodhart_check(store, task, run["run_id"], parent, thresholds=settings.health, **options))
+    return out
+
+
+def gate_exit_code(gate_exit: int, checks: list[GoodhartResult]) -> int:
+    """The gate's exit with its Goodhart verdict: a shown regression (1) stays 1; otherwise "hacking suspected"
+    exits 4, ahead of inconclusive (3) and pass (0)."""
+    if gate_exit in (1, 2):
+        return gate_exit
+    return EXIT_HACKING if any(c.verdict == "hacking suspected" for c in checks) else gate_exit
+
+
+def rewarded_metrics(store: Store, task: str, model: str) -> list[str]:
+    """Metrics the model's card declares as training rewards (starred in paper tables, as Table 3 does)."""
+    try:
+        return list(lineage_of(find_run(store, task, model)).rewards)
+    except EvalkitError:
+        return []
+
+
+def goodhart_markdown(checks: list[GoodhartResult]) -> str:
+    """Lines for the gate's Markdown summary (empty when no card declared a reward)."""
+    return "".join(
+        f"\n**Goodhart check** {c.task} (reward {', '.join(c.rewards)}, vs {c.parent}): **{c.verdict}**: {c.reason}\n"
+        for c in checks
+    )
+
+
+def mark_rewarded(store: Store, rows: list[dict[str, Any]]) -> None:
+    """Set `rewarded` on leaderboard rows whose metric the model's card declares as its training reward."""
+    cache: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        key = (row["task"], row["model"])
+        if key not in cache:
+            cache[key] = rewarded_metrics(store, *key)
+        row["rewarded"] = row["metric"] in cache[key]

@@ -37,7 +37,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         path = root / f"{name}.jsonl"
         path.write_text("".join(json.dumps({"sample_id": s.sample_id, "prediction": make(s.reference_text)}) + "\n"
                                 for s in samples))  # fmt: skip
-        extra = ["--parent", "phantom-truth", "--reward", "rouge_2"] if name != "truth" else []
+        reward = "rouge_l" if name == "constant-normal" else "rouge_2"
+        extra = ["--parent", "phantom-truth", "--reward", reward] if name != "truth" else []
         result = runner.invoke(app, ["score", "-t", "phantom-report", "--predictions", str(path), "--model-name",
                                      f"phantom-{name}", "--db", str(db), "--data-root", str(root), *extra])  # fmt: skip
         assert result.exit_code == 0, result.output
@@ -133,3 +134,37 @@ def test_thresholds_come_from_the_gate_yaml(store, tmp_path):
     result = CliRunner().invoke(app, ["health", "-t", "phantom-report", "-m", "phantom-brevity", "--db", str(db),
                                       "--config", str(config)])  # fmt: skip
     assert result.exit_code == 2 and "max_lenght_drop" in result.output
+
+
+def test_gate_reports_its_goodhart_verdict_with_exit_4(store):
+    db, _ = store
+    runner = CliRunner()
+    base = ["gate", "-t", "phantom-report", "-c", "phantom-brevity", "-b", "nn-retrieval", "--db", str(db)]
+    # Gated on the reward alone, the gate itself passes; the Goodhart check looks at every held-out metric.
+    result = runner.invoke(app, [*base, "--metric", "rouge_2", "--margin", "0.05", "--n-boot", N_BOOT, "--json"])
+    data = json.loads(result.output)
+    assert data["verdict"] == "pass" and result.exit_code == 4 and data["exit_code"] == 4
+    assert data["goodhart"][0]["verdict"] == "hacking suspected" and data["goodhart"][0]["rewards"] == ["rouge_2"]
+    table = runner.invoke(app, [*base, "--metric", "rouge_2", "--margin", "0.05", "--n-boot", N_BOOT])
+    assert table.exit_code == 4 and "HACKING SUSPECTED" in table.output
+    # A regression shown by the gate keeps exit 1; a candidate without a declared reward gets no check.
+    result = runner.invoke(app, [*base, "--margin", "0.02", "--n-boot", N_BOOT, "--json"])
+    assert result.exit_code == 1
+    plain = ["gate", "-t", "phantom-report", "-c", "nn-retrieval", "-b", "phantom-truth", "--db", str(db), "--json"]
+    result = runner.invoke(app, [*plain, "--margin", "0.02", "--n-boot", N_BOOT])
+    assert json.loads(result.output)["goodhart"] == []
+
+
+def test_paper_table_stars_the_rewarded_column(store):
+    db, _ = store
+    result = CliRunner().invoke(
+        app, ["leaderboard", "-t", "phantom-report", "--style", "radvlm-grpo", "--json", "--db", str(db)]
+    )
+    assert result.exit_code == 0, result.output
+    (table,) = json.loads(result.output)
+    rows = {row[0]: dict(zip(table["columns"], row, strict=True)) for row in table["rows"]}
+    # The constant-normal card declares ROUGE-L as its reward: starred, as Table 3 stars RGF1 in the "+ RGF1-C" row.
+    assert rows["phantom-constant-normal"]["R-L"].endswith("*") and rows["phantom-constant-normal"]["R-L"][:-1]
+    # ROUGE-2 (the brevity card's reward) has no column in Table 3's layout; nothing else is starred.
+    assert not rows["phantom-brevity"]["R-L"].endswith("*") and not rows["nn-retrieval"]["R-L"].endswith("*")
+    assert not any(cell.endswith("*") for cell in rows["phantom-brevity"].values())
