@@ -273,6 +273,12 @@ def score(
     shard: Annotated[
         str | None, typer.Option("--shard", help="i/N: score only shard i (from 0) of N of the task's samples.")
     ] = None,
+    parent: Annotated[
+        str | None, typer.Option("--parent", help="Model the predictions' checkpoint was trained from (RL health).")
+    ] = None,
+    reward: Annotated[
+        list[str] | None, typer.Option("--reward", help="Its training reward metric (repeatable; Goodhart check).")
+    ] = None,
 ) -> None:
     """Score predictions made elsewhere against a task's references, or free report pairs (--pairs).
 
@@ -287,7 +293,7 @@ def score(
 
       evalkit score --pairs pairs.jsonl --json > scores.json
     """
-    from evalkit.config import BOX_FORMATS, ModelCard
+    from evalkit.config import BOX_FORMATS, Lineage, ModelCard
     from evalkit.evaluation import evaluate
     from evalkit.registry import resolve_tasks
     from evalkit.runner import data_root_default, load_samples
@@ -349,6 +355,7 @@ def score(
             box_format=box_format,
             thinking=thinking,
             description=f"predictions from {predictions}",
+            lineage=Lineage(parent=parent, rewards=reward or []) if parent or reward else None,
         )
         adapter = PredictionsAdapter(card, preds)
         chosen = [s for s in samples if s.sample_id in preds]
@@ -574,8 +581,10 @@ def leaderboard(
         with Store(db, read_only=True) as store:
             rows = [r for name in names for r in leaderboard_rows(store, name, model, cluster=cluster)]
             if style is not None:
+                from evalkit.goodhart import mark_rewarded
                 from evalkit.published import all_records
 
+                mark_rewarded(store, rows)
                 tables = paper_tables(rows, style, published=all_records(store))  # published rows beside runs
             if reliance:
                 from evalkit.reliance import leaderboard_reliance_rows

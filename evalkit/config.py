@@ -194,6 +194,15 @@ class ServingSpec(Strict):
     )
 
 
+class Lineage(Strict):
+    """What a reinforcement-learned model was trained from and for, for models whose card has no `training:`
+    block (external checkpoints such as radvlm-grpo): read by `evalkit health` and the gate's Goodhart check."""
+
+    parent: str | None = Field(default=None, description="Card name of the checkpoint training started from.")
+    rewards: list[str] = Field(default_factory=list, description="Metric names used as training rewards.")
+    source: str = Field(default="", description="Where this is stated (paper, table, config).")
+
+
 class ModelCard(Strict):
     """How to load and talk to one model. See model_adapters/cards/*.yaml."""
 
@@ -225,6 +234,7 @@ class ModelCard(Strict):
         description="This model's rows in the ledger of published results (evalkit/published.py), as printed "
         "there (e.g. 'RadVLM+RL'): the paper-table view and the site put them beside its runs.",
     )
+    lineage: Lineage | None = Field(default=None, description="Parent and training rewards (RL health, Goodhart).")
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -38,6 +38,7 @@ from pydantic import Field, field_validator
 
 from evalkit.config import Strict, load_spec
 from evalkit.errors import EvalkitError
+from evalkit.health import HealthThresholds
 from evalkit.results.queries import current_scores
 from evalkit.results.store import Store
 from evalkit.stats import PairedData, find_run, holm, load_pairs, paired_bootstrap_distribution, unit_text
@@ -63,6 +64,10 @@ class GateConfig(Strict):
     )
     inconclusive: Literal["pass", "fail"] = Field(
         default="fail", description="Exit of an inconclusive gate: fail (exit 3) or pass (exit 0)."
+    )
+    health: HealthThresholds = Field(
+        default_factory=HealthThresholds,
+        description="RL-health flag thresholds and the Goodhart check's settings (docs/rl-health.md).",
     )
 
     @field_validator("alpha")

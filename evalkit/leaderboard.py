@@ -148,7 +148,8 @@ def paper_tables(
             return "—"
         if r["status"] == "unavailable" or r["value"] is None:
             return "n/a"
-        return f"{r['value'] * scale:.{decimals}f}"
+        # Table 3's star: the model was trained with this metric as its reward (goodhart.mark_rewarded).
+        return f"{r['value'] * scale:.{decimals}f}" + ("*" if r.get("rewarded") else "")
 
     out: list[dict[str, Any]] = []
     report_tasks = [t for t in dict.fromkeys(r["task"] for r in rows) if kinds[t] not in (None, "grounding")]

@@ -92,3 +92,19 @@ def test_a_failed_sample_without_stats_is_skipped():
     stats = [*stats, {}]
     counts = np.array([[1, 1, 1, 1], [0, 0, 1, 3], [2, 0, 0, 1]], dtype=float)
     assert_close(metric.aggregate_resamples([None] * 4, stats, counts), generic(metric, [None] * 4, stats, counts))
+
+
+@pytest.mark.parametrize("name", ["distinct_answers", "distinct_2", "self_bleu_presence"])
+def test_bootstrap_copies_of_a_sample_are_one_answer(name):
+    # Drawing an image twice must not look like template collapse: copies count once for the diversity numbers.
+    metric, values, stats = _stats(name, ["a b c d e", "f g h i j", "a b c x y"])
+    once = metric.aggregate(values, stats)
+    assert metric.aggregate([None] * 5, [stats[0], stats[0], stats[1], stats[2], stats[2]]) == pytest.approx(once)
+    counts = np.array([[3.0, 1.0, 2.0]])
+    assert metric.aggregate_resamples(values, stats, counts)[0] == pytest.approx(once)
+
+
+def test_largest_cluster_share_weighs_copies():
+    metric, values, stats = _stats("largest_cluster_share", ["a", "a", "b"])
+    assert metric.aggregate(values, stats) == pytest.approx(2 / 3)
+    assert metric.aggregate_resamples(values, stats, np.array([[0.0, 1.0, 3.0]]))[0] == pytest.approx(3 / 4)

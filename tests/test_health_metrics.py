@@ -93,9 +93,12 @@ def test_finding_rates_hand_computed():
     metric, values, stats = _score("omission_rate", answers, REFS)
     assert values == [pytest.approx(2 / 3), None]
     assert metric.aggregate(values, stats) == pytest.approx(2 / 3)
+    # Invention: over the observations the reference does not assert (12 labels: 12 - 3 and 12 - 0).
     metric, values, stats = _score("invention_rate", answers, REFS)
-    assert values == [pytest.approx(1 / 2), 1.0]
-    assert metric.aggregate(values, stats) == pytest.approx(2 / 3)  # (1 + 1) / (2 + 1)
+    assert values == [pytest.approx(1 / 9), pytest.approx(1 / 12)]
+    assert metric.aggregate(values, stats) == pytest.approx(2 / 21)
+    _, values, _ = _score("invention_rate", ["The lungs are clear."], [REFS[0]])
+    assert values == [0.0]  # a normal answer invents nothing (defined, not NaN)
     metric, values, stats = _score("negation_flip_rate", answers, REFS)
     assert values == [0.0, pytest.approx(1 / 3)]
     assert metric.aggregate(values, stats) == pytest.approx(1 / 7)  # 1 flip of 4 + 3 mentioned findings

@@ -221,9 +221,11 @@ def ship_checkpoints(
     import torch
     from safetensors.torch import load_file, save_file
 
+    from evalkit.config import Lineage
     from training.modeling import write_card
 
     written: dict[str, Path] = {}
+    parent: str | None = None  # the shipped name of the previous stage (its card's lineage parent)
     for stage, name in SHIPPED_NAMES.items():
         source = Path(seed_folder) / stage
         target = Path(dest) / name
@@ -249,8 +251,10 @@ def ship_checkpoints(
         )
         if evaluation and stage in evaluation:
             training["evaluation"] = evaluation[stage]
-        write_card(card.model_copy(update={"name": name, "training": training}), target)
+        lineage = Lineage(parent=parent, rewards=list(training.get("rewards") or [])) if parent else None
+        write_card(card.model_copy(update={"name": name, "training": training, "lineage": lineage}), target)
         written[stage] = target
+        parent = name
     return written
 
 

@@ -58,7 +58,9 @@ def gate(
 ) -> None:
     """Non-inferiority gate with three verdicts per metric: pass (the paired-bootstrap upper bound of the
     regression is below the margin), regression (its lower bound is above the margin), inconclusive (neither).
-    Exit 0 pass, 1 regression, 2 input error, 3 inconclusive (0 with --inconclusive pass).
+    Exit 0 pass, 1 regression, 2 input error, 3 inconclusive (0 with --inconclusive pass), 4 hacking suspected:
+    the candidate's card declares a training reward, and against the baseline the reward held while held-out
+    metrics, omission rate or length got significantly worse (the Goodhart check; docs/rl-health.md).
 
     Also reports the gate's power: the chance that a candidate exactly as good as the baseline passes, for the
     chosen margins and the number of shared samples.
@@ -75,6 +77,7 @@ def gate(
     from pydantic import ValidationError
 
     from evalkit.gate import GateConfig, load_gate_config, run_gate, to_junit, to_markdown
+    from evalkit.goodhart import gate_exit_code, gate_goodhart, goodhart_markdown
     from evalkit.store import Store
 
     try:
@@ -105,9 +108,10 @@ def gate(
             raise EvalkitError("invalid gate option: " + "; ".join(problems)) from None
         with Store(db, read_only=True) as store:
             result = run_gate(store, task, candidate, baseline, settings)
+            checks = gate_goodhart(store, result.tasks or [task], candidate, baseline, settings)
     except EvalkitError as exc:
         fail(exc)
-    report = to_markdown(result)
+    report = to_markdown(result) + goodhart_markdown(checks)
     try:
         if markdown:
             # Append: $GITHUB_STEP_SUMMARY is shared by the steps of a job.
@@ -117,11 +121,15 @@ def gate(
             Path(junit).write_text(to_junit(result), encoding="utf-8")
     except OSError as exc:
         fail(EvalkitError(f"cannot write the gate report: {exc}"))
+    code = gate_exit_code(result.exit_code, checks)
     if json_out:
-        print(json.dumps(result.to_json(), indent=2))
+        print(json.dumps({**result.to_json(), "goodhart": [c.to_json() for c in checks], "exit_code": code}, indent=2))
     else:
         _print(result)
-    raise typer.Exit(result.exit_code)
+        for c in checks:
+            console_line = f"Goodhart check {c.task} (reward {', '.join(c.rewards)}): {c.verdict.upper()}: {c.reason}"
+            wide_console().print(console_line, highlight=False, markup=False)
+    raise typer.Exit(code)
 
 
 _STYLE = {"pass": "green", "regression": "red", "inconclusive": "yellow"}

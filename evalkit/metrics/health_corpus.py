@@ -3,11 +3,17 @@ answers, distinct-n and self-BLEU (docs/rl-health.md).
 
 GRPO narrows the spread of what a model writes; these numbers are properties of the whole set of answers, so each
 sample stores its sufficient statistics (a hash of its answer, its n-gram counts) and the corpus value is
-recomputed from the drawn records. The definition is the generic path (`aggregate` on the drawn records, copies of
-a sample counted as separate answers); the batch path (`aggregate_resamples`) computes the same numbers for a whole
+recomputed from the drawn records. The definition is the generic path (`aggregate` on the drawn records); the batch
+path (`aggregate_resamples`) computes the same numbers for a whole
 block of resamples with sparse matrix products, and `aggregate_swaps` reuses it on the 2n records of a paired
 permutation. tests/test_health_corpus.py holds the two side by side, as tests/test_cider_resample.py does for
 CIDEr-D.
+
+Copies of one sample (a bootstrap draws an image twice) are one answer to the diversity diagnostics (distinct
+answers, distinct-n, self-BLEU): otherwise every resample would look collapsed, and the CI would sit below the value.
+Each record keeps its sample id for that; the largest-cluster share weighs copies (a weighted proportion, which the
+bootstrap handles). What remains is the bias of a statistic of a subset (a resample holds about 63% of the samples,
+so distinct shares run a little higher): paired contrasts against a parent share it.
 
 Self-BLEU here is the "presence-clipped" variant: for each answer, the share of its n-grams (n = 1..4) that occur
 in at least one *other* drawn answer, pooled over the corpus per order and combined by a geometric mean, without
@@ -43,6 +49,14 @@ def ngrams(text: str, n: int) -> dict[str, int]:
     """Counts of lower-cased word n-grams of order exactly n (keys are space-joined)."""
     words = text.lower().split()
     return dict(Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1)))
+
+
+def distinct_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each drawn sample once (bootstrap copies share their sample id)."""
+    seen: dict[Any, dict[str, Any]] = {}
+    for r in records:
+        seen.setdefault(r.get("sample", id(r)), r)
+    return list(seen.values())
 
 
 class _CorpusDiagnostic(Metric):
@@ -84,7 +98,10 @@ class _AnswerClusters(_CorpusDiagnostic):
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         # No per-sample value: a share of the corpus is not a property of one answer (nor of a scoring chunk).
-        return [SampleScore(None, {"answer_key": answer_key(p.answer or "")}) for p in predictions]
+        return [
+            SampleScore(None, {"answer_key": answer_key(p.answer or ""), "sample": s.sample_id})
+            for p, s in zip(predictions, samples, strict=True)
+        ]
 
     def _cluster_sizes(self, stats: Sequence[dict[str, Any]], counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(resamples x distinct answers) drawn sizes, and which samples hold a record (others weigh 0)."""
@@ -109,11 +126,13 @@ class DistinctAnswers(_AnswerClusters):
     higher_is_better = True
 
     def _value(self, records: list[dict[str, Any]]) -> float:
+        records = distinct_records(records)
         return len({r["answer_key"] for r in records}) / len(records)
 
     def aggregate_resamples(
         self, values: Sequence[float | None], stats: Sequence[dict[str, Any]], counts: np.ndarray
     ) -> np.ndarray:
+        counts = (np.asarray(counts) > 0).astype(float)  # each drawn sample once
         sizes, present = self._cluster_sizes(stats, counts)
         drawn = np.asarray(counts, dtype=float) @ present
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -147,9 +166,9 @@ class _NgramDiagnostic(_CorpusDiagnostic):
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         out = []
-        for pred in predictions:
+        for pred, sample in zip(predictions, samples, strict=True):
             grams = {str(n): ngrams(pred.answer or "", n) for n in self.orders}
-            out.append(SampleScore(None, {"ngrams": grams}))
+            out.append(SampleScore(None, {"ngrams": grams, "sample": sample.sample_id}))
         return out
 
     def _layout(self, stats: Sequence[dict[str, Any]], n: int) -> tuple[sparse.csr_matrix, np.ndarray]:
@@ -183,7 +202,7 @@ class DistinctN(_NgramDiagnostic):
     def _value(self, records: list[dict[str, Any]]) -> float:
         key = str(self.orders[0])
         total: Counter[str] = Counter()
-        for r in records:
+        for r in distinct_records(records):
             total.update(r["ngrams"].get(key, {}))
         count = sum(total.values())
         return len(total) / count if count else float("nan")
@@ -192,7 +211,7 @@ class DistinctN(_NgramDiagnostic):
         self, values: Sequence[float | None], stats: Sequence[dict[str, Any]], counts: np.ndarray
     ) -> np.ndarray:
         matrix, _ = self._layout(stats, self.orders[0])
-        counts = np.asarray(counts, dtype=float)
+        counts = (np.asarray(counts) > 0).astype(float)  # each drawn sample once
         totals = counts @ np.asarray(matrix.sum(axis=1)).ravel()
         out = np.empty(counts.shape[0])
         block = max(1, _BLOCK_CELLS // matrix.shape[1])
@@ -213,13 +232,14 @@ class SelfBleuPresence(_NgramDiagnostic):
     orders = (1, 2, 3, 4)
 
     def _value(self, records: list[dict[str, Any]]) -> float:
+        records = distinct_records(records)
         precisions = []
         for n in self.orders:
             key = str(n)
             df: Counter[str] = Counter()
             for r in records:
                 df.update(r["ngrams"].get(key, {}).keys())
-            # A gram is shared when another drawn answer (a copy of the same sample included) holds it.
+            # A gram is shared when another drawn sample's answer holds it.
             matched = sum(tf for r in records for g, tf in r["ngrams"].get(key, {}).items() if df[g] >= 2)
             total = sum(sum(r["ngrams"].get(key, {}).values()) for r in records)
             if not total:
@@ -230,7 +250,7 @@ class SelfBleuPresence(_NgramDiagnostic):
     def aggregate_resamples(
         self, values: Sequence[float | None], stats: Sequence[dict[str, Any]], counts: np.ndarray
     ) -> np.ndarray:
-        counts = np.asarray(counts, dtype=float)
+        counts = (np.asarray(counts) > 0).astype(float)  # each drawn sample once
         logs = np.zeros(counts.shape[0])
         valid = np.ones(counts.shape[0], dtype=bool)
         for n in self.orders:

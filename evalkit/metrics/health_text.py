@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from evalkit.metrics import register_metric
-from evalkit.metrics._finding_labels import label_text
+from evalkit.metrics._finding_labels import LABELS, label_text
 from evalkit.metrics.base import Metric, SampleScore
 from evalkit.sample import Parsed, Sample
 
@@ -180,14 +180,16 @@ class OmissionRate(_FindingRatio):
 
 @register_metric
 class InventionRate(_FindingRatio):
-    """Findings the answer asserts that the reference does not, over the findings the answer asserts."""
+    """Findings the answer asserts that the reference does not, over the findings the reference does not assert
+    (the labeller's observations minus the reference's positives): a false-positive rate, defined even for an
+    answer that asserts nothing (a constant normal report invents nothing: 0, not undefined)."""
 
     name = "invention_rate"
-    description = "findings of the answer absent from the reference / findings of the answer (label proxy)"
+    description = "findings asserted by the answer but not the reference / observations the reference leaves out"
 
     def counts(self, record: dict[str, Any]) -> tuple[int, int]:
         ref, ans = set(record["ref_pos"]), set(record["answer_pos"])
-        return len(ans - ref), len(ans)
+        return len(ans - ref), len(set(LABELS) - ref)
 
 
 @register_metric
