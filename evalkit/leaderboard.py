@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evalkit.results.queries import display_runs, failure_counts, run_metrics, task_spec
+from evalkit.results.queries import display_runs, failure_counts, parse_failure_counts, run_metrics, task_spec
 from evalkit.results.store import Store, loads
 
 
@@ -46,6 +46,7 @@ def leaderboard_rows(
     rows: list[dict[str, Any]] = []
     runs = latest_runs(store, task, model)
     failures = failure_counts(store, [r["run_id"] for r in runs])
+    unparsed = parse_failure_counts(store, [r["run_id"] for r in runs])
     for run in runs:
         reference = reference_label(run)
         kind = task_spec(run).get("kind")
@@ -63,6 +64,7 @@ def leaderboard_rows(
                     "task_size": run["task_size"],
                     "partial": run["partial"],
                     "failed_samples": failures[run["run_id"]],
+                    "parse_failures": unparsed[run["run_id"]],  # answers the parser could not read
                     "errored_samples": m["errored"],  # how they count: zero (in n, as empty answers) or exclude
                     "ci_low": _finite(bounds[name].ci_low) if name in bounds else None,
                     "ci_high": _finite(bounds[name].ci_high) if name in bounds else None,

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evalkit.errors import EvalkitError
@@ -121,7 +122,7 @@ def compare(
         return
     console = wide_console()
     table = Table(
-        title=f"{task}: A = {run_a['model']} ({run_a['run_id']}) vs B = {run_b['model']} ({run_b['run_id']})",
+        title=escape(f"{task}: A = {run_a['model']} ({run_a['run_id']}) vs B = {run_b['model']} ({run_b['run_id']})"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
