@@ -48,12 +48,20 @@ def _summary_line(summary) -> str:
     """One run's outcome; `cached` counts content-cache hits and samples an earlier run of this pair kept."""
     kept = f", {summary.reused} kept from the last run" if summary.reused else ""
     metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
-    unavailable = "".join(f"\n    {k}: unavailable: {escape(v)}" for k, v in summary.unavailable.items())
+    unavailable = "".join(f"\n    {k}: {_unavailable_line(v)}" for k, v in summary.unavailable.items())
     return (
-        f"[bold]{summary.task}[/] · {summary.model}: n={_n_of(summary)} generated={summary.generated} "
+        f"[bold]{escape(summary.task)}[/] · {escape(summary.model)}: n={_n_of(summary)} generated={summary.generated} "
         f"cached={summary.from_cache + summary.reused}{kept} errors={summary.errors} "
         f"parse_failures={summary.parse_failures} ({summary.seconds:.1f}s)\n    {metrics}{unavailable}"
     )
+
+
+def _unavailable_line(reason: str) -> str:
+    """One line per unavailable metric in a run summary; the full reason (where to put weights) is in
+    `evalkit metrics`."""
+    first = reason.split(";")[0].split(" (")[0].strip()
+    first = first if len(first) <= 60 else first[:59] + "…"
+    return f"[dim]unavailable ({escape(first)}; see `evalkit metrics`)[/]"
 
 
 def _interrupted(exc: KeyboardInterrupt) -> None:
@@ -62,7 +70,8 @@ def _interrupted(exc: KeyboardInterrupt) -> None:
 
     if isinstance(exc, RunInterrupted):
         err.print(
-            f"interrupted: {exc.task} · {exc.model}: {exc.kept} of {exc.total} samples kept in the database; "
+            f"interrupted: {escape(exc.task)} · {escape(exc.model)}: {exc.kept} of {exc.total} samples kept in the "
+            "database; "
             "run the same command again to resume from there.",
             highlight=False,
             soft_wrap=True,
@@ -89,6 +98,12 @@ def _print_run_notes(summary, limit: int | None) -> None:
         console.print(
             f"    [dim]--limit {limit}: the run already holds {summary.n_samples} samples; values and CIs are "
             f"over all of them (a limited call never replaces a larger run's numbers)[/]",
+            highlight=False,
+        )
+    if summary.parse_failures:
+        console.print(
+            f"    [yellow]{summary.parse_failures} of {summary.n_samples} answer(s) failed to parse[/] (scored as "
+            "empty answers: check the answer format, e.g. --box-format); `evalkit export` shows each parse_error",
             highlight=False,
         )
     if summary.failed:
@@ -368,7 +383,7 @@ def score(
         )
         missing = len(samples) - len(chosen) if shard is None else 0
         console.print(
-            f"[bold]{spec.name}[/] · {model_name}: scored and stored {summary.n_samples} predictions in {db} "
+            f"[bold]{spec.name}[/] · {escape(model_name)}: scored and stored {summary.n_samples} predictions in {db} "
             f"(run {summary.run_id}, n={_n_of(summary)})"
             + (f"; {missing} task samples had no prediction" if missing else "")
             + (f"; shard {shard}" if shard else ""),
@@ -377,7 +392,7 @@ def score(
         for name, value in summary.metrics.items():
             console.print(f"  {name}: {_fmt(value)}")
         for name, reason in summary.unavailable.items():
-            console.print(f"  {name}: unavailable: {reason}", markup=False)
+            console.print(f"  {name}: {_unavailable_line(reason)}", highlight=False)
         _print_run_notes(summary, None)
     except EvalkitError as exc:
         _fail(exc)
@@ -424,7 +439,7 @@ def _score_pairs(
         table.add_row(name, "↑" if metric_class(name).higher_is_better else "↓", _fmt(value), ci)
     console.print(table)
     for name, reason in result.unavailable.items():
-        console.print(f"  {name}: unavailable: {reason}", highlight=False, soft_wrap=True, markup=False)
+        console.print(f"  {name}: {_unavailable_line(reason)}", highlight=False)
     console.print("CI: percentile bootstrap over pairs, 10,000 resamples of the stored per-pair statistics.")
 
 
@@ -579,6 +594,8 @@ def leaderboard(
 
             names = [t.name for t in resolve_tasks(task)]  # a group (grounding) gives one column per task
         with Store(db, read_only=True) as store:
+            if task is not None and style is None:
+                names = _leaderboard_tasks(store, task)
             rows = [r for name in names for r in leaderboard_rows(store, name, model, cluster=cluster)]
             if style is not None:
                 from evalkit.goodhart import mark_rewarded
@@ -623,6 +640,24 @@ def _add_reported(table: Table, reported: dict | None) -> None:
             table.add_row(*row, style="dim" if i % 2 == 0 else None)
 
 
+def _leaderboard_tasks(store, task: str) -> list[str]:
+    """--task as stored, a known task, or a group's members; anything else is a typo worth saying (exit 2)."""
+    from evalkit.registry import all_tasks, did_you_mean, task_groups
+    from evalkit.results.queries import stored_task_names
+
+    stored = stored_task_names(store)
+    if task in stored or task in all_tasks():
+        return [task]
+    groups = task_groups()
+    if task in groups:
+        return groups[task]
+    known = sorted({*stored, *all_tasks()})
+    raise EvalkitError(
+        f"--task: unknown task or task group '{task}'{did_you_mean(task, [*known, *groups])}; tasks with results "
+        f"in {store.path}: {', '.join(stored) or 'none'}"
+    )
+
+
 def _print_leaderboard(rows: list[dict]) -> None:
     if not rows:
         console.print("no results yet")
@@ -655,7 +690,7 @@ def _print_leaderboard(rows: list[dict]) -> None:
         labels = []
         failed_runs = []
         for m in ordered:
-            label = f"{m} [dim](reference: {references[m]})[/]" if m in references else m
+            label = f"{escape(m)} [dim](reference: {escape(references[m])})[/]" if m in references else escape(m)
             labels.append(label + (" [yellow](partial)[/]" if runs[m]["partial"] else ""))
             if runs[m]["failed_samples"]:
                 policy = next(
@@ -691,14 +726,35 @@ def _print_leaderboard(rows: list[dict]) -> None:
             console.print(f"[dim]95% CIs resampled {'; '.join(units)}[/]", highlight=False)
         if absent:
             console.print(f"[dim]unavailable here (see `evalkit metrics`): {', '.join(absent)}[/]")
+        for model_name in ordered:
+            if runs[model_name].get("parse_failures"):
+                console.print(
+                    f"[yellow]{escape(model_name)}: {runs[model_name]['parse_failures']} answer(s) failed to parse[/] "
+                    "(scored as empty answers); see `evalkit export` (parse_error)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         for model_name, count, policy in failed_runs:
             how = "left out of n" if policy == "exclude" else "scored as empty answers, in n"
             console.print(
-                f"[yellow]{model_name}: {count} failed sample(s)[/] ({how}; the task's errored_samples: {policy}); "
+                f"[yellow]{escape(model_name)}: {count} failed sample(s)[/] ({how}; the task's errored_samples: "
+                f"{policy}); "
                 f"see `evalkit export --task {task_name} --model {model_name}` (error, error_file columns)",
                 highlight=False,
                 soft_wrap=True,
             )
+
+
+def _reader_left() -> None:
+    """`evalkit export | head`: the reader has what it wanted. Leave quietly, as `cat` does; stdout goes to
+    /dev/null so that Python's flush at exit does not complain about the closed pipe either."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file descriptor (e.g. captured output): nothing will be flushed to a closed pipe
+    raise typer.Exit(0)
 
 
 @app.command()
@@ -724,6 +780,10 @@ def export(
             rows = export_rows(store, task, model)
         try:
             write_rows(rows, fmt, out)
+        except BrokenPipeError:
+            if out is not None:
+                raise EvalkitError(f"--out {out}: cannot write there (broken pipe)") from None
+            _reader_left()
         except OSError as exc:
             raise EvalkitError(
                 f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable path"
@@ -752,8 +812,31 @@ def demo(
     except EvalkitError as exc:
         _fail(exc)
     except KeyboardInterrupt as exc:
-        _interrupted(exc)
+        _demo_interrupted(exc, db)
     _print_leaderboard(rows)
+
+
+def _demo_interrupted(exc: KeyboardInterrupt, db: Path) -> None:
+    """Ctrl-C between two of the demo's runs: say what the file holds (every finished run is reused)."""
+    from evalkit.errors import RunInterrupted
+    from evalkit.results.queries import run_counts
+    from evalkit.store import Store
+
+    if isinstance(exc, RunInterrupted) or not Path(db).exists():
+        _interrupted(exc)
+    try:
+        with Store(db, read_only=True) as store:
+            runs, samples = run_counts(store)
+    except EvalkitError:
+        _interrupted(exc)
+    err.print(
+        f"interrupted: {db} holds {runs} run(s), {samples} samples; run `evalkit demo` again to resume (stored "
+        "samples are reused, not generated again).",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(130)
 
 
 @data_app.command("phantom")

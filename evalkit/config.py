@@ -57,12 +57,17 @@ class MetricSpec(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+# Decoding values a model cannot honour are refused when the YAML is read, not by every sample failing later.
+_TEMPERATURE = {"ge": 0, "allow_inf_nan": False}
+_TOP_P = {"gt": 0, "le": 1, "allow_inf_nan": False}
+
+
 class DecodingSpec(Strict):
-    temperature: float | None = None
-    top_p: float | None = None
-    max_new_tokens: int | None = None
+    temperature: float | None = Field(default=None, **_TEMPERATURE)
+    top_p: float | None = Field(default=None, **_TOP_P)
+    max_new_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = None
-    thinking_retries: int | None = None
+    thinking_retries: int | None = Field(default=None, ge=0)
 
 
 TransformName = Literal["blank", "noise", "shuffle", "hflip"]
@@ -156,16 +161,16 @@ class TaskSpec(Strict):
 
 
 class ImageSpec(Strict):
-    min_pixels: int | None = None
-    max_pixels: int | None = None
+    min_pixels: int | None = Field(default=None, ge=1)
+    max_pixels: int | None = Field(default=None, ge=1)
 
 
 class CardDecoding(Strict):
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_new_tokens: int = 512
+    temperature: float = Field(default=0.0, **_TEMPERATURE)
+    top_p: float = Field(default=1.0, **_TOP_P)
+    max_new_tokens: int = Field(default=512, ge=1)
     seed: int = 0
-    thinking_retries: int = 0
+    thinking_retries: int = Field(default=0, ge=0)
 
 
 class ServingSpec(Strict):
@@ -263,6 +268,13 @@ def load_yaml(path: Path) -> Any:
         return copy.deepcopy(_PARSED[text])
     except FileNotFoundError as exc:
         raise EvalkitError(f"{path}: file not found") from exc
+    except UnicodeDecodeError as exc:
+        raise EvalkitError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the file as UTF-8 (e.g. `iconv -f latin1 "
+            "-t utf-8`)"
+        ) from None
+    except OSError as exc:
+        raise EvalkitError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise EvalkitError(f"{path}: not valid YAML: {exc}") from exc
 

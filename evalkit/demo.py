@@ -69,8 +69,10 @@ def run_demo(
                 progress=True,
                 on_summary=lambda s: console.print(
                     f"{s.task:34s} {s.model:22s} n={s.n_samples:4d} generated={s.generated:4d} "
-                    f"cached={s.from_cache + s.reused:4d} ({s.seconds:.1f}s)",
+                    f"cached={s.from_cache + s.reused:4d} ({s.seconds:.1f}s)"
+                    + (f"  {s.parse_failures} answer(s) failed to parse" if s.parse_failures else ""),
                     highlight=False,
+                    markup=False,
                 ),
             )
         return leaderboard_rows(store)

@@ -73,7 +73,7 @@ class GateConfig(Strict):
     @field_validator("alpha")
     @classmethod
     def _alpha(cls, value: float) -> float:
-        if not 0 < value < 0.5:
+        if not (math.isfinite(value) and 0 < value < 0.5):
             raise ValueError("alpha must be between 0 and 0.5")
         return value
 
@@ -87,16 +87,17 @@ class GateConfig(Strict):
     @field_validator("margin")
     @classmethod
     def _margin(cls, value: float | None) -> float | None:
-        if value is not None and value < 0:
-            raise ValueError("margin must be >= 0 (it is the regression the gate tolerates)")
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            # NaN compares false with everything, so an unchecked NaN margin would pass every metric.
+            raise ValueError(f"margin must be >= 0 and finite (the regression the gate tolerates), not {value}")
         return value
 
     @field_validator("margins")
     @classmethod
     def _margins(cls, value: dict[str, float]) -> dict[str, float]:
         for name, margin in value.items():
-            if margin < 0:
-                raise ValueError(f"margin of '{name}' must be >= 0")
+            if not (math.isfinite(margin) and margin >= 0):
+                raise ValueError(f"margin of '{name}' must be >= 0 and finite, not {margin}")
         return value
 
 

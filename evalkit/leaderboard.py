@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from evalkit.results.queries import display_runs, failure_counts, run_metrics, task_spec
+from evalkit.results.queries import display_runs, failure_counts, parse_failure_counts, run_metrics, task_spec
 from evalkit.results.store import Store, loads
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ def leaderboard_rows(
     rows: list[dict[str, Any]] = []
     runs = latest_runs(store, task, model)
     failures = failure_counts(store, [r["run_id"] for r in runs])
+    unparsed = parse_failure_counts(store, [r["run_id"] for r in runs])
     for run in runs:
         reference = reference_label(run)
         kind = task_spec(run).get("kind")
@@ -69,6 +70,7 @@ def leaderboard_rows(
                     "task_size": run["task_size"],
                     "partial": run["partial"],
                     "failed_samples": failures[run["run_id"]],
+                    "parse_failures": unparsed[run["run_id"]],  # answers the parser could not read
                     "errored_samples": m["errored"],  # how they count: zero (in n, as empty answers) or exclude
                     "ci_low": _finite(bounds[name].ci_low) if name in bounds else None,
                     "ci_high": _finite(bounds[name].ci_high) if name in bounds else None,

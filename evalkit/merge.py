@@ -534,9 +534,14 @@ def merge_databases(sources: list[Path], into: Path, on_conflict: str = "fail") 
             raise EvalkitError(f"{source}: is also the --into file; merge into a new file or leave it out of the list")
     report = MergeReport(into=str(into), sources=[str(s) for s in sources], on_conflict=on_conflict)
     scratch = into.with_name(into.name + ".merging")
+    lock = _MergeLock(into)  # two merges into one file would share (and delete) one scratch file
     _remove(scratch)
     # Held read-only for the whole merge: no writer changes `into` under us (readers still can read it).
-    guard = connect(into, True, wait_seconds()) if into.exists() else None
+    try:
+        guard = connect(into, True, wait_seconds()) if into.exists() else None
+    except BaseException:
+        lock.release()
+        raise
     store: Store | None = None
     aliases: list[str] = []
     migrated = tempfile.TemporaryDirectory(prefix="evalkit-merge-")
@@ -592,7 +597,48 @@ def merge_databases(sources: list[Path], into: Path, on_conflict: str = "fail") 
             guard.close()
         _remove(scratch)
         migrated.cleanup()
+        lock.release()
     return report
+
+
+class _MergeLock:
+    """An exclusive lock on `<into>.merging.lock` for one merge; the file is removed when the merge ends."""
+
+    def __init__(self, into: Path) -> None:
+        self.path = into.with_name(into.name + ".merging.lock")
+        self.handle = None
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, as before
+            return
+        for _ in range(3):
+            try:
+                handle = open(self.path, "a+")
+            except OSError as exc:
+                raise EvalkitError(f"{into}: cannot merge into this folder ({exc.strerror or exc})") from None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                raise EvalkitError(
+                    f"{into}: another `evalkit merge` into this file is running; wait for it to finish, then merge "
+                    "again"
+                ) from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a file the merge before us removed after we opened it
+                self.handle = handle
+                return
+            handle.close()
+        raise EvalkitError(f"{into}: merges into this file keep starting and ending; merge again")
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.path.unlink(missing_ok=True)  # while still held, so no one locks a file about to vanish
+            self.handle.close()
+            self.handle = None
 
 
 def _copy_database(source: Path, target: Path) -> None:

@@ -31,8 +31,19 @@ CARD_IN_CHECKPOINT = "evalkit_card.yaml"
 _REPORTED: set[str] = set()
 
 
+def _warn_once(key: str, message: str) -> None:
+    if key not in _REPORTED:
+        _REPORTED.add(key)
+        print(f"warning: {message}", file=sys.stderr)
+
+
 def _dirs(default: Path, env: str) -> list[Path]:
     extra = [Path(p) for p in os.environ.get(env, "").split(os.pathsep) if p]
+    for folder in extra:
+        # A typo in the search path would otherwise silently hide every task or card the user meant to add.
+        if not folder.is_dir():
+            what = "does not exist" if not folder.exists() else "is a file, not a folder"
+            _warn_once(f"{env}:{folder}", f"{env} entry {folder} {what}; it is skipped")
     return [*extra, default]
 
 
@@ -80,11 +91,15 @@ def _scan(dirs: list[Path], model: type) -> tuple[dict[str, tuple[Path, object]]
                     )
             except EvalkitError as exc:
                 broken.setdefault(path.stem, exc)
-                if str(path) not in _REPORTED:
-                    _REPORTED.add(str(path))
-                    first = str(exc).splitlines()[0]
-                    print(f"warning: skipped {path} (fix or remove it): {first}", file=sys.stderr)
+                first = str(exc).splitlines()[0]
+                _warn_once(str(path), f"skipped {path} (fix or remove it): {first}")
                 continue
+            if spec.name in found and folder == dirs[-1]:
+                # A file on the search path replacing a bundled one is allowed, but never silently.
+                _warn_once(
+                    f"shadow:{found[spec.name][0]}",
+                    f"{found[spec.name][0]} replaces the bundled '{spec.name}' ({path}); rename it to keep both",
+                )
             found.setdefault(spec.name, (path, spec))
     return found, broken
 

@@ -123,6 +123,12 @@ def score_reports(
         `ReportScores` with `.metrics` (corpus values), `.per_sample` (one dict per pair), `.unavailable`,
         and `.intervals()` for bootstrap CIs.
     """
+    for what, given in (("references", references), ("predictions", predictions)):
+        if isinstance(given, str | bytes):
+            # A string is a sequence of characters: scored as-is it would be one "report" per character.
+            raise EvalkitError(
+                f"score_reports: {what} is a single string; pass a list of reports, e.g. [{given[:40]!r}]"
+            )
     if len(references) != len(predictions):
         raise EvalkitError(f"{len(references)} references but {len(predictions)} predictions")
     refs = [clean_text(r) for r in references]

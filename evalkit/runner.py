@@ -36,7 +36,7 @@ from evalkit.metrics.base import Metric, ScoreIdentity, safe_score
 from evalkit.profiles import get_profile
 from evalkit.progress import RunProgress
 from evalkit.prompts import render_prompt
-from evalkit.results.queries import CURRENT_SCORES, failed_samples
+from evalkit.results.queries import CURRENT_SCORES, failed_samples, run_model_name
 from evalkit.results.store import HOLD_S, SLOW_STEP_S, Store, dumps, loads
 from evalkit.sample import Parsed, Sample
 from model_adapters.base import Adapter, GenerationRequest, GenerationResult, stable_hash
@@ -58,6 +58,13 @@ GENERATION_COLUMNS = (
     "error_file",
 )
 SCORE_COLUMNS = ("run_id", "sample_id", "metric", "metric_version", "score_key", "value", "stats")
+
+
+# Under `errored_samples: zero` a failed grounding sample answers one zero-area box that overlaps nothing: a miss
+# of every reference box *and* a false positive. An empty answer would have no false positive, so a failure could
+# raise COCO AP (precision) and RadVLM's avg_iou (a mean over matched pairs only); this way it never scores above
+# excluding the sample or any one-box answer. Per-sample metrics (miou, acc50, radvlm_map50, soft_f1) give 0 either way.
+FAILED_BOXES: tuple[tuple[float, float, float, float], ...] = ((0.0, 0.0, 0.0, 0.0),)
 
 
 def data_root_default() -> Path:
@@ -281,7 +288,11 @@ class Runner:
             row = rows[sample.sample_id]
             if row.get("error"):
                 counts["errors"] += 1
-                parsed = Parsed(answer="", parse_error=f"generation failed: {row['error']}")
+                parsed = Parsed(
+                    answer="",
+                    boxes=[list(b) for b in FAILED_BOXES] if self.task.parser == "boxes" else [],
+                    parse_error=f"generation failed: {row['error']}",
+                )
             else:
                 parsed = self._parse(row["text"], sample, row["size"])
             ids.append(sample.sample_id)
@@ -513,7 +524,7 @@ class Runner:
         if getattr(self.adapter, "needs_images", True):
             require_images(self.task, self.samples)
         fingerprint = self.adapter.fingerprint()
-        run_id = run_id_for(self.task, fingerprint)
+        run_id = self._named_run_id(run_id_for(self.task, fingerprint))
         summary = RunSummary(run_id, self.task.name, self.card.name, 0, self.task_size, len(self.samples))
         metrics, instances, summary.unavailable = self._metrics()  # bad metric options fail before any work
         done = self.store.done_sample_ids(run_id)
@@ -611,6 +622,13 @@ class Runner:
         )
         self.store.release()
         return summary
+
+    def _named_run_id(self, run_id: str) -> str:
+        """The model name is part of a run's identity: the same predictions scored as `alpha` and as `beta` (or a
+        card copied under a new name) are two runs, never one run that keeps the first name. The first name keeps
+        the plain id, so ids of existing runs (and of runs whose name is not shared) never change."""
+        held = run_model_name(self.store, run_id)
+        return run_id if held is None or held == self.card.name else stable_hash(run_id, {"model": self.card.name})
 
     def _held(self, run_id: str) -> int:
         """Samples the run holds (generated, failed or not) among the task's current samples."""

@@ -21,7 +21,7 @@ import math
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,11 @@ from evalkit.leaderboard import latest_runs, reference_label
 from evalkit.published import UNKNOWN, all_records
 from evalkit.published_compare import compare_runs, published_names, site_numbers
 from evalkit.resources import bundled
-from evalkit.results.queries import failed_samples, run_metrics, task_spec
+from evalkit.results.queries import failed_samples, parse_failure_counts, run_metrics, task_spec
 from evalkit.results.store import Store, loads
 from evalkit.site_data import write_task_data
 from evalkit.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
+from evalkit.site_swap import staged_folder
 from evalkit.stats import (
     DISPLAY_MAX_GENERIC,
     holm,
@@ -91,6 +92,7 @@ class ModelRow:
     task_size: int | None = None
     partial: bool = False
     failures: list[dict[str, Any]] = field(default_factory=list)
+    parse_failures: int = 0  # answers the parser could not read (scored as empty answers)
 
     @property
     def failed(self) -> int:
@@ -169,6 +171,17 @@ class SiteBuilder:
 
     # --- entry point ------------------------------------------------------------------------------------------
     def build(self) -> SiteResult:
+        """Renders into a fresh folder beside --out and swaps it in when complete (evalkit.site_swap)."""
+        final = self.out
+        with staged_folder(final, MARKER) as staging:
+            self.out = staging
+            try:
+                result = self._build()
+            finally:
+                self.out = final
+        return replace(result, out=final)
+
+    def _build(self) -> SiteResult:
         self._prepare_out()
         runs = latest_runs(self.store)
         by_task: dict[str, list[dict[str, Any]]] = {}
@@ -296,6 +309,7 @@ class SiteBuilder:
             row = ModelRow(run["model"], slug(run["model"]), _provenance(run), cells, n, reference=reference_label(run))
             row.task_size, row.partial = run.get("task_size"), bool(run.get("partial"))
             row.failures = failed_samples(self.store, run["run_id"])
+            row.parse_failures = parse_failure_counts(self.store, [run["run_id"]])[run["run_id"]]
             rows.append(row)
         # Metrics no model could compute here (e.g. clinical metrics without their weights) become one note.
         unavailable = [

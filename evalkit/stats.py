@@ -28,6 +28,7 @@ Conventions:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -215,6 +216,7 @@ def bootstrap_distribution(
     `max_generic` caps the resamples of metrics on the slow generic path (the rest stay NaN and are ignored by
     `percentile_interval`); they are the first resamples of the same stream, so the fast metrics are unaffected.
     """
+    check_resampling(n_boot=n_boot)
     n = resamplers[0].n
     if any(r.n != n for r in resamplers):
         raise ValueError("resamplers of one bootstrap must hold the same samples")
@@ -321,7 +323,18 @@ def _object_columns(a: Resampler, b: Resampler) -> tuple[np.ndarray, ...]:
 
 
 # --- small pure helpers ---------------------------------------------------------------------------------------
+def check_resampling(n_boot: int | None = None, level: float | None = None, n_perm: int | None = None) -> None:
+    """Refuse resample counts and confidence levels that would give a number that means nothing (NaN compares
+    false with every bound, so an unchecked NaN level or margin silently passes any test)."""
+    for name, count, least in (("n_boot", n_boot, 1), ("n_perm", n_perm, 0)):
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int | np.integer) or count < least):
+            raise EvalkitError(f"{name} must be a whole number >= {least}, not {count!r}")
+    if level is not None and not (isinstance(level, int | float) and math.isfinite(level) and 0 < level < 1):
+        raise EvalkitError(f"level must be a confidence level strictly between 0 and 1 (e.g. 0.95), not {level!r}")
+
+
 def percentile_interval(replicates: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    check_resampling(level=level)
     finite = replicates[np.isfinite(replicates)]
     if finite.size == 0:
         return float("nan"), float("nan")
@@ -501,6 +514,7 @@ def intervals(
     `max_generic`: at most this many resamples for metrics without a vectorised path (display uses; the CI of
     such a metric then rests on fewer resamples, recorded in `Interval.n_boot`).
     """
+    check_resampling(n_boot=n_boot, level=level)
     groups: dict[tuple[str, ...], list[str]] = {}
     for name, s in scores.items():
         if s.sample_ids:
@@ -628,6 +642,7 @@ def compare_paired(
     level: float = DEFAULT_LEVEL,
 ) -> list[Comparison]:
     """Paired bootstrap CI and p-value, approximate-randomisation p-value, Holm across the metrics."""
+    check_resampling(n_boot=n_boot, level=level, n_perm=n_perm)
     results: dict[str, Comparison] = {}
     groups: dict[tuple[str, ...], list[PairedData]] = {}
     for p in paired:

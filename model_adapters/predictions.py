@@ -21,6 +21,12 @@ def read_predictions(path: Path) -> dict[str, str]:
         if sample_id in predictions:
             raise EvalkitError(f"{path}:{number}: sample_id '{sample_id}' appears twice")
         prediction = record["prediction"]
+        if prediction is None:
+            # Not the text "null": a missing answer must be said, and an empty one written as "".
+            raise EvalkitError(
+                f"{path}:{number}: 'prediction' is null for sample_id '{sample_id}'; write \"\" for an empty answer "
+                "or leave the sample out"
+            )
         predictions[sample_id] = prediction if isinstance(prediction, str) else json.dumps(prediction)
     return predictions
 

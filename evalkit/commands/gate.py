@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from evalkit.commands.stats import fail, fmt, fmt_p, wide_console
@@ -141,7 +142,7 @@ def _print(result) -> None:
     console = wide_console()
     grid = len(result.tasks) > 1
     table = Table(
-        title=f"gate {result.task}: candidate {result.candidate} vs baseline {result.baseline}",
+        title=escape(f"gate {result.task}: candidate {result.candidate} vs baseline {result.baseline}"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )

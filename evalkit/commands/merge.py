@@ -50,6 +50,10 @@ def merge(
     except EvalkitError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        # merge_databases builds in a scratch file and removes it on the way out: the target is as it was.
+        err.print(f"interrupted: nothing was merged; {into} is unchanged.", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     if json_out:
         print(json.dumps(report.to_json(), indent=2, default=str))
     else:

@@ -138,7 +138,7 @@ def compare(
         return
     console = wide_console()
     table = Table(
-        title=f"{task}: A = {run_a['model']} ({run_a['run_id']}) vs B = {run_b['model']} ({run_b['run_id']})",
+        title=escape(f"{task}: A = {run_a['model']} ({run_a['run_id']}) vs B = {run_b['model']} ({run_b['run_id']})"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )

@@ -32,6 +32,9 @@ def _fail(exc: EvalkitError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+TRAIN_EXTRA_MODULES = frozenset({"trl", "peft", "datasets"})
+
+
 def _missing_train_extra(exc: ImportError) -> EvalkitError:
     return EvalkitError(f"training needs the 'train' extra (pip install -e '.[train]'): {exc}")
 
@@ -48,7 +51,15 @@ def _train(recipe: str, config: Path, overrides: list[str] | None, output_dir, d
                 from training.grpo import run_grpo as run
         except ImportError as exc:
             raise _missing_train_extra(exc) from exc
-        result = run(spec, config_path=config, overrides=overrides, data_root=data_root, output_dir=output_dir, db=db)
+        try:
+            result = run(
+                spec, config_path=config, overrides=overrides, data_root=data_root, output_dir=output_dir, db=db
+            )
+        except ModuleNotFoundError as exc:
+            # The recipes import TRL, PEFT and datasets only when they start: a missing one is the extra, not a bug.
+            if (exc.name or "").split(".")[0] not in TRAIN_EXTRA_MODULES:
+                raise
+            raise _missing_train_extra(exc) from exc
     except EvalkitError as exc:
         _fail(exc)
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import gzip
 import hashlib
 import io
@@ -38,7 +39,13 @@ def text_key(text: str) -> str:
 def option(options: dict[str, Any], name: str, default: Any, known: Iterable[str], loader: str) -> Any:
     unknown = set(options) - set(known)
     if unknown:
-        raise EvalkitError(f"{loader}: unknown dataset option(s) {sorted(unknown)}; known: {sorted(known)}")
+        close = {u: difflib.get_close_matches(u, list(known)) for u in sorted(unknown)}
+        hints = [f"'{u}': did you mean '{c[0]}'?" for u, c in close.items() if c]
+        hint = f" ({'; '.join(hints)})" if hints else ""
+        raise EvalkitError(
+            f"{loader}: unknown dataset option(s) {sorted(unknown)}{hint}; known: {sorted(known)}; fix `dataset: "
+            "options:` in the task YAML"
+        )
     return options.get(name, default)
 
 

@@ -24,6 +24,7 @@ from PIL import Image, ImageOps
 
 from evalkit.config import DatasetSpec
 from evalkit.data import register_loader
+from evalkit.data._grounding_common import option
 from evalkit.data.phantom_draw import FINDING_LABELS, REGION_NAMES, render
 from evalkit.data.phantom_report import CHEXPERT_CLASSES, HUMAN_LABELS, impression, phrase_for, write_report
 from evalkit.errors import EvalkitError
@@ -168,9 +169,12 @@ def load_phantom(spec: DatasetSpec, root: Path, task: str, split: str) -> list[S
     split = _SPLIT_ALIASES.get(split, split)
     if split not in SPLITS:
         raise EvalkitError(f"phantom: unknown split '{split}'; use one of {', '.join(SPLITS)}")
-    target = spec.options.get("target", "report")
+    target = option(spec.options, "target", "report", ("target", "one_region_per_image", "seed"), "phantom")
     if target not in TARGETS:
         raise EvalkitError(f"phantom: unknown dataset option target='{target}'; use one of {', '.join(TARGETS)}")
+    seed = spec.options.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise EvalkitError(f"phantom: dataset option seed must be a whole number, not {seed!r}")
     samples: list[Sample] = []
     images = (root / "images").resolve()  # once: the generated pngs are plain files, not links
     for record in manifest["records"]:

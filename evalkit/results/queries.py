@@ -120,3 +120,32 @@ def failure_counts(store: Store, run_ids: Sequence[str]) -> dict[str, int]:
     ).fetchall()
     counts = dict(rows)
     return {run_id: int(counts.get(run_id, 0)) for run_id in run_ids}
+
+
+def run_model_name(store: Store, run_id: str) -> str | None:
+    """The model name a stored run was made under (None: no such run)."""
+    rows = store.con.execute("SELECT model FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def parse_failure_counts(store: Store, run_ids: Sequence[str]) -> dict[str, int]:
+    """Answers per run that the parser could not read (generated without error, parse_error set): they score as
+    empty answers, so a run of 0.0000 everywhere says why wherever its numbers are shown."""
+    rows = store.con.execute(
+        "SELECT run_id, count(*) FROM generations WHERE list_contains(?::VARCHAR[], run_id) AND error IS NULL "
+        "AND json_extract_string(parsed, '$.parse_error') IS NOT NULL GROUP BY run_id",
+        [list(run_ids)],
+    ).fetchall()
+    counts = dict(rows)
+    return {run_id: int(counts.get(run_id, 0)) for run_id in run_ids}
+
+
+def stored_task_names(store: Store) -> list[str]:
+    """Every task the file holds a run of."""
+    return [r[0] for r in store.con.execute("SELECT DISTINCT task FROM runs ORDER BY task").fetchall()]
+
+
+def run_counts(store: Store) -> tuple[int, int]:
+    """(runs stored, samples they hold): what an interrupted multi-run command can say it kept."""
+    row = store.con.execute("SELECT count(*), coalesce(sum(n_samples), 0) FROM runs").fetchall()[0]
+    return int(row[0]), int(row[1])

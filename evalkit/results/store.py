@@ -118,6 +118,13 @@ class Store:
         version = stored_version(self.con)
         if version == SCHEMA_VERSION:
             return
+        if version is None:
+            # Not a file evalkit made: a reader never creates tables in it (it may be another application's).
+            self.release()
+            raise EvalkitError(
+                f"{self.path}: not an evalkit results database (it holds none of evalkit's tables); nothing was "
+                "read or changed; give --db the file `evalkit run` or `evalkit demo` wrote"
+            )
         if version is not None and version > SCHEMA_VERSION:
             ensure_schema(self.con, str(self.path))  # raises: written by a newer evalkit
         self.release()
