@@ -50,11 +50,28 @@ _REWARD_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
 _RADVLM_REWARD_RE = re.compile(
     rf"\[\s*({_REWARD_NUMBER})\s*,\s*({_REWARD_NUMBER})\s*,\s*({_REWARD_NUMBER})\s*,\s*({_REWARD_NUMBER})\s*\]"
 )
-_BOXED_RE = re.compile(r"\\boxed\s*\{([\s\S]*?)\}")
+_BOXED_OPEN_RE = re.compile(r"\s*\{")
 _REWARD_THINK_RE = re.compile(r"</think>\s*(.*)\Z", re.IGNORECASE | re.DOTALL)
 _FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 Coordinates = tuple[float, float, float, float]
+
+
+def last_boxed(text: str) -> str | None:
+    r"""The content of the last ``\boxed{...}`` (up to its first ``}``), or None: what the seed's `extract_boxed`
+    finds with ``re.findall(r"\\boxed\s*\{([\s\S]*?)\}", text)[-1]``, in one left-to-right pass (that regex is
+    quadratic on a long run of unclosed ``\boxed{``: a 100 kB answer took 30 s)."""
+    found, pos = None, 0
+    while (start := text.find("\\boxed", pos)) >= 0:
+        opened = _BOXED_OPEN_RE.match(text, start + 6)
+        if not opened:
+            pos = start + 1
+            continue
+        close = text.find("}", opened.end())
+        if close < 0:
+            break  # no later \boxed can close either
+        found, pos = text[opened.end() : close], close + 1
+    return found
 
 
 def _radvlm_eval_lists(answer: str) -> tuple[list[Coordinates], str | None]:
@@ -76,19 +93,34 @@ def _radvlm_reward_lists(answer: str) -> tuple[list[Coordinates], str | None]:
     return found, None
 
 
+def _as_float(value: Any) -> float | None:
+    """A JSON number as a float (an integer too large for a float is inf, as the seed's regex reads 309+ digits);
+    None for anything that is not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _bbox_2d_lists(data: Any, out: list[Coordinates]) -> bool:
-    """Collect every `bbox_2d` of four numbers in `data`; False when one is malformed."""
-    if isinstance(data, dict):
-        if "bbox_2d" in data:
-            box = data["bbox_2d"]
-            ok = isinstance(box, list) and len(box) == 4
-            ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
-            if not ok:
-                return False
-            out.append(tuple(float(v) for v in box))  # type: ignore[arg-type]
-        return all(_bbox_2d_lists(v, out) for k, v in data.items() if k != "bbox_2d")
-    if isinstance(data, list):
-        return all(_bbox_2d_lists(v, out) for v in data)
+    """Collect every `bbox_2d` of four numbers in `data` in document order; False when one is malformed.
+
+    Walks with an explicit stack: a deeply nested answer must not raise RecursionError."""
+    stack: list[Any] = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "bbox_2d" in node:
+                box = node["bbox_2d"]
+                values = [_as_float(v) for v in box] if isinstance(box, list) and len(box) == 4 else [None]
+                if any(v is None for v in values):
+                    return False
+                out.append(tuple(values))  # type: ignore[arg-type]
+            stack.extend(reversed([v for k, v in node.items() if k != "bbox_2d"]))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
     return True
 
 
@@ -97,7 +129,7 @@ def _qwen3vl_json_lists(answer: str) -> tuple[list[Coordinates], str | None]:
     body = fenced.group(1) if fenced else answer
     try:
         data = json.loads(body.strip())
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, a 4,300+-digit integer, or nesting deeper than the parser
         return coordinate_lists(answer)
     found: list[Coordinates] = []
     if not _bbox_2d_lists(data, found):
@@ -175,9 +207,9 @@ def extract_answer(text: str, rule: str = "evalkit", thinking: str = "none") -> 
             return text[:RADVLM_MAX_ANSWER_CHARS], None, None
         head, mark, tail = text.rpartition("</think>")
         trace = head.split("<think>", 1)[-1].strip() if mark else None
-        boxed = _BOXED_RE.findall(text)
-        if boxed:
-            answer = boxed[-1]
+        boxed = last_boxed(text)
+        if boxed:  # an empty last \boxed{} counts as none, as the seed's `if boxed_match:`
+            answer = boxed
         elif mark:
             answer = tail.strip()
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,8 @@ class Parsed:
         return cls(
             answer=data.get("answer", ""),
             thinking=data.get("thinking"),
-            boxes=[list(map(float, b)) for b in data.get("boxes", [])],
+            # Stored JSON holds a non-finite coordinate (a 309+-digit number in the answer) as null: NaN again, a
+            # box that overlaps nothing (evalkit/metrics/grounding.py), never a crash of the run.
+            boxes=[[math.nan if v is None else float(v) for v in b] for b in data.get("boxes", [])],
             parse_error=data.get("parse_error"),
         )

@@ -16,6 +16,7 @@ completions that got the failure value) through TRL's `log_metric`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from evalkit.metrics import get_metric
 from evalkit.metrics.base import Metric
 from evalkit.profiles import get_profile
 from evalkit.sample import Parsed, Sample
+
+_THINK_CLOSE = re.compile("</think>", re.IGNORECASE)  # the seed reward's search flags
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,11 @@ class MetricReward:
         return "boxes" if self.kind == "grounding" else "report"
 
     def parse(self, text: str, image_size: Sequence[int] | None) -> Parsed:
-        """What this reward's convention makes of `text` (the card's box unit and thinking mode)."""
+        """What this reward's convention makes of `text` (the card's box unit and thinking mode).
+
+        A thinking card's completion without a closing tag earns nothing under any profile. The tag is found as the
+        seed's reward finds it (`re.I`, Unicode case folding: `</thınk>` with a dotless i closes too), so the
+        gate never rejects what the `radvlm_reward` rule accepted."""
         size = (int(image_size[0]), int(image_size[1])) if image_size else None
         parsed = parse_for_card(
             text,
@@ -128,7 +135,7 @@ class MetricReward:
             answer_rule=self.profile.reward_answer_rule,
             box_convention=self.profile.reward_box_convention,
         )
-        if self.card.thinking != "none" and "</think>" not in text.lower() and parsed.parse_error is None:
+        if self.card.thinking != "none" and not _THINK_CLOSE.search(text) and parsed.parse_error is None:
             # A thinking model that never closes its reasoning earns nothing, even if a box slipped out.
             parsed = Parsed(answer="", thinking=parsed.thinking, parse_error="no </think> in the output")
         return parsed

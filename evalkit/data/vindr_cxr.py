@@ -59,7 +59,9 @@ def fuse_boxes(boxes: list[Box], iou_thr: float = 0.1, digits: int | None = 3) -
         fused, _, _ = weighted_boxes_fusion(
             [boxes], [[1.0] * len(boxes)], [[1] * len(boxes)], iou_thr=iou_thr, skip_box_thr=0.0
         )
-    return [[round(float(v), digits) if digits is not None else float(v) for v in box] for box in fused]
+    # Round the numpy values, as apply_wbf does: numpy's round (scale, round half to even, unscale) breaks ties
+    # differently from Python's exact decimal round (0.8625 -> 0.862, not 0.863).
+    return [[float(round(v, digits)) if digits is not None else float(v) for v in box] for box in fused]
 
 
 def images_dir(root: Path, split: str, given: Any) -> Path:

@@ -60,13 +60,20 @@ def _compute_iou(predicted: Sequence[Box], reference: Sequence[Box]) -> np.ndarr
         return np.zeros((len(predicted), len(reference)))
     p = np.asarray(predicted, dtype=float)[:, None, :]
     r = np.asarray(reference, dtype=float)[None, :, :]
-    ix = np.clip(np.minimum(p[..., 2], r[..., 2]) - np.maximum(p[..., 0], r[..., 0]), 0, None)
-    iy = np.clip(np.minimum(p[..., 3], r[..., 3]) - np.maximum(p[..., 1], r[..., 1]), 0, None)
-    inter = ix * iy
-    area_p = (p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1])
-    area_r = (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])
-    union = area_p + area_r - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, then IoU 0 below
+        ix = np.clip(np.minimum(p[..., 2], r[..., 2]) - np.maximum(p[..., 0], r[..., 0]), 0, None)
+        iy = np.clip(np.minimum(p[..., 3], r[..., 3]) - np.maximum(p[..., 1], r[..., 1]), 0, None)
+        inter = ix * iy
+        area_p = (p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1])
+        area_r = (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])
+        union = area_p + area_r - inter
+        ious = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    return np.where(np.isfinite(p).all(axis=-1) & np.isfinite(r).all(axis=-1), ious, 0.0)
+
+
+def nonfinite_boxes(boxes: Sequence[Box]) -> int:
+    """How many boxes hold a non-finite coordinate (the seed reads a 309+-digit number as inf)."""
+    return sum(1 for b in boxes if not all(np.isfinite(b)))
 
 
 def best_iou_per_reference(predicted: Sequence[Box], reference: Sequence[Box]) -> list[float]:
@@ -172,8 +179,9 @@ def coco_iou(predicted_xywh: np.ndarray, reference_xywh: np.ndarray) -> np.ndarr
     h = np.fmin(d[..., 3] + d[..., 1], g[..., 3] + g[..., 1]) - np.fmax(d[..., 1], g[..., 1])
     inter = w * h
     union = d[..., 2] * d[..., 3] + g[..., 2] * g[..., 3] - inter
-    overlap = (w > 0) & (h > 0)
-    return np.where(overlap, inter / np.where(overlap, union, 1.0), 0.0)
+    overlap = (w > 0) & (h > 0) & np.isfinite(d).all(axis=-1)  # a non-finite prediction matches nothing
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(overlap, inter / np.where(overlap, union, 1.0), 0.0)
 
 
 def coco_matches(predicted: Sequence[Box], reference: Sequence[Box]) -> list[int]:
@@ -292,7 +300,16 @@ def coco_ap_pycocotools(predicted: Sequence[Sequence[Box]], reference: Sequence[
 
 
 def _record(pred: Parsed, sample: Sample) -> dict[str, Any]:
-    return {"n_pred": len(pred.boxes), "n_ref": len(sample.reference_boxes), "parse_error": pred.parse_error}
+    record = {"n_pred": len(pred.boxes), "n_ref": len(sample.reference_boxes), "parse_error": pred.parse_error}
+    if nonfinite := nonfinite_boxes(pred.boxes):
+        record["nonfinite_boxes"] = nonfinite  # counted: the seed's IoU is inf/NaN here, evalkit's is 0
+    return record
+
+
+def _finite_or_empty(box: Box) -> list[float]:
+    """A box as stored for COCO: a non-finite one becomes the empty box at the origin, which matches nothing."""
+    values = list(map(float, box))
+    return values if all(np.isfinite(values)) else [0.0, 0.0, 0.0, 0.0]
 
 
 class _GroundingMetric(Metric):
@@ -387,7 +404,7 @@ class _CocoMetric(_GroundingMetric):
             {
                 **_record(pred, sample),
                 "sample_id": sample.sample_id,
-                "pred_boxes": [list(map(float, b)) for b in pred.boxes],
+                "pred_boxes": [_finite_or_empty(b) for b in pred.boxes],
                 "ref_boxes": [list(map(float, b)) for b in sample.reference_boxes],
                 "coco_tp": coco_matches(pred.boxes, sample.reference_boxes),
             }
