@@ -209,3 +209,15 @@ def test_a_reciprocal_scale_compares_on_the_run_scale(ledger):
     assert inside.verdict == REPRODUCED and inside.run_value == pytest.approx(1 / 0.86)
     below = judge(rcq, _number(metric="radcliq_v1", value=0.95, ci_low=0.94, ci_high=0.96))
     assert below.verdict == DIFFERS and below.gap_ci_widths > 0  # 1.16 is above 1/0.95 on the printed scale
+
+
+def test_merge_carries_added_records(tmp_path):
+    from evalkit.merge import merge_databases
+
+    a, b, into = tmp_path / "a.duckdb", tmp_path / "b.duckdb", tmp_path / "all.duckdb"
+    for db, rows in ((a, [_row(), _row(model="N")]), (b, [_row(value="31.0", printed="31.0"), _row(model="O")])):
+        path = _write(tmp_path / f"{db.stem}.csv", rows)
+        assert RUNNER.invoke(app, ["published", "add", str(path), "--db", str(db)]).exit_code == 0
+    merge_databases([a, b], into)
+    out = RUNNER.invoke(app, ["published", "--task", "phantom-report", "--json", "--db", str(into)])
+    assert sorted((r["model"], r["value"]) for r in json.loads(out.output)) == [("M", 30.1), ("N", 30.1), ("O", 30.1)]
