@@ -150,6 +150,12 @@ def test_list_filters_by_task_and_prints_json(tmp_path):
     records = json.loads(out.output)
     assert len(records) == 8 and {r["column"] for r in records} == {"Phrase_Pad"}
     assert {r["commit"] for r in records} == {"e297550"}
+    unknown = RUNNER.invoke(app, ["published", "--task", "iu-xray", "--db", str(tmp_path / "x")])
+    assert unknown.exit_code == 2 and "unknown task 'iu-xray'" in unknown.output
+    mimic = json.loads(
+        RUNNER.invoke(app, ["published", "--task", "unknown", "--json", "--db", str(tmp_path / "x")]).output
+    )
+    assert len(mimic) == 60 and {r["table"] for r in mimic} == {"MIMIC-CXR test"}
     text = RUNNER.invoke(app, ["published", "--source", "rexrank", "--db", str(tmp_path / "x")])
     assert text.exit_code == 0 and "MedVersa" in text.output and "RadVLM" not in text.output
 
@@ -199,6 +205,8 @@ def test_verdicts(ledger):
     ]:
         c = judge(rl, number)
         assert (c.verdict, c.reason) == (NOT_COMPARABLE, reason)
+    flat = judge(rl, _number(value=0.25, ci_low=0.25, ci_high=0.25))  # a constant answer: zero-width CI
+    assert (flat.verdict, flat.gap_ci_widths, flat.reason) == (DIFFERS, None, "outside a zero-width 95% CI")
     size = ledger[("radvlm-grpo", "Table 1", "RadVLM+RL", "Size (B)")]
     assert judge(size, _number(metric="unknown")).reason == "'Size (B)' is no evalkit metric"
 

@@ -43,6 +43,11 @@ def list_published(
     from evalkit.store import Store
 
     try:
+        if task is not None and task != "unknown":
+            from evalkit.registry import all_tasks
+
+            if task not in all_tasks():
+                raise EvalkitError(f"unknown task '{task}' (see `evalkit tasks`; records of no task: --task unknown)")
         if db.exists():
             with Store(db, read_only=True) as store:
                 records = all_records(store, task)
