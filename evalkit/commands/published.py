@@ -189,6 +189,8 @@ def explain_conventions(
         console.print(table)
         inside = [c.convention for c in cands if c.verdict == INSIDE]
         console.print(f"  lands inside: {', '.join(inside) if inside else 'no convention computed here'}")
+        if r.n is not None and run.get("n_samples") not in (None, r.n):
+            console.print(f"  [yellow]note:[/] published on n={r.n}, the run holds {run['n_samples']} samples")
 
 
 def register(app: typer.Typer) -> None:
