@@ -66,7 +66,8 @@ def test_every_cell_of_the_four_tables_with_its_source(ledger):
         "mimic-cxr-report-radvlm-filtered", "radgraph_f1_complete", "radvlm-grpo", "x100", 3314,
     )  # fmt: skip
     assert ledger[("radvlm-grpo", "Table 2", "RadVLM", "Anatomy")].task == "imagenome-anatomy-grounding"
-    assert ledger[("rexrank", "IU X-ray test", "RGRG", "SembScore")].metric == "unknown"
+    assert ledger[("rexrank", "IU X-ray test", "RGRG", "SembScore")].metric == "semb_score"
+    assert ledger[("rexrank", "IU X-ray test", "RGRG", "RadCliQ-v0")].metric == "unknown"
     iu = ledger[("rexrank", "IU X-ray test", "RGRG", "RadCliQ-v1")]
     assert (iu.task, iu.n, iu.metric, iu.convention) == ("iu-xray-report-rexrank", 590, "radcliq_v1", "rexrank")
     assert ledger[("rexrank", "MIMIC-CXR test", "RGRG*", "BLEU")].task == "unknown"

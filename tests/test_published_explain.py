@@ -137,7 +137,9 @@ def test_radcliq_inverse_of_the_mean_is_named_and_the_others_rejected(planted):
 def test_radgraph_level_and_chexbert_set_and_average(planted):
     found = _explain(planted["db"], "phantom-report")
     assert _inside(found["RGF1"]) == ["RadGraph F1 partial"]
-    assert {c["verdict"] for c in found["RGF1"] if c["convention"] != "RadGraph F1 partial"} == {"outside"}
+    verdicts = {c["metric"]: c["verdict"] for c in found["RGF1"]}
+    assert verdicts == {"radgraph_f1_simple": "outside", "radgraph_f1_partial": "inside",
+                        "radgraph_f1_complete": "outside", "radgraph_combined": "not stored"}  # fmt: skip
     assert _inside(found["CXb-micro"]) == ["CheXbert macro-F1, 5 labels"]
     assert len([c for c in found["CXb-micro"] if c["verdict"] == "outside"]) == 3
 
