@@ -120,8 +120,9 @@ def _printed_ci(record: PublishedRecord, run: RunNumber) -> tuple[float | None, 
     return ends[0], ends[1]
 
 
-def match_published(records: Iterable[PublishedRecord], numbers: Sequence[RunNumber], published_as: dict[str, list[str]]
-                 ) -> list[Comparison]:  # fmt: skip
+def match_published(
+    records: Iterable[PublishedRecord], numbers: Sequence[RunNumber], published_as: dict[str, list[str]]
+) -> list[Comparison]:
     """Every (record, run number) pair where the run's card names the record's model and the task and metric
     match; records of a metric evalkit lacks are matched on the task alone (shown once per run, not comparable).
 
@@ -222,8 +223,9 @@ def _verdict_cell(c: Comparison) -> str:
     return VERDICT_MARKS[c.verdict] + (diff if c.verdict == REPRODUCED else "")
 
 
-def site_numbers(task: str, run: dict[str, Any], metric_rows: dict[str, dict[str, Any]], cells: dict[str, Any],
-                 profile: str) -> list[RunNumber]:  # fmt: skip
+def site_numbers(
+    task: str, run: dict[str, Any], metric_rows: dict[str, dict[str, Any]], cells: dict[str, Any], profile: str
+) -> list[RunNumber]:
     """RunNumbers of one run on the site (evalkit.site: stored metric rows, and cells holding value and CI)."""
     out = []
     for metric, row in metric_rows.items():
