@@ -119,6 +119,10 @@ def explain(store: Any, run: dict[str, Any], record: PublishedRecord, cluster: s
             why = "the run has no such score" if row is None else f"the run's score is {row['status']}"
             out.append(Candidate(convention, who, metric, transform, None, None, None, MISSING, why))
             continue
+        if transform == "inverse_of_mean" and bounds[metric].ci_low <= 0 <= bounds[metric].ci_high:
+            why = "the mean's CI includes 0, where 1/x is not monotone (RadCliQ-v1 can be negative)"
+            out.append(Candidate(convention, who, metric, transform, None, None, None, MISSING, why))
+            continue
         value, low, high = _transformed(store, run, metric, transform, row["value"], bounds[metric], cluster)
         value, low, high = value * factor, low * factor, high * factor
         inside = math.isfinite(low) and published_low <= high and published_high >= low

@@ -161,3 +161,15 @@ def test_text_output_and_errors(planted):
     missing = RUNNER.invoke(app, ["published", "explain", "-t", "phantom-report", "-m", "nobody", "--db",
                                   str(planted["db"])])  # fmt: skip
     assert missing.exit_code == 2 and "no run of model" in missing.output
+
+
+def test_one_over_the_mean_is_not_computed_where_the_mean_may_be_zero(tmp_path):
+    """RadCliQ-v1 can be negative: with the mean's CI across 0, 1/x is not monotone, so no CI is made up for it."""
+    db = tmp_path / "r.duckdb"
+    values = np.random.default_rng(3).normal(0.0, 1.0, N_CLUSTERS * SIZE)
+    _plant(db, "iu-xray-report", {"radcliq_v1": values})
+    path = _records(tmp_path / "r.csv", "iu-xray-report", [("RCQ", "2.00", "1/x", "radcliq_v1")])
+    assert RUNNER.invoke(app, ["published", "add", str(path), "--db", str(db)]).exit_code == 0
+    (radcliq,) = _explain(db, "iu-xray-report").values()
+    inverse = {c["convention"]: c for c in radcliq}["1 / mean RadCliQ-v1"]
+    assert inverse["verdict"] == "not stored" and "includes 0" in inverse["reason"] and inverse["ci_low"] is None
