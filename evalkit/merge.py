@@ -15,6 +15,7 @@ Each job writes its own DuckDB file; `merge_databases` folds them, in the order 
   differ between machines); otherwise it is a conflict.
 - `generation_cache`, `annotation_cache`: content-addressed, merged by key; two different values for one key
   (sampled decoding, a nondeterministic annotator) keep the first and are counted, not treated as conflicts.
+  `published` (records added with `evalkit published add`) merges the same way.
 - any other table: rows with a new primary key are added; an existing key with different content is a conflict.
 
 Conflicts are never resolved silently. With `on_conflict="fail"` (the default) nothing is written; with
@@ -62,8 +63,14 @@ MEMORY_ENV = "EVALKIT_MERGE_MEMORY_LIMIT"  # a larger pool, should some merge ne
 # indexes in memory until it commits, so a single run of a million scores (a PadChest-sized task) is copied in
 # steps. The scratch file is discarded on any failure, so a partly copied run is never seen.
 STEP_ROWS = 100_000
-CACHES = {"generation_cache": ("cache_key",), "annotation_cache": ("annotator", "annotator_version", "text_hash")}
-CACHE_VALUE = {"generation_cache": "text", "annotation_cache": "value"}
+# Published records a user added (evalkit/results/published.py) merge like the caches: by key, the first file's
+# record kept where two files printed different values (counted).
+CACHES = {
+    "generation_cache": ("cache_key",),
+    "annotation_cache": ("annotator", "annotator_version", "text_hash"),
+    "published": ("source", "source_table", "model", "task", "source_column"),
+}
+CACHE_VALUE = {"generation_cache": "text", "annotation_cache": "value", "published": "printed"}
 
 
 @dataclass

@@ -10,6 +10,9 @@ resolved options are what the run stores, so a stored score still says exactly h
 - `radvlm-grpo`: the RadVLM-GRPO paper's evaluation code path, column by column (docs/reproducing-radvlm-grpo.md):
   the seed's evaluation regex and 4,000-character answer cut, its reward parser for GRPO, RadGraph on every
   report, and RadCliQ-v1 as the seed's `compute_radcliq.py` worker computes it.
+- `rexrank`: ReXrank's leaderboard columns as CXR-Report-Metric's `run_eval.py` computes them (the metrics
+  `bleu2_cxr`, `bertscore_cxr`, `semb_score`, `radgraph_combined` and `radcliq_v1` on its own convention), with
+  evalkit's answer rules. ReXrank-metric's own code, RaTEScore, GREEN and 1/RadCliQ-v1 are not reproduced.
 """
 
 from __future__ import annotations
@@ -67,6 +70,15 @@ PROFILES: Mapping[str, ConventionProfile] = MappingProxyType(
                     "green": {"convention": "green_score"},
                 }
             ),
+        ),
+        "rexrank": ConventionProfile(
+            name="rexrank",
+            description="ReXrank's columns as CXR-Report-Metric computes them (no RaTEScore, GREEN, 1/RadCliQ)",
+            answer_rule="evalkit",
+            box_convention="strict",
+            reward_answer_rule="evalkit",
+            reward_box_convention="strict",
+            metric_options=MappingProxyType({"radcliq_v1": {"convention": "cxr_report_metric"}}),
         ),
     }
 )

@@ -77,6 +77,7 @@ class PublishedRecord:
 
     @property
     def decimals(self) -> int:
+        """Digits after the point as printed: the rounding a re-run's value is allowed (`evalkit_range`)."""
         text = self.printed.rstrip("*").strip()
         return len(text.split(".", 1)[1]) if "." in text else 0
 
@@ -91,6 +92,7 @@ class PublishedRecord:
         return ends[0], ends[1]
 
     def as_printed(self, evalkit_value: float) -> float:
+        """An evalkit value on this cell's printed scale, so a re-run reads as the paper does."""
         return SCALES[self.scale](evalkit_value)
 
     def as_dict(self) -> dict[str, Any]:
@@ -232,10 +234,7 @@ def all_records(store: Any = None, task: str | None = None) -> list[PublishedRec
 
 def to_row(record: PublishedRecord) -> dict[str, Any]:
     """The database row of a record (all FIELDS as text, as the CSV has them)."""
-    d = record.as_dict()
-    return {
-        f: ("yes" if d[f] else "no")
-        if f == "training_reward"
-        else ("" if d[f] is None else (record.printed.rstrip("*").strip() if f == "value" else str(d[f])))
-        for f in FIELDS
-    }
+    row = {f: "" if v is None else str(v) for f, v in record.as_dict().items() if f in FIELDS}
+    row["training_reward"] = "yes" if record.training_reward else "no"
+    row["value"] = record.printed.rstrip("*").strip()  # the digits as printed, not float's repr
+    return row

@@ -63,8 +63,8 @@ class Comparison:
 
     def short(self) -> str:
         """A table cell: `reproduced`, `differs (+2.3 CI)` or `not comparable: <why>`."""
-        if self.verdict == DIFFERS and self.gap_ci_widths is not None:
-            return f"differs ({self.gap_ci_widths:+.1f} CI)"
+        if self.verdict == DIFFERS:
+            return f"differs ({self.gap_ci_widths:+.1f} CI)" if self.gap_ci_widths is not None else "differs"
         if self.verdict == NOT_COMPARABLE:
             return f"not comparable: {self.reason}"
         return self.verdict
@@ -85,8 +85,9 @@ def judge(record: PublishedRecord, run: RunNumber) -> Comparison:
     if lo <= run.ci_high and hi >= run.ci_low:
         return Comparison(record, run, REPRODUCED, "inside the 95% CI", printed, shown, diff, low, high, None)
     width = run.ci_high - run.ci_low
-    target = record.to_evalkit()
-    gap = (target - value) / width if width > 0 else math.copysign(math.inf, target - value)  # type: ignore[operator]
+    if width <= 0:  # every resample gave the same value (a constant answer): no width to measure the gap in
+        return Comparison(record, run, DIFFERS, "outside a zero-width 95% CI", printed, shown, diff, low, high, None)
+    gap = (record.to_evalkit() - value) / width  # type: ignore[operator]
     if record.scale == "1/x":
         gap = -gap  # on the printed scale the order flips
     return Comparison(record, run, DIFFERS, "outside the 95% CI", printed, shown, diff, low, high, gap)
@@ -119,8 +120,9 @@ def _printed_ci(record: PublishedRecord, run: RunNumber) -> tuple[float | None, 
     return ends[0], ends[1]
 
 
-def compare_runs(records: Iterable[PublishedRecord], numbers: Sequence[RunNumber], published_as: dict[str, list[str]]
-                 ) -> list[Comparison]:  # fmt: skip
+def match_published(
+    records: Iterable[PublishedRecord], numbers: Sequence[RunNumber], published_as: dict[str, list[str]]
+) -> list[Comparison]:
     """Every (record, run number) pair where the run's card names the record's model and the task and metric
     match; records of a metric evalkit lacks are matched on the task alone (shown once per run, not comparable).
 
@@ -196,7 +198,7 @@ def reported_block(
     difference. `notes` says why each n/c is not comparable. None when no record matches a run of the table.
     """
     wanted = set(columns)
-    comparisons = [c for c in compare_runs([r for r in records if (r.task, r.metric) in wanted], numbers, published_as)]
+    comparisons = match_published([r for r in records if (r.task, r.metric) in wanted], numbers, published_as)
     if not comparisons:
         return None
     groups: dict[tuple[str, str, str, str], dict[tuple[str, str], Comparison]] = {}
@@ -216,13 +218,14 @@ def reported_block(
 
 def _verdict_cell(c: Comparison) -> str:
     diff = "" if c.difference is None else f" {c.difference:+.{max(c.record.decimals, 1)}f}"
-    if c.verdict == DIFFERS and c.gap_ci_widths is not None:
-        return f"✗{diff} ({abs(c.gap_ci_widths):.1f} CI)"
+    if c.verdict == DIFFERS:
+        return f"✗{diff}" + (f" ({abs(c.gap_ci_widths):.1f} CI)" if c.gap_ci_widths is not None else " (CI width 0)")
     return VERDICT_MARKS[c.verdict] + (diff if c.verdict == REPRODUCED else "")
 
 
-def site_numbers(task: str, run: dict[str, Any], metric_rows: dict[str, dict[str, Any]], cells: dict[str, Any],
-                 profile: str) -> list[RunNumber]:  # fmt: skip
+def site_numbers(
+    task: str, run: dict[str, Any], metric_rows: dict[str, dict[str, Any]], cells: dict[str, Any], profile: str
+) -> list[RunNumber]:
     """RunNumbers of one run on the site (evalkit.site: stored metric rows, and cells holding value and CI)."""
     out = []
     for metric, row in metric_rows.items():

@@ -3,7 +3,8 @@
 The same metric name means different numbers across the field: RadCliQ-v1 is reported as the raw mean (lower is
 better; RadVLM-GRPO), as 1 over the mean (ReXrank's primary score) or could be a mean of per-report reciprocals;
 RadGraph F1 has three levels, CheXbert F1 two label sets and two averages, grounding "mAP@0.5" is the seed's
-per-sample greedy AP or COCO's AP50, BLEU comes in four orders. For one run and one published cell this computes
+per-sample greedy AP or COCO's AP50, BLEU comes in four orders and per report (CXR-Report-Metric), BERTScore on
+two models. For one run and one published cell this computes
 every named convention of that number from what the run stored (sibling metrics with their stored CIs; transforms
 of the per-sample values, bootstrapped by the task's clusters) and says which land the published value (its
 printed rounding included) inside the CI. What the run did not store (BERTScore with idf, another BLEU
@@ -30,6 +31,21 @@ FAMILIES: dict[str, tuple[tuple[str, str, str, str], ...]] = {
         ("RadGraph F1 simple", "entities only", "radgraph_f1_simple", "stored"),
         ("RadGraph F1 partial", "entities and relations, relation types ignored", "radgraph_f1_partial", "stored"),
         ("RadGraph F1 complete", "RadVLM-GRPO's RGF1 (Table 3's starred RGF1-C)", "radgraph_f1_complete", "stored"),
+        (
+            "RadGraph (entity F1 + relation F1) / 2",
+            "CXR-Report-Metric, ReXrank's RadGraph",
+            "radgraph_combined",
+            "stored",
+        ),
+    ),
+    "bertscore": (
+        ("BERTScore distilbert-base-uncased L5, rescaled", "RadVLM-GRPO's B-S (vilmedic)", "bertscore", "stored"),
+        (
+            "BERTScore distilroberta-base L5, rescaled",
+            "RadCliQ's feature, ReXrank's BertScore",
+            "bertscore_cxr",
+            "stored",
+        ),
     ),
     "chexbert": (
         ("CheXbert micro-F1, 14 labels", "RadVLM-GRPO's CXb-micro", "chexbert_micro_f1_14", "stored"),
@@ -41,11 +57,15 @@ FAMILIES: dict[str, tuple[tuple[str, str, str, str], ...]] = {
         ("seed mAP@0.5", "RadVLM(-GRPO)'s per-sample greedy AP at IoU 0.5", "radvlm_map50", "stored"),
         ("COCO AP50", "pycocotools COCOeval, class-agnostic", "coco_ap50", "stored"),
     ),
-    "bleu": tuple((f"BLEU-{k}", "pycocoevalcap arithmetic", f"bleu_{k}", "stored") for k in range(1, 5)),
+    "bleu": (
+        *((f"BLEU-{k}", "corpus, pycocoevalcap arithmetic", f"bleu_{k}", "stored") for k in range(1, 5)),
+        ("BLEU-2 per report, averaged", "CXR-Report-Metric (fast_bleu), ReXrank's BLEU", "bleu2_cxr", "stored"),
+    ),
 }
 METRIC_FAMILY = {metric: family for family, rows in FAMILIES.items() for _, _, metric, _ in rows}
 NOT_STORED = {
     "radcliq": "BERTScore inside RadCliQ with idf on or off: only the setting the run used is stored",
+    "bertscore": "BERTScore with idf on, or without rescaling: only the settings the run used are stored",
     "bleu": "raw vs lower-cased, punctuation-split tokens: only the tokenisation the task used is stored",
 }
 INSIDE, OUTSIDE, MISSING = "inside", "outside", "not stored"
@@ -97,6 +117,10 @@ def explain(store: Any, run: dict[str, Any], record: PublishedRecord, cluster: s
         row = stored.get(metric)
         if row is None or row["status"] != "ok" or row["value"] is None or metric not in bounds:
             why = "the run has no such score" if row is None else f"the run's score is {row['status']}"
+            out.append(Candidate(convention, who, metric, transform, None, None, None, MISSING, why))
+            continue
+        if transform == "inverse_of_mean" and bounds[metric].ci_low <= 0 <= bounds[metric].ci_high:
+            why = "the mean's CI includes 0, where 1/x is not monotone (RadCliQ-v1 can be negative)"
             out.append(Candidate(convention, who, metric, transform, None, None, None, MISSING, why))
             continue
         value, low, high = _transformed(store, run, metric, transform, row["value"], bounds[metric], cluster)

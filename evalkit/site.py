@@ -31,7 +31,7 @@ from evalkit.config import TRANSFORM_NAMES
 from evalkit.errors import EvalkitError
 from evalkit.leaderboard import latest_runs, reference_label
 from evalkit.published import UNKNOWN, all_records
-from evalkit.published_compare import compare_runs, published_names, site_numbers
+from evalkit.published_compare import match_published, published_names, site_numbers
 from evalkit.resources import bundled
 from evalkit.results.queries import failed_samples, parse_failure_counts, run_metrics, task_spec
 from evalkit.results.store import Store, loads
@@ -345,7 +345,7 @@ class SiteBuilder:
             unavailable=unavailable,
             ci_unit="; ".join(units),
         )
-        view.published = compare_runs(self.published, numbers, {r["model"]: published_names(r) for r in runs})
+        view.published = match_published(self.published, numbers, {r["model"]: published_names(r) for r in runs})
         if primary and sum(1 for r in rows if not r.reference) > 1:
             self._pairwise(view, primary, instances[primary].higher_is_better)
             self._vs_leader(view, primary)

@@ -82,10 +82,10 @@ REXRANK_TABLES = {
 # ReXrank header -> (evalkit metric or unknown, note). Its numbers come from CXR-Report-Metric's code path
 # (per-report scores averaged), which evalkit does not compute: convention `rexrank`.
 REXRANK_COLUMNS = {
-    "BLEU": ("bleu_2", "CXR-Report-Metric BLEU-2 per report (fast_bleu), averaged"),
-    "BertScore": ("bertscore", "distilroberta-base, rescaled, idf off"),
-    "SembScore": ("unknown", "cosine of CheXbert embeddings: not in evalkit"),
-    "RadGraph": ("unknown", "CXR-Report-Metric RadGraph entity+relation F1: not one of evalkit's three levels"),
+    "BLEU": ("bleu2_cxr", "CXR-Report-Metric run_eval.py: BLEU-2 per report (fast_bleu, lower-cased), averaged"),
+    "BertScore": ("bertscore_cxr", "CXR-Report-Metric: distilroberta-base, idf off; rescaling differs by version"),
+    "SembScore": ("semb_score", "cosine of CheXbert [CLS] embeddings (CXR-Report-Metric encode.py)"),
+    "RadGraph": ("radgraph_combined", "CXR-Report-Metric: mean of RadGraph entity F1 and relation F1"),
     "RadCliQ-v0": ("unknown", "RadCliQ-v0: not in evalkit"),
     "RadCliQ-v1": ("radcliq_v1", "raw RadCliQ-v1, lower is better"),
     "FineRadScore": ("unknown", "FineRadScore (LLM judge): not in evalkit"),

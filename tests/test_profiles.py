@@ -66,9 +66,9 @@ def test_task_options_win_over_the_profile_and_evalkit_profile_keeps_defaults() 
 def test_unknown_profile_is_a_clear_error() -> None:
     with pytest.raises(EvalkitError, match=r"(?s)t.yaml.*unknown profile 'radvlm'"):
         parse_spec(TaskSpec, _spec(profile="radvlm"), Path("t.yaml"))
-    with pytest.raises(EvalkitError, match="known: evalkit, radvlm-grpo"):
+    with pytest.raises(EvalkitError, match="known: evalkit, radvlm-grpo, rexrank"):
         get_profile("nope")
-    assert set(PROFILES) == {"evalkit", "radvlm-grpo"}
+    assert set(PROFILES) == {"evalkit", "radvlm-grpo", "rexrank"}
 
 
 @pytest.mark.slow  # ~20 s: relation scoring on a 1,000-word report is quadratic in words

@@ -66,7 +66,8 @@ def test_every_cell_of_the_four_tables_with_its_source(ledger):
         "mimic-cxr-report-radvlm-filtered", "radgraph_f1_complete", "radvlm-grpo", "x100", 3314,
     )  # fmt: skip
     assert ledger[("radvlm-grpo", "Table 2", "RadVLM", "Anatomy")].task == "imagenome-anatomy-grounding"
-    assert ledger[("rexrank", "IU X-ray test", "RGRG", "SembScore")].metric == "unknown"
+    assert ledger[("rexrank", "IU X-ray test", "RGRG", "SembScore")].metric == "semb_score"
+    assert ledger[("rexrank", "IU X-ray test", "RGRG", "RadCliQ-v0")].metric == "unknown"
     iu = ledger[("rexrank", "IU X-ray test", "RGRG", "RadCliQ-v1")]
     assert (iu.task, iu.n, iu.metric, iu.convention) == ("iu-xray-report-rexrank", 590, "radcliq_v1", "rexrank")
     assert ledger[("rexrank", "MIMIC-CXR test", "RGRG*", "BLEU")].task == "unknown"
@@ -150,6 +151,12 @@ def test_list_filters_by_task_and_prints_json(tmp_path):
     records = json.loads(out.output)
     assert len(records) == 8 and {r["column"] for r in records} == {"Phrase_Pad"}
     assert {r["commit"] for r in records} == {"e297550"}
+    unknown = RUNNER.invoke(app, ["published", "--task", "iu-xray", "--db", str(tmp_path / "x")])
+    assert unknown.exit_code == 2 and "unknown task 'iu-xray'" in unknown.output
+    mimic = json.loads(
+        RUNNER.invoke(app, ["published", "--task", "unknown", "--json", "--db", str(tmp_path / "x")]).output
+    )
+    assert len(mimic) == 60 and {r["table"] for r in mimic} == {"MIMIC-CXR test"}
     text = RUNNER.invoke(app, ["published", "--source", "rexrank", "--db", str(tmp_path / "x")])
     assert text.exit_code == 0 and "MedVersa" in text.output and "RadVLM" not in text.output
 
@@ -199,6 +206,8 @@ def test_verdicts(ledger):
     ]:
         c = judge(rl, number)
         assert (c.verdict, c.reason) == (NOT_COMPARABLE, reason)
+    flat = judge(rl, _number(value=0.25, ci_low=0.25, ci_high=0.25))  # a constant answer: zero-width CI
+    assert (flat.verdict, flat.gap_ci_widths, flat.reason) == (DIFFERS, None, "outside a zero-width 95% CI")
     size = ledger[("radvlm-grpo", "Table 1", "RadVLM+RL", "Size (B)")]
     assert judge(size, _number(metric="unknown")).reason == "'Size (B)' is no evalkit metric"
 
@@ -209,3 +218,15 @@ def test_a_reciprocal_scale_compares_on_the_run_scale(ledger):
     assert inside.verdict == REPRODUCED and inside.run_value == pytest.approx(1 / 0.86)
     below = judge(rcq, _number(metric="radcliq_v1", value=0.95, ci_low=0.94, ci_high=0.96))
     assert below.verdict == DIFFERS and below.gap_ci_widths > 0  # 1.16 is above 1/0.95 on the printed scale
+
+
+def test_merge_carries_added_records(tmp_path):
+    from evalkit.merge import merge_databases
+
+    a, b, into = tmp_path / "a.duckdb", tmp_path / "b.duckdb", tmp_path / "all.duckdb"
+    for db, rows in ((a, [_row(), _row(model="N")]), (b, [_row(value="31.0", printed="31.0"), _row(model="O")])):
+        path = _write(tmp_path / f"{db.stem}.csv", rows)
+        assert RUNNER.invoke(app, ["published", "add", str(path), "--db", str(db)]).exit_code == 0
+    merge_databases([a, b], into)
+    out = RUNNER.invoke(app, ["published", "--task", "phantom-report", "--json", "--db", str(into)])
+    assert sorted((r["model"], r["value"]) for r in json.loads(out.output)) == [("M", 30.1), ("N", 30.1), ("O", 30.1)]

@@ -137,7 +137,9 @@ def test_radcliq_inverse_of_the_mean_is_named_and_the_others_rejected(planted):
 def test_radgraph_level_and_chexbert_set_and_average(planted):
     found = _explain(planted["db"], "phantom-report")
     assert _inside(found["RGF1"]) == ["RadGraph F1 partial"]
-    assert {c["verdict"] for c in found["RGF1"] if c["convention"] != "RadGraph F1 partial"} == {"outside"}
+    verdicts = {c["metric"]: c["verdict"] for c in found["RGF1"]}
+    assert verdicts == {"radgraph_f1_simple": "outside", "radgraph_f1_partial": "inside",
+                        "radgraph_f1_complete": "outside", "radgraph_combined": "not stored"}  # fmt: skip
     assert _inside(found["CXb-micro"]) == ["CheXbert macro-F1, 5 labels"]
     assert len([c for c in found["CXb-micro"] if c["verdict"] == "outside"]) == 3
 
@@ -159,3 +161,15 @@ def test_text_output_and_errors(planted):
     missing = RUNNER.invoke(app, ["published", "explain", "-t", "phantom-report", "-m", "nobody", "--db",
                                   str(planted["db"])])  # fmt: skip
     assert missing.exit_code == 2 and "no run of model" in missing.output
+
+
+def test_one_over_the_mean_is_not_computed_where_the_mean_may_be_zero(tmp_path):
+    """RadCliQ-v1 can be negative: with the mean's CI across 0, 1/x is not monotone, so no CI is made up for it."""
+    db = tmp_path / "r.duckdb"
+    values = np.random.default_rng(3).normal(0.0, 1.0, N_CLUSTERS * SIZE)
+    _plant(db, "iu-xray-report", {"radcliq_v1": values})
+    path = _records(tmp_path / "r.csv", "iu-xray-report", [("RCQ", "2.00", "1/x", "radcliq_v1")])
+    assert RUNNER.invoke(app, ["published", "add", str(path), "--db", str(db)]).exit_code == 0
+    (radcliq,) = _explain(db, "iu-xray-report").values()
+    inverse = {c["convention"]: c for c in radcliq}["1 / mean RadCliQ-v1"]
+    assert inverse["verdict"] == "not stored" and "includes 0" in inverse["reason"] and inverse["ci_low"] is None

@@ -66,6 +66,13 @@ def test_the_text_list_and_the_default_reference_and_errors(iu_root, tmp_path):
     findings_only = {s.sample_id: s.reference_text for s in _load(iu_root, split_file="ids.txt",
                                                                    reference="findings_else_impression")}  # fmt: skip
     assert not findings_only["CXR3030"].startswith("Findings:")
+    # The split file is the task's test split; its train split (retrieval, few-shot) holds none of those reports.
+    train = get_loader("iu_xray")(DatasetSpec(loader="iu_xray", options={"split_file": "ids.txt"}), iu_root / "iu_xray",
+                                  "t", "train")  # fmt: skip
+    assert train and not {s.sample_id for s in train} & {s.sample_id for s in listed}
+    (tmp_path / "binary.txt").write_bytes(b"\x89PNG\r\n\x00\xff")
+    with pytest.raises(EvalkitError, match="expected IU X-ray report ids"):
+        _load(iu_root, split_file=str(tmp_path / "binary.txt"))
     with pytest.raises(
         EvalkitError, match=re.escape("ReXRank_IUXray_test.json from https://github.com/rajpurkarlab/ReXrank")
     ):

@@ -43,6 +43,11 @@ def list_published(
     from evalkit.store import Store
 
     try:
+        if task is not None and task != "unknown":
+            from evalkit.registry import all_tasks
+
+            if task not in all_tasks():
+                raise EvalkitError(f"unknown task '{task}' (see `evalkit tasks`; records of no task: --task unknown)")
         if db.exists():
             with Store(db, read_only=True) as store:
                 records = all_records(store, task)
@@ -184,6 +189,8 @@ def explain_conventions(
         console.print(table)
         inside = [c.convention for c in cands if c.verdict == INSIDE]
         console.print(f"  lands inside: {', '.join(inside) if inside else 'no convention computed here'}")
+        if r.n is not None and run.get("n_samples") not in (None, r.n):
+            console.print(f"  [yellow]note:[/] published on n={r.n}, the run holds {run['n_samples']} samples")
 
 
 def register(app: typer.Typer) -> None:

@@ -112,7 +112,7 @@ def _split_ids(root: Path, given: str) -> list[str]:
             f"iu_xray: split file {path} not found (dataset option split_file); for ReXrank's test split download "
             f"ReXRank_IUXray_test.json from {REXRANK_SPLIT_URL} into {root}"
         )
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8", errors="replace")  # a binary file is named below, not a traceback
     if path.suffix == ".json":
         try:
             keys = list(json.loads(text))
@@ -168,6 +168,11 @@ def load_iu_xray(spec: DatasetSpec, root: Path, task: str, split: str) -> list[S
     split = _SPLIT_ALIASES.get(split, split)
     if split not in SPLITS:
         raise EvalkitError(f"iu_xray: unknown split '{split}'; use one of {', '.join(SPLITS)}")
+    if listed is not None and split != _SPLIT_ALIASES.get(spec.split, spec.split):
+        # The split file is the task's own split. Another one (the train split a retrieval or few-shot adapter
+        # asks for) is the hashed split without the listed reports, so no test report leaks into it.
+        listed = None
+    excluded = selected if listed is None else set()
     views = _views(root)
     left_out: dict[str, list[str]] = {"no_text": [], "no_frontal_image": []}
     if not views:
@@ -187,7 +192,7 @@ def load_iu_xray(spec: DatasetSpec, root: Path, task: str, split: str) -> list[S
         if listed is not None:
             if uid not in selected:
                 continue
-        elif split != "all" and split_of(uid) != split:
+        elif uid in excluded or (split != "all" and split_of(uid) != split):
             continue
         sections = {(node.attrib.get("Label") or "").upper(): _clean(node.text) for node in tree.iter("AbstractText")}
         findings, impression = sections.get("FINDINGS", ""), sections.get("IMPRESSION", "")
