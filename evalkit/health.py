@@ -9,7 +9,8 @@ the table): a large but noisy change is shown, not flagged.
 
 Without a parent, only the diagnostics that have a reference of their own (the task's references: length ratio,
 the all-normal rate against the references' rate) or an absolute meaning (empty answers, template collapse) can
-flag, and they do so when the whole CI lies beyond the threshold.
+flag, and they do so when the whole CI lies beyond the threshold. With a parent, only changes flag: a property the
+parent already had is not what the RL step did.
 """
 
 from __future__ import annotations
@@ -285,7 +286,7 @@ def _flag(rule: Rule, row: HealthRow, t: HealthThresholds, paired: bool) -> str 
         if rule.worse in ("down", "both") and change < -limit and row.delta_high < 0:
             return f"{rule.threshold}={limit:g}: {kind} {change:+.3g} vs parent (p_holm {row.p_holm:.3g})"
         return None
-    if rule.absolute:
+    if rule.absolute and not paired:
         limit = float(getattr(t, rule.absolute))
         if rule.worse == "down" and row.ci_high < limit:
             return f"{rule.absolute}={limit:g}: CI [{row.ci_low:.3g}, {row.ci_high:.3g}] below"
