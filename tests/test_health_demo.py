@@ -78,3 +78,22 @@ def test_site_shows_the_rl_health_panel(demo_db, tmp_path, browser):
     assert page.locator("section.rl-health").count() == 0
     assert errors == []
     page.close()
+
+
+def test_runs_stored_before_the_lineage_field_still_render(demo_db, tmp_path):
+    import shutil
+
+    from evalkit.store import Store
+
+    db = tmp_path / "old.duckdb"
+    shutil.copy(demo_db, db)
+    with Store(db) as store:  # a database written before cards had `lineage`
+        for run in store.query("SELECT run_id, card FROM runs"):
+            card = json.loads(run["card"])
+            card.pop("lineage", None)
+            store.con.execute("UPDATE runs SET card = ? WHERE run_id = ?", [json.dumps(card), run["run_id"]])
+    out = tmp_path / "site"
+    result = CliRunner().invoke(app, ["site", "build", "--db", str(db), "--out", str(out), "--n-boot", "200"])
+    assert result.exit_code == 0, result.output
+    # The GRPO card's `training.base_card` names the recipe's parent (demo-qwen3vl-sft-s0), which did not run here.
+    assert "rl-health" not in (out / "models" / "demo-qwen3vl-sft-grpo.html").read_text()
