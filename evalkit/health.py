@@ -9,7 +9,8 @@ the table): a large but noisy change is shown, not flagged.
 
 Without a parent, only the diagnostics that have a reference of their own (the task's references: length ratio,
 the all-normal rate against the references' rate) or an absolute meaning (empty answers, template collapse) can
-flag, and they do so when the whole CI lies beyond the threshold.
+flag, and they do so when the whole CI lies beyond the threshold. With a parent, only changes flag: a property the
+parent already had is not what the RL step did.
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ class HealthThresholds(Strict):
     max_box_count_change: float = Field(default=0.5, ge=0, description="|box_count_excess| change (boxes)")
     max_no_box_increase: float = Field(default=0.10, ge=0, description="no_box_rate increase")
     max_whole_image_increase: float = Field(default=0.10, ge=0, description="whole_image_box_rate increase")
+    max_template_increase: float = Field(
+        default=0.20, ge=0, description="template_share increase (answers identical to normal-template's)"
+    )
+    max_template_share: float = Field(default=0.5, ge=0, le=1, description="no parent: template_share CI above")
+    max_token_limit_increase: float = Field(default=0.05, ge=0, description="token_limit_share increase")
+    max_token_limit_share: float = Field(default=0.10, ge=0, le=1, description="no parent: token_limit_share above")
+    max_prior_box_increase: float = Field(default=0.10, ge=0, description="prior_box_share increase")
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="Holm-adjusted level for a flag against a parent")
     reward_margin: float = Field(
         default=0.02,
@@ -103,6 +111,9 @@ RULES: tuple[Rule, ...] = (
     Rule("invention_rate", "findings", "up", "max_invention_increase"),
     Rule("negation_flip_rate", "findings", "up", "max_negation_flip_increase"),
     Rule("all_normal_rate", "findings", "up", "max_all_normal_increase"),
+    Rule("omission_rate_chexbert", "findings", "up", "max_omission_increase"),
+    Rule("invention_rate_chexbert", "findings", "up", "max_invention_increase"),
+    Rule("negation_flip_rate_chexbert", "findings", "up", "max_negation_flip_increase"),
     Rule("all_normal_excess", "findings", "up", None, absolute="max_all_normal_excess"),
     Rule("distinct_answers", "collapse", "down", "max_distinct_drop", relative=True),
     Rule("largest_cluster_share", "collapse", "up", "max_cluster_increase", absolute="max_cluster_share"),
@@ -110,11 +121,17 @@ RULES: tuple[Rule, ...] = (
     Rule("self_bleu_presence", "collapse", "up", "max_self_bleu_increase"),
     Rule("repeated_sentences", "degeneration", "up", "max_repetition_increase"),
     Rule("repeated_trigrams", "degeneration", "up", "max_repetition_increase"),
+    Rule("template_share", "collapse", "up", "max_template_increase", absolute="max_template_share"),
+    Rule("token_limit_share", "length", "up", "max_token_limit_increase", absolute="max_token_limit_share"),
     Rule("box_count_excess", "grounding", "both", "max_box_count_change"),
     Rule("no_box_rate", "grounding", "up", "max_no_box_increase"),
     Rule("whole_image_box_rate", "grounding", "up", "max_whole_image_increase"),
+    Rule("prior_box_share", "grounding", "up", "max_prior_box_increase"),
 )
-DIAGNOSTICS: tuple[str, ...] = tuple(dict.fromkeys(r.metric for r in RULES))
+# Rows computed at read time from stored outputs of two runs (or a run's decoding), not stored metrics: a metric
+# sees one answer and its sample, not another model's answer to the same sample (evalkit.health_outputs).
+OUTPUT_DIAGNOSTICS: tuple[str, ...] = ("template_share", "token_limit_share", "prior_box_share")
+DIAGNOSTICS: tuple[str, ...] = tuple(m for m in dict.fromkeys(r.metric for r in RULES) if m not in OUTPUT_DIAGNOSTICS)
 
 
 @dataclass
@@ -239,6 +256,15 @@ def health_report(
             pairs = load_pairs(store, task, run, base, shared, cluster)
             comparisons = {c.metric: c for c in compare_paired(pairs, n_boot=n_boot, n_perm=0, seed=seed, level=level)}
             _holm_bootstrap(comparisons)
+    from evalkit.health_outputs import output_diagnostics
+
+    extra_cis, extra_comparisons = output_diagnostics(store, task, run, base, n_boot=n_boot, seed=seed,
+                                                      cluster=cluster, level=level)  # fmt: skip
+    cis = {**cis, **extra_cis}
+    comparisons = {**comparisons, **extra_comparisons}
+    if extra_comparisons:
+        _holm_bootstrap(comparisons)
+    names = [*names, *extra_cis]
     rows = []
     for name in names:
         ci = cis.get(name)
@@ -285,7 +311,7 @@ def _flag(rule: Rule, row: HealthRow, t: HealthThresholds, paired: bool) -> str 
         if rule.worse in ("down", "both") and change < -limit and row.delta_high < 0:
             return f"{rule.threshold}={limit:g}: {kind} {change:+.3g} vs parent (p_holm {row.p_holm:.3g})"
         return None
-    if rule.absolute:
+    if rule.absolute and not paired:
         limit = float(getattr(t, rule.absolute))
         if rule.worse == "down" and row.ci_high < limit:
             return f"{rule.absolute}={limit:g}: CI [{row.ci_low:.3g}, {row.ci_high:.3g}] below"

@@ -36,6 +36,7 @@ from evalkit.resources import bundled
 from evalkit.results.queries import failed_samples, parse_failure_counts, run_metrics, task_spec
 from evalkit.results.store import Store, loads
 from evalkit.site_data import write_task_data
+from evalkit.site_health import health_panels, panels_by_task
 from evalkit.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
 from evalkit.site_swap import staged_folder
 from evalkit.stats import (
@@ -205,7 +206,10 @@ class SiteBuilder:
                 "seed": self.seed,
             },
             "tasks": tasks,
+            # RL-health panels of runs whose card declares a parent that ran the task (evalkit.site_health).
+            "health": health_panels(self.store, runs, n_boot=self.n_boot, seed=self.seed, cluster=self.cluster),
         }
+        self.context["health_by_task"] = panels_by_task(self.context["health"])
         models = sorted({r.model for t in tasks for r in t.rows})
         model_slugs = {m: slug(m) for m in models}
         self._render("index.html", "index.html", root="", title="Leaderboard")

@@ -34,6 +34,9 @@ def test_run_then_leaderboard_json(db, data_root):
         "miou",
         "acc50",
         "soft_f1_iou",
+        "box_count_excess",  # RL-health diagnostics (docs/rl-health.md)
+        "no_box_rate",
+        "whole_image_box_rate",
     }
     assert all(r["model"] == "prior-box" and r["n"] == 16 for r in rows)
 

@@ -23,6 +23,7 @@ from evalkit.sample import Parsed
 from evalkit.store import Store, loads
 
 METRICS = {"radvlm_map50", "avg_iou", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"}
+METRICS |= {"box_count_excess", "no_box_rate", "whole_image_box_rate"}  # RL-health diagnostics
 REAL = {
     "imagenome-anatomy-grounding": MALFORMED_IMAGENOME,
     "vindr-abnormality-grounding": MALFORMED_VINDR,

@@ -43,3 +43,10 @@ def test_absolute_share_and_both_directions():
 def test_without_parent_the_whole_ci_must_be_beyond(ci, flagged):
     row = _row(0.3, float("nan"), float("nan"), float("nan"), p=float("nan"), ci=ci)
     assert bool(_flag(_rule("all_normal_excess"), row, HealthThresholds(), paired=False)) is flagged
+
+
+def test_with_a_parent_only_changes_flag():
+    # The parent already said "normal" too often: the candidate inherits it, the RL step did not cause it.
+    row = _row(0.5, 0.5, -0.1, 0.1, p=1.0, ci=(0.2, 0.75))
+    assert _flag(_rule("all_normal_excess"), row, HealthThresholds(), paired=True) is None
+    assert _flag(_rule("all_normal_excess"), row, HealthThresholds(), paired=False)

@@ -142,3 +142,32 @@ def test_box_diagnostics_hand_computed():
     assert values == [1.0, 1.0, 0.0, 1.0]
     assert [s.value for s in get_metric("no_box_rate").score(parsed, samples)] == [0.0, 0.0, 1.0, 0.0]
     assert [s.value for s in get_metric("box_count_excess").score(parsed, samples)] == [0.0, 0.0, -1.0, -1.0]
+
+
+@pytest.mark.slow  # builds the tiny CheXbert and imports torch
+def test_chexbert_variants_use_its_labels_and_say_when_unavailable(tmp_path, monkeypatch):
+    from evalkit.metrics.health_chexbert import chexbert_labels
+    from tests.clinical_models import chexbert_files
+
+    monkeypatch.setenv("EVALKIT_METRIC_WEIGHTS", str(tmp_path))
+    assert "chexbert.pth" in get_metric("omission_rate_chexbert").available()
+    # Head classes in CHEXPERT_LABELS order: 1 positive, 3 uncertain (positive), 2 negative, 0 blank.
+    classes = [0] * 14
+    classes[1], classes[9], classes[8], classes[13] = 1, 3, 2, 1  # cardiomegaly, uncertain effusion, no PTX, NF
+    labels = chexbert_labels(classes)
+    assert labels.positive == {"Cardiomegaly", "Pleural Effusion"} and labels.negative == {"Pneumothorax"}
+    checkpoint, tokenizer = chexbert_files()
+    options = {"checkpoint": str(checkpoint), "tokenizer": str(tokenizer), "device": "cpu"}
+    answers, refs = ["Pleural effusion.", "No pneumothorax.", ""], [REFS[0], REFS[1], REFS[0]]
+    samples = [Sample(f"s{i}", "t", [], reference_text=r) for i, r in enumerate(refs)]
+    annotations = get_metric("chexbert_micro_f1_14", **options).client.annotate(refs + answers, None)
+    for name in ("omission_rate_chexbert", "invention_rate_chexbert", "negation_flip_rate_chexbert"):
+        metric = get_metric(name, **options)
+        assert metric.available() is None
+        scores = metric.score([Parsed(answer=a) for a in answers], samples)
+        for i, score in enumerate(scores):  # the stored labels are CheXbert's, on the tiny random weights
+            assert score.stats["ref_pos"] == sorted(chexbert_labels(annotations[i]["classes"]).positive)
+            assert score.stats["answer_pos"] == sorted(chexbert_labels(annotations[3 + i]["classes"]).positive)
+        hits, total = sum(s.stats["hits"] for s in scores), sum(s.stats["total"] for s in scores)
+        value = metric.aggregate([], [s.stats for s in scores])
+        assert value == pytest.approx(hits / total) if total else np.isnan(value)

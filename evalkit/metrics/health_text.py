@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from evalkit.metrics import register_metric
-from evalkit.metrics._finding_labels import LABELS, label_text
+from evalkit.metrics._finding_labels import LABELS, FindingLabels, label_text
 from evalkit.metrics.base import Metric, SampleScore
 from evalkit.sample import Parsed, Sample
 
@@ -130,7 +130,11 @@ class RepeatedTrigrams(_Diagnostic):
 
 def finding_record(answer: str, reference: str) -> dict[str, Any]:
     """What the finding diagnostics store per sample: the labels of answer and reference (sorted lists)."""
-    a, r = label_text(answer), label_text(reference)
+    return labels_record(label_text(answer), label_text(reference))
+
+
+def labels_record(a: FindingLabels, r: FindingLabels) -> dict[str, Any]:
+    """The stored record of one (answer, reference) pair of labels, whichever labeller made them."""
     return {
         "answer_pos": sorted(a.positive),
         "answer_neg": sorted(a.negative),
@@ -139,6 +143,22 @@ def finding_record(answer: str, reference: str) -> dict[str, Any]:
         "answer_normal": not a.abnormal,
         "ref_normal": not r.abnormal,
     }
+
+
+def omission_counts(record: dict[str, Any]) -> tuple[int, int]:
+    ref, ans = set(record["ref_pos"]), set(record["answer_pos"])
+    return len(ref - ans), len(ref)
+
+
+def invention_counts(record: dict[str, Any], observations: Sequence[str]) -> tuple[int, int]:
+    ref, ans = set(record["ref_pos"]), set(record["answer_pos"])
+    return len(ans - ref), len(set(observations) - ref)
+
+
+def flip_counts(record: dict[str, Any]) -> tuple[int, int]:
+    ref_pos, ref_neg = set(record["ref_pos"]), set(record["ref_neg"])
+    ans_pos, ans_neg = set(record["answer_pos"]), set(record["answer_neg"])
+    return len(ref_pos & ans_neg) + len(ref_neg & ans_pos), len(ref_pos | ref_neg)
 
 
 class _FindingRatio(_Diagnostic):
@@ -174,8 +194,7 @@ class OmissionRate(_FindingRatio):
     description = "findings of the reference missing from the answer / findings of the reference (label proxy)"
 
     def counts(self, record: dict[str, Any]) -> tuple[int, int]:
-        ref, ans = set(record["ref_pos"]), set(record["answer_pos"])
-        return len(ref - ans), len(ref)
+        return omission_counts(record)
 
 
 @register_metric
@@ -188,8 +207,7 @@ class InventionRate(_FindingRatio):
     description = "findings asserted by the answer but not the reference / observations the reference leaves out"
 
     def counts(self, record: dict[str, Any]) -> tuple[int, int]:
-        ref, ans = set(record["ref_pos"]), set(record["answer_pos"])
-        return len(ans - ref), len(set(LABELS) - ref)
+        return invention_counts(record, LABELS)
 
 
 @register_metric
@@ -203,9 +221,7 @@ class NegationFlipRate(_FindingRatio):
     description = "findings whose polarity the answer reverses / findings the reference mentions (label proxy)"
 
     def counts(self, record: dict[str, Any]) -> tuple[int, int]:
-        ref_pos, ref_neg = set(record["ref_pos"]), set(record["ref_neg"])
-        ans_pos, ans_neg = set(record["answer_pos"]), set(record["answer_neg"])
-        return len(ref_pos & ans_neg) + len(ref_neg & ans_pos), len(ref_pos | ref_neg)
+        return flip_counts(record)
 
 
 @register_metric
