@@ -38,6 +38,7 @@ def invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.slow  # five runs and a rerun through the CLI
 def test_reliance_command_on_grounding_runs_variants_and_resumes(tmp_path, data_root, db):
     task = mini_task(tmp_path, "phantom-abnormality-grounding", ["miou", "acc50"], "mini-abnormality")
     args = ["reliance", "--task", task, "--model", "nn-retrieval", "--db", db, "--data-root", data_root, "--json"]
@@ -118,6 +119,7 @@ class Oracle:
         return out
 
 
+@pytest.mark.slow  # four runs
 def test_shuffle_agreement_and_flip_equivariance_of_a_model_that_looks(tmp_path, data_root, db):
     from evalkit.runner import load_samples
 
@@ -163,6 +165,33 @@ def test_report_reliance_nn_retrieval_vs_normal_template(tmp_path):
         if key[1] == "drop":
             assert r["value"] == 0 and r["ci_low"] <= 0 <= r["ci_high"]
     # Copy-paste answers are reports of the data set, so the finding rate on a blank image is known.
-    findings = out["normal-template"][("blank", "findings on blank", "finding rate")]
+    findings = out["normal-template"][("blank", "findings on blank", "finding rate (reference lookup)")]
     assert findings["unavailable"] is None and findings["value_a"] == findings["value_b"] == 0.0
-    assert out["nn-retrieval"][("blank", "findings on blank", "finding rate")]["value_b"] > 0
+    assert out["nn-retrieval"][("blank", "findings on blank", "finding rate (reference lookup)")]["value_b"] > 0
+
+
+@pytest.mark.slow  # loads torch and the tiny CheXbert
+def test_findings_on_blank_read_chexbert_labels_when_scored(tmp_path, data_root, db):
+    """With CheXbert scored (tiny random weights here), the finding rate uses its stored predicted labels."""
+    from clinical_models import chexbert_files
+
+    from evalkit.metrics.chexbert import CONDITIONS, get_labeler, rrg_labels
+
+    checkpoint, tokenizer = chexbert_files()
+    data = yaml.safe_load((bundled("tasks") / "phantom-report.yaml").read_text())
+    options = {"checkpoint": str(checkpoint), "tokenizer": str(tokenizer), "device": "cpu"}
+    data.update(name="chex-report", metrics=[{"name": "chexbert_micro_f1_14", "options": options}], groups=[])
+    data["primary_metric"] = "chexbert_micro_f1_14"
+    path = tmp_path / "chex-report.yaml"
+    path.write_text(yaml.safe_dump(data))
+    (task,) = resolve_tasks(str(path))
+    (summary, _) = evaluate("normal-template", [task, derive_task(task, "blank")], db=db, data_root=data_root)
+    with Store(db, read_only=True) as store:
+        rows = reliance_rows(store, task.name, "normal-template", kind="report_generation", transforms=["blank"])
+        (answer,) = {r[0] for r in store.con.execute("SELECT text FROM generations").fetchall()}
+    findings = next(r for r in rows if r.score == "findings on blank")
+    assert findings.metric == "finding rate (chexbert)" and findings.unavailable is None
+    labels = rrg_labels(get_labeler(checkpoint, str(tokenizer), "cpu", 8)([answer])[0]["classes"])
+    expected = float(any(v for c, v in zip(CONDITIONS, labels, strict=True) if c != "No Finding"))
+    assert findings.n == summary.n_samples and findings.value_a == findings.value_b == expected
+    assert findings.value == 0.0
