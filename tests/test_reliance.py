@@ -195,3 +195,45 @@ def test_findings_on_blank_read_chexbert_labels_when_scored(tmp_path, data_root,
     expected = float(any(v for c, v in zip(CONDITIONS, labels, strict=True) if c != "No Finding"))
     assert findings.n == summary.n_samples and findings.value_a == findings.value_b == expected
     assert findings.value == 0.0
+
+
+# --- the arithmetic, without runs ----------------------------------------------------------------------------------
+
+
+def _row(per_sample, clustering=None):
+    from evalkit.reliance import _paired_row
+    from evalkit.stats import Clustering
+
+    base = {"task": "t", "model": "m"}
+    labels = ("a", "b")
+    return _paired_row(base, "blank", "s", "x", labels, per_sample, clustering or Clustering(), 500, 0)
+
+
+def test_paired_row_is_the_mean_difference_with_a_clustered_ci():
+    from evalkit.stats import Clustering
+
+    same = _row({f"s{i}": (i / 10, i / 10) for i in range(10)})
+    assert same.value == 0 and same.ci_low == 0 and same.ci_high == 0 and not same.excludes_zero
+    shifted = _row({f"s{i}": (i / 10 + 0.5, i / 10) for i in range(10)})
+    assert shifted.value == pytest.approx(0.5) and shifted.ci_low == pytest.approx(0.5) and shifted.excludes_zero
+    # Pairs of samples from one image move together: resampling images gives a wider interval than samples.
+    values = {f"s{i}": (float(i // 2 % 2), 0.0) for i in range(20)}
+    iid = _row(values)
+    clustered = _row(values, Clustering("image", {f"s{i}": f"image:{i // 2}" for i in range(20)}))
+    assert clustered.n_clusters == 10 and clustered.unit == "image"
+    assert clustered.ci_high - clustered.ci_low > iid.ci_high - iid.ci_low
+    assert _row({}).unavailable == "no sample has both values"
+
+
+def test_report_labels_from_references():
+    from evalkit.reliance import known_report_labels, positive_findings
+    from evalkit.sample import Sample
+
+    assert positive_findings({"No Finding": 1.0, "Pleural Effusion": 0.0, "Edema": None}) == frozenset()
+    assert positive_findings({"Pneumonia": -1.0, "Edema": 1.0}) == {"Pneumonia", "Edema"}
+    samples = [
+        Sample("a", "t", [], reference_text="Effusion. ", meta={"chexpert": {"Pleural Effusion": 1.0}}),
+        Sample("b", "t", [], reference_text="Clear.", meta={"chexpert": {"No Finding": 1.0}}),
+        Sample("c", "t", [], reference_text="No labels."),
+    ]
+    assert known_report_labels(samples) == {"Effusion.": {"Pleural Effusion"}, "Clear.": frozenset()}
