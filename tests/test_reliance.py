@@ -237,3 +237,16 @@ def test_report_labels_from_references():
         Sample("c", "t", [], reference_text="No labels."),
     ]
     assert known_report_labels(samples) == {"Effusion.": {"Pleural Effusion"}, "Clear.": frozenset()}
+
+
+def test_reliance_command_bad_input_exits_2_before_any_work(db, data_root):
+    base = ["--db", db, "--data-root", data_root]
+    result = invoke("reliance", "-t", "phantom-report@blank", "-m", "nn-retrieval", *base)
+    assert result.exit_code == 2 and "not a variant" in result.output
+    result = invoke("reliance", "-t", "phantom-report", "-m", "nn-retrieval", "--transform", "flip", *base)
+    assert result.exit_code == 2 and "unknown image transform 'flip'" in result.output
+    result = invoke("reliance", "-t", "phantom-report", "-m", "nn-retrival", *base)
+    assert result.exit_code == 2 and "did you mean 'nn-retrieval'" in result.output
+    result = invoke("reliance", "-t", "phantom-report", "-m", "nn-retrieval", "--no-run", *base)
+    assert result.exit_code == 2 and "no results database here" in result.output
+    assert not Path(db).exists()  # nothing was run
