@@ -127,6 +127,13 @@ class TaskSpec(Strict):
                 data[key] = [{"name": m} if isinstance(m, str) else m for m in data[key]]
         return data
 
+    @model_validator(mode="after")
+    def _transform_named(self) -> TaskSpec:
+        # A derived task comes from `T@NAME` (evalkit/transforms/tasks.py); a YAML cannot make one under another name.
+        if self.transform is not None and not self.name.endswith(f"@{self.transform.name}"):
+            raise ValueError(f"'transform' is set only on derived tasks named TASK@{self.transform.name}")
+        return self
+
     @model_serializer(mode="wrap")
     def _without_unset_variants(self, handler: Any) -> dict[str, Any]:
         # A task without transforms dumps exactly as before they existed: stored specs stay byte-identical.

@@ -224,13 +224,45 @@ def known_report_labels(samples: Sequence[Sample]) -> dict[str, frozenset[str]]:
     return out
 
 
+CHEXBERT_14 = ("chexbert_micro_f1_14", "chexbert_macro_f1_14")  # their stats hold the 14 predicted labels
+
+
+def chexbert_findings(store: Store, run_id: str) -> dict[str, bool] | None:
+    """sample id -> whether CheXbert found a finding in the answer, from a run's stored CheXbert scores (the
+    `pred` label vector of its 14-label F1 statistics); None when the run has none."""
+    from evalkit.chexpert import CHEXPERT_LABELS
+    from evalkit.stats import load_run_scores
+
+    findings = [i for i, label in enumerate(CHEXPERT_LABELS) if label != NO_FINDING]
+    for name in CHEXBERT_14:
+        scores = load_run_scores(store, run_id, [name]).get(name)
+        if scores and scores.sample_ids:
+            return {
+                sid: any(stats.get("pred", [0] * len(CHEXPERT_LABELS))[i] for i in findings)
+                for sid, stats in zip(scores.sample_ids, scores.stats, strict=True)
+                if "pred" in stats
+            }
+    return None
+
+
 def findings_asserted(
     store: Store, base: dict[str, Any], variant: dict[str, Any], labels: Mapping[str, frozenset[str]]
-) -> tuple[dict[str, tuple[float, float]], int]:
-    """(sample id -> (asserts a finding on the transformed image, on the original), answers left unlabelled).
+) -> tuple[dict[str, tuple[float, float]], int, str]:
+    """(sample id -> (asserts a finding on the transformed image, on the original), answers left unlabelled, the
+    labeller used).
 
-    Only answers whose text is exactly a labelled reference of the data set are labelled here: copy-paste
-    baselines always are, a generating model rarely (then CheXbert weights are what labels it; see the docs)."""
+    With CheXbert scores stored in both runs, their predicted labels say it ("chexbert"). Otherwise an answer is
+    labelled only when its text is exactly a labelled reference of the data set ("reference lookup"): copy-paste
+    baselines always are, a generating model rarely (then the CheXbert weights are what labels it; see the docs).
+    """
+    changed_labels, original_labels = (
+        chexbert_findings(store, variant["run_id"]),
+        chexbert_findings(store, base["run_id"]),
+    )
+    if changed_labels is not None and original_labels is not None:
+        shared = sorted(set(changed_labels) & set(original_labels))
+        values = {sid: (float(changed_labels[sid]), float(original_labels[sid])) for sid in shared}
+        return values, len(changed_labels) - len(shared), "chexbert"
     original = parsed_answers(store, base["run_id"])
     changed = parsed_answers(store, variant["run_id"])
     out, unlabelled = {}, 0
@@ -240,7 +272,7 @@ def findings_asserted(
             unlabelled += 1
             continue
         out[sid] = (float(bool(labels[texts[0]])), float(bool(labels[texts[1]])))
-    return out, unlabelled
+    return out, unlabelled, "reference lookup"
 
 
 def reliance_rows(
@@ -287,9 +319,9 @@ def reliance_rows(
         if transform == "blank" and kind == "grounding":
             rows.append(paired("boxes on blank", "box rate", ("blank", "original"), boxes_given(store, base, variant)))
         if transform == "blank" and kind == "report_generation":
-            values, unlabelled = findings_asserted(store, base, variant, report_labels or {})
-            row = paired("findings on blank", "finding rate", ("blank", "original"), values)
-            if unlabelled:
+            values, unlabelled, labeller = findings_asserted(store, base, variant, report_labels or {})
+            row = paired("findings on blank", f"finding rate ({labeller})", ("blank", "original"), values)
+            if unlabelled and labeller != "chexbert":
                 row = RelianceRow(task, base["model"], transform, row.score, row.metric, "blank", "original")
                 row.unavailable = (
                     f"{unlabelled} answer(s) are not a labelled report of the data set; labelling free text needs "

@@ -511,14 +511,22 @@ def _date(value: Any) -> str:
 def _copy_image(source: Path, folder: Path) -> tuple[str, int, int] | None:
     from PIL import Image
 
+    from evalkit.errors import SampleError
+    from evalkit.images import load_image
+    from evalkit.transforms.pixels import is_virtual
+
+    virtual = is_virtual(str(source))  # a transformed image of a derived task (evalkit/transforms): render it
     try:
-        with Image.open(source) as image:
-            image.load()
-            converted = image.convert("L" if image.mode in ("L", "I", "I;16", "F", "1") else "RGB")
-    except (OSError, ValueError, Image.DecompressionBombError):
+        if virtual:
+            converted = load_image(str(source))
+        else:
+            with Image.open(source) as image:
+                image.load()
+                converted = image.convert("L" if image.mode in ("L", "I", "I;16", "F", "1") else "RGB")
+    except (OSError, ValueError, Image.DecompressionBombError, SampleError):
         return None
     converted.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
-    name = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:16] + ".png"
+    name = hashlib.sha1(str(source if virtual else source.resolve()).encode()).hexdigest()[:16] + ".png"
     folder.mkdir(parents=True, exist_ok=True)
     converted.save(folder / name, optimize=True)
     return name, converted.width, converted.height

@@ -38,6 +38,7 @@ def invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.slow  # five runs and a rerun through the CLI
 def test_reliance_command_on_grounding_runs_variants_and_resumes(tmp_path, data_root, db):
     task = mini_task(tmp_path, "phantom-abnormality-grounding", ["miou", "acc50"], "mini-abnormality")
     args = ["reliance", "--task", task, "--model", "nn-retrieval", "--db", db, "--data-root", data_root, "--json"]
@@ -118,6 +119,7 @@ class Oracle:
         return out
 
 
+@pytest.mark.slow  # four runs
 def test_shuffle_agreement_and_flip_equivariance_of_a_model_that_looks(tmp_path, data_root, db):
     from evalkit.runner import load_samples
 
@@ -163,6 +165,88 @@ def test_report_reliance_nn_retrieval_vs_normal_template(tmp_path):
         if key[1] == "drop":
             assert r["value"] == 0 and r["ci_low"] <= 0 <= r["ci_high"]
     # Copy-paste answers are reports of the data set, so the finding rate on a blank image is known.
-    findings = out["normal-template"][("blank", "findings on blank", "finding rate")]
+    findings = out["normal-template"][("blank", "findings on blank", "finding rate (reference lookup)")]
     assert findings["unavailable"] is None and findings["value_a"] == findings["value_b"] == 0.0
-    assert out["nn-retrieval"][("blank", "findings on blank", "finding rate")]["value_b"] > 0
+    assert out["nn-retrieval"][("blank", "findings on blank", "finding rate (reference lookup)")]["value_b"] > 0
+
+
+@pytest.mark.slow  # loads torch and the tiny CheXbert
+def test_findings_on_blank_read_chexbert_labels_when_scored(tmp_path, data_root, db):
+    """With CheXbert scored (tiny random weights here), the finding rate uses its stored predicted labels."""
+    from clinical_models import chexbert_files
+
+    from evalkit.metrics.chexbert import CONDITIONS, get_labeler, rrg_labels
+
+    checkpoint, tokenizer = chexbert_files()
+    data = yaml.safe_load((bundled("tasks") / "phantom-report.yaml").read_text())
+    options = {"checkpoint": str(checkpoint), "tokenizer": str(tokenizer), "device": "cpu"}
+    data.update(name="chex-report", metrics=[{"name": "chexbert_micro_f1_14", "options": options}], groups=[])
+    data["primary_metric"] = "chexbert_micro_f1_14"
+    path = tmp_path / "chex-report.yaml"
+    path.write_text(yaml.safe_dump(data))
+    (task,) = resolve_tasks(str(path))
+    (summary, _) = evaluate("normal-template", [task, derive_task(task, "blank")], db=db, data_root=data_root)
+    with Store(db, read_only=True) as store:
+        rows = reliance_rows(store, task.name, "normal-template", kind="report_generation", transforms=["blank"])
+        (answer,) = {r[0] for r in store.con.execute("SELECT text FROM generations").fetchall()}
+    findings = next(r for r in rows if r.score == "findings on blank")
+    assert findings.metric == "finding rate (chexbert)" and findings.unavailable is None
+    labels = rrg_labels(get_labeler(checkpoint, str(tokenizer), "cpu", 8)([answer])[0]["classes"])
+    expected = float(any(v for c, v in zip(CONDITIONS, labels, strict=True) if c != "No Finding"))
+    assert findings.n == summary.n_samples and findings.value_a == findings.value_b == expected
+    assert findings.value == 0.0
+
+
+# --- the arithmetic, without runs ----------------------------------------------------------------------------------
+
+
+def _row(per_sample, clustering=None):
+    from evalkit.reliance import _paired_row
+    from evalkit.stats import Clustering
+
+    base = {"task": "t", "model": "m"}
+    labels = ("a", "b")
+    return _paired_row(base, "blank", "s", "x", labels, per_sample, clustering or Clustering(), 500, 0)
+
+
+def test_paired_row_is_the_mean_difference_with_a_clustered_ci():
+    from evalkit.stats import Clustering
+
+    same = _row({f"s{i}": (i / 10, i / 10) for i in range(10)})
+    assert same.value == 0 and same.ci_low == 0 and same.ci_high == 0 and not same.excludes_zero
+    shifted = _row({f"s{i}": (i / 10 + 0.5, i / 10) for i in range(10)})
+    assert shifted.value == pytest.approx(0.5) and shifted.ci_low == pytest.approx(0.5) and shifted.excludes_zero
+    # Pairs of samples from one image move together: resampling images gives a wider interval than samples.
+    values = {f"s{i}": (float(i // 2 % 2), 0.0) for i in range(20)}
+    iid = _row(values)
+    clustered = _row(values, Clustering("image", {f"s{i}": f"image:{i // 2}" for i in range(20)}))
+    assert clustered.n_clusters == 10 and clustered.unit == "image"
+    assert clustered.ci_high - clustered.ci_low > iid.ci_high - iid.ci_low
+    assert _row({}).unavailable == "no sample has both values"
+
+
+def test_report_labels_from_references():
+    from evalkit.reliance import known_report_labels, positive_findings
+    from evalkit.sample import Sample
+
+    assert positive_findings({"No Finding": 1.0, "Pleural Effusion": 0.0, "Edema": None}) == frozenset()
+    assert positive_findings({"Pneumonia": -1.0, "Edema": 1.0}) == {"Pneumonia", "Edema"}
+    samples = [
+        Sample("a", "t", [], reference_text="Effusion. ", meta={"chexpert": {"Pleural Effusion": 1.0}}),
+        Sample("b", "t", [], reference_text="Clear.", meta={"chexpert": {"No Finding": 1.0}}),
+        Sample("c", "t", [], reference_text="No labels."),
+    ]
+    assert known_report_labels(samples) == {"Effusion.": {"Pleural Effusion"}, "Clear.": frozenset()}
+
+
+def test_reliance_command_bad_input_exits_2_before_any_work(db, data_root):
+    base = ["--db", db, "--data-root", data_root]
+    result = invoke("reliance", "-t", "phantom-report@blank", "-m", "nn-retrieval", *base)
+    assert result.exit_code == 2 and "not a variant" in result.output
+    result = invoke("reliance", "-t", "phantom-report", "-m", "nn-retrieval", "--transform", "flip", *base)
+    assert result.exit_code == 2 and "unknown image transform 'flip'" in result.output
+    result = invoke("reliance", "-t", "phantom-report", "-m", "nn-retrival", *base)
+    assert result.exit_code == 2 and "did you mean 'nn-retrieval'" in result.output
+    result = invoke("reliance", "-t", "phantom-report", "-m", "nn-retrieval", "--no-run", *base)
+    assert result.exit_code == 2 and "no results database here" in result.output
+    assert not Path(db).exists()  # nothing was run

@@ -105,3 +105,16 @@ def test_panel_renders_and_sorts_in_chromium(reliance_site):
         assert first == sorted(first) and second == sorted(second, reverse=True)
         assert errors == []
         browser.close()
+
+
+def test_private_build_renders_the_transformed_images(reliance_db, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    out = tmp_path / "private"
+    with Store(reliance_db, read_only=True) as store:
+        build_site(store, out, private=True)
+    images = sorted((out / "images").glob("*.png"))
+    assert len(images) == 3 * 8  # the original, blank and mirrored image of each of the 8 samples run
+    uniform = [p for p in images if len(np.unique(np.asarray(Image.open(p)))) == 1]
+    assert len(uniform) == 8  # the blank ones

@@ -279,6 +279,9 @@ def test_credentialed_variants_stay_credentialed_and_yaml_seeds(tmp_path):
     declared = TaskSpec.model_validate(data)
     assert derive_task(declared, "shuffle").transform == TransformSpec(name="shuffle", seed=3)
     assert derive_task(declared, "hflip").transform == TransformSpec(name="hflip", seed=0)
+    assert TaskSpec.model_validate(derive_task(declared, "noise").model_dump()).transform.name == "noise"
+    with pytest.raises(ValueError, match="only on derived tasks named TASK@blank"):
+        TaskSpec.model_validate({**declared.model_dump(), "transform": {"name": "blank"}})
     with pytest.raises(EvalkitError, match="did you mean 'blank'"):
         derive_task(declared, "blnk")
     with pytest.raises(EvalkitError, match="already a derived task"):
