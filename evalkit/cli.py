@@ -28,6 +28,13 @@ console = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True)
 
 DbOption = Annotated[Path, typer.Option("--db", help="DuckDB results file.")]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="Convention profile instead of the task's own: evalkit | radvlm-grpo (`evalkit metrics --profile`).",
+    ),
+]
 DataRootOption = Annotated[
     Path | None,
     typer.Option("--data-root", help="Folder holding the data sets (default: $EVALKIT_DATA_ROOT or ./data)."),
@@ -147,6 +154,7 @@ def run(
             "under the data use agreement.",
         ),
     ] = False,
+    profile: ProfileOption = None,
 ) -> None:
     """Run a model on a task (or task group); resumes where an earlier run of the same pair stopped.
 
@@ -190,6 +198,7 @@ def run(
             adapter_options={"allow_remote_credentialed": allow_remote_credentialed},
             progress=True,
             on_summary=lambda summary: _print_summary(summary, limit),
+            profile=profile,
         )
         if card.reference:  # a reference row's numbers are the point of the run: show them with their CIs
             _print_reference_rows(db, [t.name for t in tasks], card.name)
@@ -229,6 +238,7 @@ def score(
     json_out: Annotated[
         bool, typer.Option("--json", help="With --pairs: print {metrics, per_sample} as JSON.")
     ] = False,
+    profile: ProfileOption = None,
 ) -> None:
     """Score predictions made elsewhere against a task's references, or free report pairs (--pairs).
 
@@ -250,7 +260,7 @@ def score(
         extra = [flag for flag, value in (("--task", task), ("--predictions", predictions)) if value is not None]
         if extra:
             _fail(EvalkitError(f"{' and '.join(extra)} cannot go with --pairs: free pairs have no task"))
-        _score_pairs(pairs, metric_names, metric_options, db, json_out)
+        _score_pairs(pairs, metric_names, metric_options, db, json_out, profile)
         return
     try:
         if task is None or predictions is None or model_name is None:
@@ -286,12 +296,22 @@ def score(
             checkpoint=str(predictions),
             box_format=box_format,
             thinking=thinking,
+            # 0-1000 answers are Qwen's: its JSON convention where the profile follows the card (evalkit)
+            answer_convention="qwen3vl_json" if box_format == "qwen1000" else None,
             description=f"predictions from {predictions}",
         )
         adapter = PredictionsAdapter(card, preds)
         chosen = [s for s in samples if s.sample_id in preds]
         (summary,) = evaluate(
-            card, spec, db=db, data_root=root, adapter=adapter, samples=chosen, batch_size=256, task_size=len(samples)
+            card,
+            spec,
+            db=db,
+            data_root=root,
+            adapter=adapter,
+            samples=chosen,
+            batch_size=256,
+            task_size=len(samples),
+            profile=profile,
         )
         missing = len(samples) - len(chosen)
         console.print(
@@ -321,7 +341,9 @@ def _check_external_name(name: str) -> None:
         )
 
 
-def _score_pairs(path: Path, metric_names: str | None, options_file: Path | None, db: Path, json_out: bool) -> None:
+def _score_pairs(
+    path: Path, metric_names: str | None, options_file: Path | None, db: Path, json_out: bool, profile: str | None
+) -> None:
     from evalkit.config import load_yaml
     from evalkit.metrics import metric_class
     from evalkit.reports import read_pairs, score_reports
@@ -332,7 +354,7 @@ def _score_pairs(path: Path, metric_names: str | None, options_file: Path | None
         options = load_yaml(options_file) if options_file else {}
         if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
             raise EvalkitError(f"{options_file}: expected a mapping of metric name -> options mapping")
-        result = score_reports(refs, preds, names, options=options, db=db)
+        result = score_reports(refs, preds, names, options=options, db=db, profile=profile)
     except EvalkitError as exc:
         _fail(exc)
     if json_out:
@@ -374,6 +396,7 @@ def tasks(json_out: Annotated[bool, typer.Option("--json", help="Machine-readabl
                         **s.model_dump(include={"name", "version", "kind", "access", "primary_metric", "groups"}),
                         "metrics": s.metric_names,
                         "loader": s.dataset.loader,
+                        "profile": s.profile,
                     }
                     for s in specs.values()
                 ],
@@ -402,6 +425,24 @@ def tasks(json_out: Annotated[bool, typer.Option("--json", help="Machine-readabl
     if not wide:
         console.print("cred. = credentialed data (PhysioNet licence); `evalkit tasks --json` lists every metric")
     console.print("groups: " + "; ".join(f"{g} = {', '.join(m)}" for g, m in sorted(task_groups().items())))
+    _print_profile_changes(sorted({s.profile for s in specs.values()}), specs)
+
+
+def _print_profile_changes(names: list[str], specs: dict | None = None) -> None:
+    """What each profile changes against evalkit's own definitions, point by point and metric by metric."""
+    from evalkit.profiles import DEFAULT_PROFILE, profile_changes
+
+    for name in names:
+        users = [t for t, spec in (specs or {}).items() if spec.profile == name]
+        head = f"profile {name}" + (f" ({len(users)} tasks)" if specs else "")
+        changes = profile_changes(name)
+        if not changes:
+            console.print(f"{head}: evalkit's own definitions", highlight=False)
+            continue
+        table = Table("what", name, DEFAULT_PROFILE, title=f"{head}: what it changes", title_justify="left")
+        for row in changes:
+            table.add_row(*row)
+        console.print(folding(table))
 
 
 @app.command()
@@ -425,9 +466,20 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Machine-readab
 
 
 @app.command()
-def metrics(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def metrics(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Also say what this convention profile changes, metric by metric.")
+    ] = None,
+) -> None:
     """List metrics with direction and whether they can run here (and why not)."""
     from evalkit.metrics import all_metrics
+    from evalkit.profiles import get_profile
+
+    try:
+        chosen = get_profile(profile) if profile is not None else None
+    except EvalkitError as exc:
+        _fail(exc)
 
     rows = []
     for name, cls in all_metrics().items():
@@ -441,6 +493,7 @@ def metrics(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
                 "available": reason is None,
                 "reason": reason,
                 "description": cls.description,
+                **({"profile_options": chosen.options_for(name)} if chosen is not None else {}),
             }
         )
     if json_out:
@@ -453,6 +506,8 @@ def metrics(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
             f"{r['name']} v{r['version']}", r["kind"], "↑" if r["higher_is_better"] else "↓", status, r["description"]
         )
     console.print(folding(table))
+    if chosen is not None:
+        _print_profile_changes([chosen.name])
 
 
 @app.command()
@@ -474,6 +529,9 @@ def leaderboard(
         str | None,
         typer.Option(help="Print a paper's table instead: radvlm-grpo (its columns, x100, RadCliQ raw)."),
     ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Only runs made under this convention profile.")
+    ] = None,
 ) -> None:
     """Print stored results: one table per task, one row per model, with 95% CIs (the resampled unit is named).
 
@@ -483,10 +541,13 @@ def leaderboard(
 
       evalkit leaderboard --task grounding --style radvlm-grpo
     """
-    from evalkit.leaderboard import PAPER_STYLES, leaderboard_rows, paper_tables
+    from evalkit.leaderboard import PAPER_STYLES, leaderboard_rows, paper_tables, with_profile_labels
+    from evalkit.profiles import get_profile
     from evalkit.store import Store
 
     try:
+        if profile is not None:
+            get_profile(profile)
         if style is not None and style not in PAPER_STYLES:
             raise EvalkitError(f"--style must be one of {', '.join(PAPER_STYLES)}, not '{style}'")
         names = [task]
@@ -496,7 +557,9 @@ def leaderboard(
             names = [t.name for t in resolve_tasks(task)]  # a group (grounding) gives one column per task
         with Store(db, read_only=True) as store:
             rows = [
-                r for name in names for r in leaderboard_rows(store, name, model, ci=style is None, cluster=cluster)
+                r
+                for name in names
+                for r in leaderboard_rows(store, name, model, ci=style is None, cluster=cluster, profile=profile)
             ]
     except EvalkitError as exc:
         _fail(exc)
@@ -518,7 +581,7 @@ def leaderboard(
     if json_out:
         print(json.dumps(rows, indent=2, default=str))
         return
-    _print_leaderboard(rows)
+    _print_leaderboard(with_profile_labels(rows))
 
 
 def _print_leaderboard(rows: list[dict]) -> None:

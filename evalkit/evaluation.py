@@ -16,6 +16,7 @@ from typing import Any
 
 from evalkit.config import ModelCard, TaskSpec
 from evalkit.errors import EvalkitError
+from evalkit.profiles import with_profile
 from evalkit.runner import RunSummary, data_root_default, load_samples
 from evalkit.sample import Sample
 from evalkit.store import DEFAULT_DB, Store
@@ -98,6 +99,7 @@ def evaluate(
     skip_unsupported: bool = False,
     progress: bool | str = False,
     on_summary: Callable[[RunSummary], None] | None = None,
+    profile: str | None = None,
 ) -> list[RunSummary]:
     """Run a model on tasks into a results database and return one summary per task; resumes earlier runs.
 
@@ -120,6 +122,9 @@ def evaluate(
         progress: Per-run progress on stderr: True (a bar on a terminal, plain lines elsewhere), False, or
             "rich" | "plain" | "off".
         on_summary: Called with each task's summary as soon as it is done (the CLI prints it).
+        profile: Convention profile (evalkit/profiles.py) instead of each task's own: parsing rules and metric
+            defaults. A run under a profile other than the task's is a run of its own (generations come from the
+            cache, nothing is overwritten).
 
     Returns:
         The RunSummary of each task that ran, in order.
@@ -132,6 +137,7 @@ def evaluate(
     from model_adapters.registry import default_batch_size
 
     card, specs = resolve(model, tasks, dataset)
+    specs = [with_profile(spec, profile) for spec in specs]
     if samples is not None and len(specs) != 1:
         raise EvalkitError(f"samples= goes with one task, not {len(specs)}")
     for spec in specs:

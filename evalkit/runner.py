@@ -33,7 +33,7 @@ from evalkit.errors import EvalkitError, RunInterrupted, SampleError
 from evalkit.images import image_hash, image_size, load_image
 from evalkit.metrics import get_metric
 from evalkit.metrics.base import Metric, ScoreIdentity, safe_score
-from evalkit.profiles import get_profile
+from evalkit.profiles import get_profile, parsing_identity
 from evalkit.progress import RunProgress
 from evalkit.prompts import render_prompt
 from evalkit.results.queries import CURRENT_SCORES, failed_samples
@@ -109,8 +109,10 @@ def git_sha() -> str | None:
         return None
 
 
-def run_id_for(task: TaskSpec, fingerprint: str) -> str:
-    return stable_hash(task.name, task.version, task.dataset.model_dump(exclude={"root"}), fingerprint)
+def run_id_for(task: TaskSpec, fingerprint: str, card: ModelCard | None = None) -> str:
+    parts = [task.name, task.version, task.dataset.model_dump(exclude={"root"}), fingerprint]
+    conventions = parsing_identity(task, card)  # empty under the task's own profile: ids as before
+    return stable_hash(*parts, conventions) if conventions else stable_hash(*parts)
 
 
 def decoding_for(task: TaskSpec, card: ModelCard) -> dict[str, Any]:
@@ -203,8 +205,7 @@ class Runner:
             self.task.parser,
             self.card,
             sample.image_size or size,
-            answer_rule=profile.answer_rule,
-            box_convention=profile.box_convention,
+            **profile.parsing_for(self.card),
         )
 
     def _generate_batch(self, batch: Sequence[Sample], fingerprint: str, run_id: str) -> dict[str, int]:
@@ -506,7 +507,7 @@ class Runner:
         if getattr(self.adapter, "needs_images", True):
             require_images(self.task, self.samples)
         fingerprint = self.adapter.fingerprint()
-        run_id = run_id_for(self.task, fingerprint)
+        run_id = run_id_for(self.task, fingerprint, self.card)
         summary = RunSummary(run_id, self.task.name, self.card.name, 0, self.task_size, len(self.samples))
         metrics, instances, summary.unavailable = self._metrics()  # bad metric options fail before any work
         done = self.store.done_sample_ids(run_id)
@@ -538,6 +539,7 @@ class Runner:
                 "summary": None,
                 "task_spec": dumps(self.task.model_dump(mode="json")),
                 "task_size": self.task_size,
+                "profile": self.task.profile if self.task.profile != self.task.own_profile else None,
             }
         )
         if todo:
