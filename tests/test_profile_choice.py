@@ -233,3 +233,23 @@ def test_score_pairs_under_a_profile_prints_the_seeds_columns(tmp_path: Path, mo
     asked.clear()
     reports.score_reports(["a b"], ["a b"], ["radgraph_f1_complete", "rouge_l"])  # no profile: evalkit's own
     assert asked == {"radgraph_f1_complete": {}, "rouge_l": {}}
+
+
+def test_the_4000_character_cut_follows_the_seeds_path_per_card():
+    """The seed cut answers at 4,000 characters in its vLLM path only; LLaVA-Rad and MedGemma-4b-pt went through
+    per-model transformers functions (evaluate_instructions.py without --vllm), which keep the whole answer."""
+    long = "There is a small left effusion. " * 200  # 6,400 characters
+    cards = all_cards()
+    profile = get_profile("radvlm-grpo")
+    for name, kept in (
+        ("radvlm", 4000),
+        ("qwen3-vl-8b-instruct", 4000),
+        ("llava-rad", len(long)),
+        ("medgemma-4b-pt", len(long)),
+    ):
+        parsed = parse_for_card(long, "report", cards[name], **profile.parsing_for(cards[name]))
+        assert len(parsed.answer) == kept, name
+    own = get_profile("evalkit")
+    assert len(parse_for_card(long, "report", cards["radvlm"], **own.parsing_for(cards["radvlm"])).answer) == len(
+        long.strip()
+    )
