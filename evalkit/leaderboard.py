@@ -18,6 +18,21 @@ def latest_runs(store: Store, task: str | None = None, model: str | None = None)
     return display_runs(store, task, model)
 
 
+def one_run_per_model(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (task, model), the run under the task's own profile where there is one, else the `--profile` run: for
+    views keyed by model name (the site), which show a run under another profile only when it is the only one."""
+    own = {(r["task"], r["model"]) for r in runs if not r.get("profile")}
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in runs:
+        key = (r["task"], r["model"])
+        if (r.get("profile") and key in own) or key in seen:
+            continue
+        seen.add(key)
+        out.append(r)
+    return out
+
+
 def leaderboard_rows(
     store: Store,
     task: str | None = None,

@@ -28,7 +28,7 @@ from typing import Any
 
 import evalkit
 from evalkit.errors import EvalkitError
-from evalkit.leaderboard import latest_runs, reference_label
+from evalkit.leaderboard import latest_runs, one_run_per_model, reference_label
 from evalkit.resources import bundled
 from evalkit.results.queries import failed_samples, run_metrics, task_spec
 from evalkit.results.store import Store, loads
@@ -163,7 +163,7 @@ class SiteBuilder:
     # --- entry point ------------------------------------------------------------------------------------------
     def build(self) -> SiteResult:
         self._prepare_out()
-        runs = latest_runs(self.store)
+        runs = one_run_per_model(latest_runs(self.store))  # pages are per model name
         by_task: dict[str, list[dict[str, Any]]] = {}
         for run in runs:
             by_task.setdefault(run["task"], []).append(run)

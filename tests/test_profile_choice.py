@@ -253,3 +253,14 @@ def test_the_4000_character_cut_follows_the_seeds_path_per_card():
     assert len(parse_for_card(long, "report", cards["radvlm"], **own.parsing_for(cards["radvlm"])).answer) == len(
         long.strip()
     )
+
+
+def test_views_keyed_by_model_keep_the_run_under_the_tasks_own_profile():
+    from evalkit.leaderboard import one_run_per_model
+
+    runs = [
+        {"task": "t", "model": "a", "profile": None, "run_id": "1"},
+        {"task": "t", "model": "a", "profile": "evalkit", "run_id": "2"},
+        {"task": "t", "model": "b", "profile": "evalkit", "run_id": "3"},
+    ]
+    assert [r["run_id"] for r in one_run_per_model(runs)] == ["1", "3"]
