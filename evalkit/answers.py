@@ -21,10 +21,15 @@ Box conventions (how coordinates are found in the answer; the unit comes from th
 Answer rules (what part of the raw text is the answer):
 - `evalkit`: text after the last `</think>`, stripped; an opened but unclosed `<think>` is a parse failure.
 - `radvlm_eval`: the seed's `_extract_answer` then `answer[:4000]` (`models_loading_inference.py`): for a thinking
-  model the last ``\\boxed{...}``, else the text after the last `</think>` stripped, else the *whole* text
-  stripped; a non-thinking model's text unchanged.
+  model the last ``\\boxed{...}`` unless it is empty, else the text after the last `</think>` stripped, else the
+  *whole* text stripped; a non-thinking model's text unchanged. The cut is `answer_max_chars` (None for the cards
+  the seed ran through its transformers path, which does not cut: evalkit/profiles.py).
 - `radvlm_reward`: the seed reward's `compute_score`: thinking models score the text after the first `</think>`
   (case-insensitive), stripped, and nothing when the tag is missing; non-thinking models the stripped text.
+
+A box with a non-finite coordinate (the seed's regex reads 309+ digits as inf) is kept in its place; the grounding
+metrics give it IoU 0 with every reference and count it (`nonfinite_boxes`). No answer text raises: the parser
+fuzz test (tests/test_answer_robustness.py) holds every convention to that.
 """
 
 from __future__ import annotations

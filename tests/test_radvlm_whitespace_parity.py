@@ -53,21 +53,31 @@ def test_radcliq_worker_gives_3_where_radgraph_would_raise_without_loading_a_mod
     assert all(s.stats["worker_rule"] == "no word left for RadGraph" for s in scores)
 
 
-@pytest.mark.slow  # loads three tiny models (~10 s on a shared CPU)
-def test_radcliq_and_rgf1_follow_the_seed_or_its_documented_value():
-    options = dict(all_options()["radcliq_v1"])
-    options["radgraph"] = {"model_dir": str(radgraph_folder("radgraph-xl")), "device": "cpu"}
-    radcliq = get_metric("radcliq_v1", **get_profile("radvlm-grpo").options_for("radcliq_v1", options))
-    predictions, samples = _inputs()
-    assert [s.value for s in radcliq.score(predictions, samples)] == pytest.approx(FIXTURE["radcliq"], abs=1e-5)
-    rgf1 = get_metric(
-        "radgraph_f1_complete",
-        **get_profile("radvlm-grpo").options_for(
-            "radgraph_f1_complete", {"model_dir": str(radgraph_folder("radgraph-xl")), "device": "cpu"}
-        ),
+@pytest.mark.slow  # loads three tiny models (~15 s on a shared CPU)
+def test_score_pairs_under_the_profile_equals_the_seed_on_tiny_weights():
+    """`score_reports(profile="radvlm-grpo")` (what `score --pairs --profile radvlm-grpo` runs) with only the weight
+    paths written: RadCliQ-v1 equals the seed's worker on these pairs and on radvlm_radcliq_reference.json's; RGF1
+    equals calcF1RadGraph where the seed gives a number, and is 0 and counted where it raises."""
+    from evalkit.reports import score_reports
+
+    radgraph = {"model_dir": str(radgraph_folder("radgraph-xl")), "device": "cpu"}
+    radcliq = {**all_options()["radcliq_v1"], "radgraph": radgraph}
+    assert "convention" not in radcliq  # the profile supplies it
+    others = json.loads(Path(__file__).with_name("fixtures").joinpath("radvlm_radcliq_reference.json").read_text())
+    pairs = PAIRS + others["pairs"]
+    result = score_reports(
+        [p["reference"] for p in pairs],
+        [p["prediction"] for p in pairs],
+        ["radcliq_v1", "radgraph_f1_complete"],
+        options={"radcliq_v1": radcliq, "radgraph_f1_complete": radgraph},
+        profile="radvlm-grpo",
     )
-    for score, seed in zip(rgf1.score(predictions, samples), FIXTURE["rgf1_per_pair"], strict=True):
+    got = [row["radcliq_v1"] for row in result.per_sample]
+    assert got == pytest.approx(FIXTURE["radcliq"] + others["radcliq"], abs=1e-5)
+    rgf1 = result.per_sample[: len(PAIRS)]
+    for row, stats, seed in zip(rgf1, result.stats["radgraph_f1_complete"], FIXTURE["rgf1_per_pair"], strict=False):
         if "error" in seed:  # the seed raises: evalkit's F1 is 0, counted
-            assert score.value == 0.0 and score.stats["no_words"]
+            assert row["radgraph_f1_complete"] == 0.0 and stats["no_words"]
         else:
-            assert score.value == pytest.approx(seed["value"][2], abs=1e-12) and "no_words" not in score.stats
+            assert row["radgraph_f1_complete"] == pytest.approx(seed["value"][2], abs=1e-12)
+            assert "no_words" not in stats
