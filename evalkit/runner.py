@@ -115,6 +115,12 @@ def run_id_for(task: TaskSpec, fingerprint: str, card: ModelCard | None = None) 
     return stable_hash(*parts, conventions) if conventions else stable_hash(*parts)
 
 
+def valid_text(text: str | None) -> str | None:
+    """Model text as valid UTF-8 (a lone surrogate, e.g. from a server's JSON "\\ud800", becomes "?"): any text
+    must be storable, or one answer would stop the run."""
+    return text.encode("utf-8", "replace").decode("utf-8") if text else text
+
+
 def decoding_for(task: TaskSpec, card: ModelCard) -> dict[str, Any]:
     """Card decoding with the task's overrides on top."""
     decoding = card.decoding.model_dump()
@@ -263,12 +269,11 @@ class Runner:
             self._slow_generate = time.perf_counter() - started > SLOW_STEP_S
         new_cache = []
         for (sample, _, key, _), result in zip(to_generate, results, strict=True):
-            rows[sample.sample_id].update(
-                text=result.text, tokens=result.tokens, latency=result.latency_s, error=result.error
-            )
+            text = valid_text(result.text)
+            rows[sample.sample_id].update(text=text, tokens=result.tokens, latency=result.latency_s, error=result.error)
             if result.error is None:
                 counts["generated"] += 1
-                new_cache.append([key, result.text, result.tokens, result.latency_s])
+                new_cache.append([key, text, result.tokens, result.latency_s])
 
         generation_rows, ids = [], []
         for sample in batch:
