@@ -168,6 +168,23 @@ def test_qwen3vl_json_under_each_profile_as_separate_runs(tmp_path: Path, data_r
     styled = CliRunner().invoke(app, ["leaderboard", "--db", str(db), "--task", TASK, "--style", "radvlm-grpo"])
     assert styled.exit_code == 0 and "partial" in styled.output, styled.output
 
+    # The same answers through `evalkit score --box-format qwen1000`, under each profile (the commands).
+    file = tmp_path / "preds.jsonl"
+    file.write_text("".join(json.dumps({"sample_id": k, "prediction": v}) + "\n" for k, v in predictions.items()))
+    base = ["score", "--task", TASK, "--predictions", str(file), "--model-name", "qwen-ext", "--box-format", "qwen1000"]
+    base += ["--db", str(db), "--data-root", str(data_root)]
+    for profile, expected in (("evalkit", "json"), ("radvlm-grpo", "seed")):
+        result = CliRunner().invoke(app, [*base, "--profile", profile])
+        assert result.exit_code == 0, result.output
+        with Store(db, read_only=True) as store:
+            (run,) = store.query(
+                "SELECT run_id FROM runs WHERE model = 'qwen-ext' AND coalesce(profile, 'radvlm-grpo') = ?", [profile]
+            )
+        boxes = _stored_boxes(db, run["run_id"])
+        for sample, case in zip(samples, cases, strict=True):
+            found = _json_boxes(case["text"]) if expected == "json" else case["seed_boxes"]
+            assert boxes[sample.sample_id] == [[v / 1000 for v in b] for b in found], (profile, case["id"])
+
 
 @pytest.mark.parametrize("case", FIXTURE["qwen_json"], ids=lambda c: c["id"])
 def test_qwen3vl_json_parsing_follows_the_profile(case):
