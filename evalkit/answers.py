@@ -21,10 +21,15 @@ Box conventions (how coordinates are found in the answer; the unit comes from th
 Answer rules (what part of the raw text is the answer):
 - `evalkit`: text after the last `</think>`, stripped; an opened but unclosed `<think>` is a parse failure.
 - `radvlm_eval`: the seed's `_extract_answer` then `answer[:4000]` (`models_loading_inference.py`): for a thinking
-  model the last ``\\boxed{...}``, else the text after the last `</think>` stripped, else the *whole* text
-  stripped; a non-thinking model's text unchanged.
+  model the last ``\\boxed{...}`` unless it is empty, else the text after the last `</think>` stripped, else the
+  *whole* text stripped; a non-thinking model's text unchanged. The cut is `answer_max_chars` (None for the cards
+  the seed ran through its transformers path, which does not cut: evalkit/profiles.py).
 - `radvlm_reward`: the seed reward's `compute_score`: thinking models score the text after the first `</think>`
   (case-insensitive), stripped, and nothing when the tag is missing; non-thinking models the stripped text.
+
+A box with a non-finite coordinate (the seed's regex reads 309+ digits as inf) is kept in its place; the grounding
+metrics give it IoU 0 with every reference and count it (`nonfinite_boxes`). No answer text raises: the parser
+fuzz test (tests/test_answer_robustness.py) holds every convention to that.
 """
 
 from __future__ import annotations
@@ -196,15 +201,19 @@ def extract_boxes(
     return boxes, None
 
 
-def extract_answer(text: str, rule: str = "evalkit", thinking: str = "none") -> tuple[str, str | None, str | None]:
-    """(answer, thinking trace, error) of a raw output under a named answer rule (see the module docstring)."""
+def extract_answer(
+    text: str, rule: str = "evalkit", thinking: str = "none", max_chars: int | None = RADVLM_MAX_ANSWER_CHARS
+) -> tuple[str, str | None, str | None]:
+    """(answer, thinking trace, error) of a raw output under a named answer rule (see the module docstring).
+
+    `max_chars`: the `radvlm_eval` rule's cut (None: no cut, the seed's transformers path)."""
     text = text or ""
     if rule == "evalkit":
         answer, trace, complete = split_thinking(text, "tags" if thinking == "none" else thinking)
         return answer, trace, None if complete else "thinking not closed: no </think> in the output"
     if rule == "radvlm_eval":
         if thinking == "none":
-            return text[:RADVLM_MAX_ANSWER_CHARS], None, None
+            return text[:max_chars], None, None
         head, mark, tail = text.rpartition("</think>")
         trace = head.split("<think>", 1)[-1].strip() if mark else None
         boxed = last_boxed(text)
@@ -214,7 +223,7 @@ def extract_answer(text: str, rule: str = "evalkit", thinking: str = "none") -> 
             answer = tail.strip()
         else:
             answer = text.strip()  # the seed scores the whole text when </think> is missing
-        return answer[:RADVLM_MAX_ANSWER_CHARS], trace, None
+        return answer[:max_chars], trace, None
     if rule == "radvlm_reward":
         if thinking == "none":
             return text.strip(), None, None
@@ -237,13 +246,14 @@ def parse_answer(
     answer_pattern: str | None = None,
     answer_rule: str = "evalkit",
     box_convention: str = "strict",
+    answer_max_chars: int | None = RADVLM_MAX_ANSWER_CHARS,
 ) -> Parsed:
     """Parse a raw model output for a task's parser (`report` or `boxes`) under an answer rule and box convention.
 
     `answer_pattern` (a card's `options.answer_pattern`, e.g. DeepMedix-R1's ``\\boxed{(.*)}``) narrows an
     `evalkit`-rule answer to the last match of the pattern's first group when it matches. Never raises on text.
     """
-    answer, trace, error = extract_answer(text, answer_rule, thinking)
+    answer, trace, error = extract_answer(text, answer_rule, thinking, answer_max_chars)
     if error and not answer:
         return Parsed(answer="", thinking=trace, parse_error=error)
     if answer_pattern and answer_rule == "evalkit":
@@ -274,6 +284,7 @@ def parse_for_card(
     *,
     answer_rule: str = "evalkit",
     box_convention: str = "strict",
+    answer_max_chars: int | None = RADVLM_MAX_ANSWER_CHARS,
 ) -> Parsed:
     """The one card-to-parser translation (box unit, thinking mode, resize, answer pattern) for every caller."""
     return parse_answer(
@@ -286,4 +297,5 @@ def parse_for_card(
         answer_pattern=card.options.get("answer_pattern"),
         answer_rule=answer_rule,
         box_convention=box_convention,
+        answer_max_chars=answer_max_chars,
     )

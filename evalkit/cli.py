@@ -29,6 +29,13 @@ console = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True)
 
 DbOption = Annotated[Path, typer.Option("--db", help="DuckDB results file.")]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="Convention profile instead of the task's own: evalkit | radvlm-grpo (`evalkit metrics --profile`).",
+    ),
+]
 DataRootOption = Annotated[
     Path | None,
     typer.Option("--data-root", help="Folder holding the data sets (default: $EVALKIT_DATA_ROOT or ./data)."),
@@ -174,6 +181,7 @@ def run(
     shard: Annotated[
         str | None, typer.Option("--shard", help="i/N: only shard i (from 0) of N, by a hash of the sample id.")
     ] = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Run a model on a task (or task group); resumes where an earlier run of the same pair stopped.
 
@@ -225,6 +233,7 @@ def run(
             progress=True,
             on_summary=lambda summary: _print_summary(summary, limit),
             shard=shard_of_task,
+            profile=profile,
         )
         if card.reference:  # a reference row's numbers are the point of the run: show them with their CIs
             _print_reference_rows(db, [t.name for t in tasks], card.name)
@@ -294,6 +303,7 @@ def score(
     reward: Annotated[
         list[str] | None, typer.Option("--reward", help="Its training reward metric (repeatable; Goodhart check).")
     ] = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Score predictions made elsewhere against a task's references, or free report pairs (--pairs).
 
@@ -319,7 +329,7 @@ def score(
         if extra:
             _fail(EvalkitError(f"{' and '.join(extra)} cannot go with --pairs: free pairs have no task"))
         layout = (fmt, preset, id_field, prediction_field, reference_field)
-        _score_pairs(pairs, metric_names, metric_options, db, json_out, layout)
+        _score_pairs(pairs, metric_names, metric_options, db, json_out, layout, profile)
         return
     try:
         from evalkit.readers import load_predictions, resolve_fields
@@ -369,6 +379,8 @@ def score(
             checkpoint=str(predictions),
             box_format=box_format,
             thinking=thinking,
+            # 0-1000 answers are Qwen's: its JSON convention where the profile follows the card (evalkit)
+            answer_convention="qwen3vl_json" if box_format == "qwen1000" else None,
             description=f"predictions from {predictions}",
             lineage=Lineage(parent=parent, rewards=reward or []) if parent or reward else None,
         )
@@ -379,7 +391,15 @@ def score(
 
             chosen = shard_samples(chosen, *_shard(shard))
         (summary,) = evaluate(
-            card, spec, db=db, data_root=root, adapter=adapter, samples=chosen, batch_size=256, task_size=len(samples)
+            card,
+            spec,
+            db=db,
+            data_root=root,
+            adapter=adapter,
+            samples=chosen,
+            batch_size=256,
+            task_size=len(samples),
+            profile=profile,
         )
         missing = len(samples) - len(chosen) if shard is None else 0
         console.print(
@@ -411,7 +431,13 @@ def _check_external_name(name: str) -> None:
 
 
 def _score_pairs(
-    path: Path, metric_names: str | None, options_file: Path | None, db: Path, json_out: bool, layout: tuple = ()
+    path: Path,
+    metric_names: str | None,
+    options_file: Path | None,
+    db: Path,
+    json_out: bool,
+    layout: tuple = (),
+    profile: str | None = None,
 ) -> None:
     from evalkit.config import load_yaml
     from evalkit.metrics import metric_class
@@ -425,7 +451,7 @@ def _score_pairs(
         options = load_yaml(options_file) if options_file else {}
         if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
             raise EvalkitError(f"{options_file}: expected a mapping of metric name -> options mapping")
-        result = score_reports(refs, preds, names, options=options, db=db)
+        result = score_reports(refs, preds, names, options=options, db=db, profile=profile)
     except EvalkitError as exc:
         _fail(exc)
     if json_out:
@@ -467,6 +493,7 @@ def tasks(json_out: Annotated[bool, typer.Option("--json", help="Machine-readabl
                         **s.model_dump(include={"name", "version", "kind", "access", "primary_metric", "groups"}),
                         "metrics": s.metric_names,
                         "loader": s.dataset.loader,
+                        "profile": s.profile,
                     }
                     for s in specs.values()
                 ],
@@ -495,6 +522,24 @@ def tasks(json_out: Annotated[bool, typer.Option("--json", help="Machine-readabl
     if not wide:
         console.print("cred. = credentialed data (PhysioNet licence); `evalkit tasks --json` lists every metric")
     console.print("groups: " + "; ".join(f"{g} = {', '.join(m)}" for g, m in sorted(task_groups().items())))
+    _print_profile_changes(sorted({s.profile for s in specs.values()}), specs)
+
+
+def _print_profile_changes(names: list[str], specs: dict | None = None) -> None:
+    """What each profile changes against evalkit's own definitions, point by point and metric by metric."""
+    from evalkit.profiles import DEFAULT_PROFILE, profile_changes
+
+    for name in names:
+        users = [t for t, spec in (specs or {}).items() if spec.profile == name]
+        head = f"profile {name}" + (f" ({len(users)} tasks)" if specs else "")
+        changes = profile_changes(name)
+        if not changes:
+            console.print(f"{head}: evalkit's own definitions", highlight=False)
+            continue
+        table = Table("what", name, DEFAULT_PROFILE, title=f"{head}: what it changes", title_justify="left")
+        for row in changes:
+            table.add_row(*row)
+        console.print(folding(table))
 
 
 @app.command()
@@ -518,9 +563,20 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Machine-readab
 
 
 @app.command()
-def metrics(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def metrics(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Also say what this convention profile changes, metric by metric.")
+    ] = None,
+) -> None:
     """List metrics with direction and whether they can run here (and why not)."""
     from evalkit.metrics import all_metrics
+    from evalkit.profiles import get_profile
+
+    try:
+        chosen = get_profile(profile) if profile is not None else None
+    except EvalkitError as exc:
+        _fail(exc)
 
     rows = []
     for name, cls in all_metrics().items():
@@ -534,6 +590,7 @@ def metrics(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
                 "available": reason is None,
                 "reason": reason,
                 "description": cls.description,
+                **({"profile_options": chosen.options_for(name)} if chosen is not None else {}),
             }
         )
     if json_out:
@@ -546,6 +603,8 @@ def metrics(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
             f"{r['name']} v{r['version']}", r["kind"], "↑" if r["higher_is_better"] else "↓", status, r["description"]
         )
     console.print(folding(table))
+    if chosen is not None:
+        _print_profile_changes([chosen.name])
 
 
 @app.command()
@@ -573,6 +632,9 @@ def leaderboard(
             "--reliance", help="Add an 'image reliance' column: the primary metric's drop on TASK@blank, where run."
         ),
     ] = False,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Only runs made under this convention profile.")
+    ] = None,
 ) -> None:
     """Print stored results: one table per task, one row per model, with 95% CIs (the resampled unit is named).
 
@@ -582,10 +644,13 @@ def leaderboard(
 
       evalkit leaderboard --task grounding --style radvlm-grpo
     """
-    from evalkit.leaderboard import PAPER_STYLES, leaderboard_rows, paper_tables
+    from evalkit.leaderboard import PAPER_STYLES, leaderboard_rows, paper_tables, with_profile_labels
+    from evalkit.profiles import get_profile
     from evalkit.store import Store
 
     try:
+        if profile is not None:
+            get_profile(profile)
         if style is not None and style not in PAPER_STYLES:
             raise EvalkitError(f"--style must be one of {', '.join(PAPER_STYLES)}, not '{style}'")
         names = [task]
@@ -596,7 +661,7 @@ def leaderboard(
         with Store(db, read_only=True) as store:
             if task is not None and style is None:
                 names = _leaderboard_tasks(store, task)
-            rows = [r for name in names for r in leaderboard_rows(store, name, model, cluster=cluster)]
+            rows = [r for name in names for r in leaderboard_rows(store, name, model, cluster=cluster, profile=profile)]
             if style is not None:
                 from evalkit.goodhart import mark_rewarded
                 from evalkit.published import all_records
@@ -629,7 +694,7 @@ def leaderboard(
     if json_out:
         print(json.dumps(rows, indent=2, default=str))
         return
-    _print_leaderboard(rows)
+    _print_leaderboard(with_profile_labels(rows))
 
 
 def _add_reported(table: Table, reported: dict | None) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_serializer, model_validator
 
 from evalkit.errors import EvalkitError
 
@@ -106,6 +106,10 @@ class TaskSpec(Strict):
     profile: str = Field(
         default="evalkit", description="Convention profile (evalkit/profiles.py): parsing rules and metric defaults."
     )
+    # The profile the task's YAML names and the metric options it writes, kept when `--profile` picks another
+    # (evalkit.profiles.with_profile): the run identity changes only for a profile other than the task's own.
+    _own_profile: str | None = PrivateAttr(default=None)
+    _written_options: list[dict[str, Any]] = PrivateAttr(default_factory=list)
 
     transforms: list[TransformSpec] = Field(
         default_factory=list,
@@ -157,6 +161,9 @@ class TaskSpec(Strict):
 
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile '{self.profile}'; known: {', '.join(sorted(PROFILES))}")
+        if self._own_profile is None:
+            self._own_profile = self.profile
+            self._written_options = [dict(m.options) for m in self.metrics]
         # The profile's metric defaults become explicit options, so the stored spec says how each score was made.
         for metric in self.metrics:
             metric.options = PROFILES[self.profile].options_for(metric.name, metric.options)
@@ -165,6 +172,11 @@ class TaskSpec(Strict):
     @property
     def metric_names(self) -> list[str]:
         return [m.name for m in self.metrics]
+
+    @property
+    def own_profile(self) -> str:
+        """The profile the task itself names (its YAML), whichever one this spec now runs under."""
+        return self._own_profile or self.profile
 
 
 class ImageSpec(Strict):
@@ -225,6 +237,16 @@ class ModelCard(Strict):
     family: str = "generic"
     box_format: BoxFormat = "unit01"
     thinking: Literal["none", "tags", "suffix"] = "none"
+    answer_convention: Literal["strict", "radvlm_eval", "radvlm_reward", "qwen3vl_json"] | None = Field(
+        default=None,
+        description="The model's own box convention (evalkit/answers.py), used by profiles that follow the card "
+        "(evalkit); the radvlm-grpo profile keeps the seed's regex. Parsing only: not in the model fingerprint.",
+    )
+    radvlm_path: Literal["vllm", "transformers"] = Field(
+        default="vllm",
+        description="Which RadVLM-GRPO inference path the paper ran this model through: vllm "
+        "(inference_qwen2vl_vllm, answers cut at 4,000 characters) or transformers (a per-model function, no cut).",
+    )
     decoding: CardDecoding = Field(default_factory=CardDecoding)
     image: ImageSpec = Field(default_factory=ImageSpec)
     trust_remote_code: bool = False

@@ -16,6 +16,7 @@ from typing import Any
 
 from evalkit.config import ModelCard, TaskSpec
 from evalkit.errors import EvalkitError
+from evalkit.profiles import with_profile
 from evalkit.runner import RunSummary, data_root_default, load_samples
 from evalkit.sample import Sample
 from evalkit.store import DEFAULT_DB, Store
@@ -99,6 +100,7 @@ def evaluate(
     progress: bool | str = False,
     on_summary: Callable[[RunSummary], None] | None = None,
     shard: tuple[int, int] | None = None,
+    profile: str | None = None,
 ) -> list[RunSummary]:
     """Run a model on tasks into a results database and return one summary per task; resumes earlier runs.
 
@@ -123,6 +125,9 @@ def evaluate(
         on_summary: Called with each task's summary as soon as it is done (the CLI prints it).
         shard: (i, N): only shard i of N of each task's samples (evalkit/shards.py); the run id is the
             unsharded run's, so `evalkit merge` of the N shard databases holds the whole run.
+        profile: Convention profile (evalkit/profiles.py) instead of each task's own: parsing rules and metric
+            defaults. A run under a profile other than the task's is a run of its own (generations come from the
+            cache, nothing is overwritten).
 
     Returns:
         The RunSummary of each task that ran, in order.
@@ -135,6 +140,7 @@ def evaluate(
     from model_adapters.registry import default_batch_size
 
     card, specs = resolve(model, tasks, dataset)
+    specs = [with_profile(spec, profile) for spec in specs]
     if samples is not None and len(specs) != 1:
         raise EvalkitError(f"samples= goes with one task, not {len(specs)}")
     for spec in specs:

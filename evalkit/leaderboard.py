@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from evalkit.profiles import DEFAULT_PROFILE
 from evalkit.results.queries import display_runs, failure_counts, parse_failure_counts, run_metrics, task_spec
 from evalkit.results.store import Store, loads
 
@@ -21,6 +22,21 @@ def latest_runs(store: Store, task: str | None = None, model: str | None = None)
     return display_runs(store, task, model)
 
 
+def one_run_per_model(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (task, model), the run under the task's own profile where there is one, else the `--profile` run: for
+    views keyed by model name (the site), which show a run under another profile only when it is the only one."""
+    own = {(r["task"], r["model"]) for r in runs if not r.get("profile")}
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in runs:
+        key = (r["task"], r["model"])
+        if (r.get("profile") and key in own) or key in seen:
+            continue
+        seen.add(key)
+        out.append(r)
+    return out
+
+
 def leaderboard_rows(
     store: Store,
     task: str | None = None,
@@ -30,6 +46,7 @@ def leaderboard_rows(
     n_boot: int | None = None,
     seed: int = 0,
     cluster: str = "auto",
+    profile: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (task, model, metric): value, n, task size, direction, availability, primary flag, whether
     the run is partial and how many of its samples failed.
@@ -42,7 +59,8 @@ def leaderboard_rows(
     (evalkit.stored_cis; computed now only where none is stored for these settings or it is stale); None where a
     metric has no scores. `n_boot` defaults to the stored CIs' resamples.
     `ci_unit` says what they resampled ("by patient (212 clusters)"); `cluster` picks the unit
-    (evalkit.stats.load_clustering).
+    (evalkit.stats.load_clustering). `profile`: only runs made under that convention profile (`profile` in a row
+    is None for a run under its task's own profile, else the profile it was run under).
     """
     from evalkit.published_compare import published_names
     from evalkit.stats import unit_text
@@ -50,6 +68,8 @@ def leaderboard_rows(
 
     rows: list[dict[str, Any]] = []
     runs = latest_runs(store, task, model)
+    if profile is not None:
+        runs = [r for r in runs if run_profile(r) == profile]
     failures = failure_counts(store, [r["run_id"] for r in runs])
     unparsed = parse_failure_counts(store, [r["run_id"] for r in runs])
     for run in runs:
@@ -64,10 +84,12 @@ def leaderboard_rows(
                     "task": run["task"],
                     "kind": kind,  # as the run stored it (report_generation | grounding)
                     "model": run["model"],
+                    "profile": run.get("profile"),  # None: the task's own profile; else the run's --profile
                     "metric": name,
                     "value": m["value"],
                     "n": m["n"],
                     "task_size": run["task_size"],
+                    "n_samples": run["n_samples"],
                     "partial": run["partial"],
                     "failed_samples": failures[run["run_id"]],
                     "parse_failures": unparsed[run["run_id"]],  # answers the parser could not read
@@ -82,11 +104,22 @@ def leaderboard_rows(
                     "run_id": run["run_id"],
                     "run_status": run["status"],
                     "reference": reference,
-                    "profile": task_spec(run).get("profile") or "evalkit",  # convention profile the run used
+                    "run_profile": run_profile(run),  # the convention profile the run's numbers follow
                     "published_as": names,  # the card's rows in the ledger of published results
                 }
             )
     return rows
+
+
+def run_profile(run: dict[str, Any]) -> str:
+    """The convention profile a run was made under (its stored task spec; runs older than profiles: evalkit's)."""
+    return str(task_spec(run).get("profile") or DEFAULT_PROFILE)
+
+
+def with_profile_labels(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of a run under another profile than its task's own name it after the model ("m · profile evalkit"), so
+    the two runs of one model on one task are two rows of a table."""
+    return [{**r, "model": f"{r['model']} · profile {r['profile']}"} if r.get("profile") else r for r in rows]
 
 
 def _finite(value: float) -> float | None:
@@ -134,13 +167,16 @@ def paper_tables(
 
     Report tasks give one table each (Table 1 columns + Table 3's ANC); grounding tasks share one table with a
     mAP@0.5 column per task (Table 2). Cells are formatted strings ("—" when the model has no such score,
-    "n/a" when the metric was unavailable). Models are ordered by name, as a paper table is.
+    "n/a" when the metric was unavailable, "12.3 (partial 39/100)" for a run holding fewer samples than the task:
+    never a number that passes for the paper's full-set one). Models are ordered by name, as a paper table is; a
+    run under another profile than its task's own is a row of its own, labelled with the profile.
 
     With `published` records, a table where some run's card names a published row also gets `reported`
     (evalkit.published_compare.reported_block): the published values beside the runs with verdicts; never ranked.
     """
     if style not in PAPER_STYLES:
         raise ValueError(f"unknown table style '{style}'; known: {', '.join(PAPER_STYLES)}")
+    rows = with_profile_labels(rows)
     kinds = {r["task"]: r.get("kind") for r in rows}  # the stored task spec's kind, never today's YAML
     cells = {(r["task"], r["model"], r["metric"]): r for r in rows}
 
@@ -151,7 +187,8 @@ def paper_tables(
         if r["status"] == "unavailable" or r["value"] is None:
             return "n/a"
         # Table 3's star: the model was trained with this metric as its reward (goodhart.mark_rewarded).
-        return f"{r['value'] * scale:.{decimals}f}" + ("*" if r.get("rewarded") else "")
+        text = f"{r['value'] * scale:.{decimals}f}" + ("*" if r.get("rewarded") else "")
+        return f"{text} (partial {r['n_samples']}/{r['task_size']})" if r.get("partial") else text
 
     out: list[dict[str, Any]] = []
     report_tasks = [t for t in dict.fromkeys(r["task"] for r in rows) if kinds[t] not in (None, "grounding")]

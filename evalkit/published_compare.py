@@ -159,7 +159,7 @@ def numbers_from_rows(rows: Sequence[dict[str, Any]]) -> list[RunNumber]:
             n=r["n"],
             task_size=r["task_size"],
             partial=bool(r["partial"]),
-            profile=r.get("profile") or "evalkit",
+            profile=r.get("run_profile") or "evalkit",
             status=r["status"] or "ok",
             ci_unit=r.get("ci_unit"),
         )

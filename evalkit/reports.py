@@ -23,6 +23,7 @@ from evalkit.jsonl import read_records
 from evalkit.metrics import get_metric
 from evalkit.metrics._annotations import pair_hash
 from evalkit.metrics.base import Metric, safe_score
+from evalkit.profiles import get_profile
 from evalkit.sample import Parsed, Sample
 
 DEFAULT_METRICS = (
@@ -106,6 +107,7 @@ def score_reports(
     options: dict[str, dict[str, Any]] | None = None,
     db: str | Path | None = None,
     store: Any = None,
+    profile: str | None = None,
 ) -> ReportScores:
     """Score report pairs with the field's metrics.
 
@@ -118,6 +120,9 @@ def score_reports(
         db: A DuckDB results file for the compute-once caches (annotations of texts and per-pair scores).
             Without it (and without `store`) caching lasts for the Python process only.
         store: An open `evalkit.store.Store`, instead of `db`.
+        profile: A convention profile (evalkit/profiles.py): its pipeline's metrics become the default list (for
+            `radvlm-grpo` the seed's report columns and ANC) and its metric options the defaults under `options`
+            (e.g. RadGraph on every report, RadCliQ-v1 as the seed's worker). None: evalkit's own definitions.
 
     Returns:
         `ReportScores` with `.metrics` (corpus values), `.per_sample` (one dict per pair), `.unavailable`,
@@ -133,8 +138,12 @@ def score_reports(
         raise EvalkitError(f"{len(references)} references but {len(predictions)} predictions")
     refs = [clean_text(r) for r in references]
     preds = [clean_text(p) for p in predictions]
-    names = list(dict.fromkeys(metrics or DEFAULT_METRICS))
+    chosen = get_profile(profile) if profile is not None else None
+    defaults = (chosen.pipeline_metrics if chosen is not None else ()) or DEFAULT_METRICS
+    names = list(dict.fromkeys(metrics or defaults))
     options = options or {}
+    if chosen is not None:
+        options = {name: chosen.options_for(name, options.get(name)) for name in {*names, *options}}
     own_store = None
     if store is None and db is not None:
         from evalkit.store import Store

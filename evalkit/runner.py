@@ -33,7 +33,7 @@ from evalkit.errors import EvalkitError, RunInterrupted, SampleError
 from evalkit.images import image_exists, image_hash, image_size, load_image
 from evalkit.metrics import get_metric
 from evalkit.metrics.base import Metric, ScoreIdentity, safe_score
-from evalkit.profiles import get_profile
+from evalkit.profiles import get_profile, parsing_identity
 from evalkit.progress import RunProgress
 from evalkit.prompts import render_prompt
 from evalkit.results.queries import CURRENT_SCORES, failed_samples, run_model_name
@@ -120,11 +120,18 @@ def git_sha() -> str | None:
         return None
 
 
-def run_id_for(task: TaskSpec, fingerprint: str) -> str:
+def run_id_for(task: TaskSpec, fingerprint: str, card: ModelCard | None = None) -> str:
     parts = [task.name, task.version, task.dataset.model_dump(exclude={"root"}), fingerprint]
     if task.transform is not None:  # derived tasks only: the ids of every other run stay as they were
         parts.append(task.transform.model_dump())
-    return stable_hash(*parts)
+    conventions = parsing_identity(task, card)  # empty under the task's own profile: ids as before
+    return stable_hash(*parts, conventions) if conventions else stable_hash(*parts)
+
+
+def valid_text(text: str | None) -> str | None:
+    """Model text as valid UTF-8 (a lone surrogate, e.g. from a server's JSON "\\ud800", becomes "?"): any text
+    must be storable, or one answer would stop the run."""
+    return text.encode("utf-8", "replace").decode("utf-8") if text else text
 
 
 def decoding_for(task: TaskSpec, card: ModelCard) -> dict[str, Any]:
@@ -217,8 +224,7 @@ class Runner:
             self.task.parser,
             self.card,
             sample.image_size or size,
-            answer_rule=profile.answer_rule,
-            box_convention=profile.box_convention,
+            **profile.parsing_for(self.card),
         )
 
     def _generate_batch(self, batch: Sequence[Sample], fingerprint: str, run_id: str) -> dict[str, int]:
@@ -276,12 +282,11 @@ class Runner:
             self._slow_generate = time.perf_counter() - started > SLOW_STEP_S
         new_cache = []
         for (sample, _, key, _), result in zip(to_generate, results, strict=True):
-            rows[sample.sample_id].update(
-                text=result.text, tokens=result.tokens, latency=result.latency_s, error=result.error
-            )
+            text = valid_text(result.text)
+            rows[sample.sample_id].update(text=text, tokens=result.tokens, latency=result.latency_s, error=result.error)
             if result.error is None:
                 counts["generated"] += 1
-                new_cache.append([key, result.text, result.tokens, result.latency_s])
+                new_cache.append([key, text, result.tokens, result.latency_s])
 
         generation_rows, ids = [], []
         for sample in batch:
@@ -524,7 +529,7 @@ class Runner:
         if getattr(self.adapter, "needs_images", True):
             require_images(self.task, self.samples)
         fingerprint = self.adapter.fingerprint()
-        run_id = self._named_run_id(run_id_for(self.task, fingerprint))
+        run_id = self._named_run_id(run_id_for(self.task, fingerprint, self.card))
         summary = RunSummary(run_id, self.task.name, self.card.name, 0, self.task_size, len(self.samples))
         metrics, instances, summary.unavailable = self._metrics()  # bad metric options fail before any work
         done = self.store.done_sample_ids(run_id)
@@ -556,6 +561,7 @@ class Runner:
                 "summary": None,
                 "task_spec": dumps(self.task.model_dump(mode="json")),
                 "task_size": self.task_size,
+                "profile": self.task.profile if self.task.profile != self.task.own_profile else None,
             }
         )
         if todo:

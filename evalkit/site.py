@@ -29,7 +29,7 @@ from typing import Any
 import evalkit
 from evalkit.config import TRANSFORM_NAMES
 from evalkit.errors import EvalkitError
-from evalkit.leaderboard import latest_runs, reference_label
+from evalkit.leaderboard import latest_runs, one_run_per_model, reference_label
 from evalkit.published import UNKNOWN, all_records
 from evalkit.published_compare import match_published, published_names, site_numbers
 from evalkit.resources import bundled
@@ -184,7 +184,7 @@ class SiteBuilder:
 
     def _build(self) -> SiteResult:
         self._prepare_out()
-        runs = latest_runs(self.store)
+        runs = one_run_per_model(latest_runs(self.store))  # pages are per model name
         by_task: dict[str, list[dict[str, Any]]] = {}
         for run in runs:
             by_task.setdefault(run["task"], []).append(run)

@@ -71,7 +71,21 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
 # is left out so that one checkpoint run at TP 4 and at TP 1, or through two servers, shares one run and one cache;
 # adapters put the output-relevant serving settings (`engine_args`, `extra_body`) into `extra` themselves.
 NON_IDENTITY_FIELDS: frozenset[str] = frozenset(
-    {"name", "description", "source", "public", "training", "serving", "reference", "published_as", "lineage"}
+    # answer_convention / radvlm_path change how outputs are read, not the outputs: the run identity holds them
+    # where they take effect (evalkit.profiles.parsing_identity)
+    {
+        "name",
+        "description",
+        "source",
+        "public",
+        "training",
+        "serving",
+        "reference",
+        "published_as",
+        "lineage",
+        "answer_convention",
+        "radvlm_path",
+    }
 )
 
 

@@ -96,8 +96,7 @@ def random_answers(n: int, seed: int = 0) -> list[str]:
 def megabyte_answers() -> list[str]:
     """About 1 MB each: long runs of the fragments a backtracking regex or a recursive parser handles worst."""
     size = 1_000_000
-    units = ("[0.1, ", "[" + "9" * 60, "\\boxed{", "<think>", '{"bbox_2d": [', "[", "1.", "( 1 , 2 ", "```json\n[")
+    units = ("[0.1, ", "[" + "9" * 60, "\\boxed{", '{"bbox_2d": [', "( 1 , 2 ", "```json\n[")
     answers = [(unit * (size // len(unit) + 1))[:size] for unit in units]
     answers.append("[0.1, 0.2, 0.4, 0.6] " * (size // 21))
-    answers.append("x" * size + "[0.1, 0.2, 0.4, 0.6]")
     return answers

@@ -106,28 +106,38 @@ def test_a_nonfinite_box_overlaps_nothing_and_is_counted():
     assert nonfinite_boxes([[0.1, 0.1, 0.4, inf], [0.1, 0.1, 0.4, 0.4]]) == 1
 
 
+class _AnyTextAdapter(PredictionsAdapter):
+    """Answers with any text, lone surrogates included (as a server's JSON "\\ud800" decodes)."""
+
+    def __init__(self, card: ModelCard, predictions: dict[str, str]) -> None:
+        super().__init__(card, {k: ascii(v) for k, v in predictions.items()})
+        self.predictions = predictions
+
+
 def test_an_answer_with_a_309_digit_number_is_scored_stored_and_scored_again(tmp_path: Path, data_root: Path):
-    """The crash of issue 20 item 1: the stored box held null and every later scoring raised TypeError."""
+    """The crash of issue 20 item 1: the stored box held null and every later scoring raised TypeError. A lone
+    surrogate in a model's text could not be stored either (UnicodeEncodeError ended the run)."""
     (spec,) = resolve_tasks("phantom-abnormality-grounding")
-    samples = load_samples(spec, data_root)[:4]
+    samples = load_samples(spec, data_root)[:5]
     first = samples[1].reference_boxes[0]
     texts = [
         f"[0.1, 0.1, 0.4, {HUGE}]",
         f"[{HUGE}, 0.1, {HUGE}, 0.4] " + "[" + ", ".join(f"{v:.4f}" for v in first) + "]",
         "[0.1, 0.1, 0.4, 0.4]",
         "no box",
+        "[0.1, 0.1, 0.4, 0.4] \ud800 \x00 \udfff",
     ]
     card = ModelCard(name="huge-numbers", adapter="external", checkpoint="x")
     predictions = {s.sample_id: t for s, t in zip(samples, texts, strict=True)}
     db = tmp_path / "r.duckdb"
 
     def run():
-        adapter = PredictionsAdapter(card, predictions)
+        adapter = _AnyTextAdapter(card, predictions)
         (summary,) = evaluate(card, spec, db=db, data_root=data_root, adapter=adapter, samples=samples)
         return summary
 
     summary = run()
-    assert summary.n_samples == 4 and summary.parse_failures == 1
+    assert summary.n_samples == 5 and summary.parse_failures == 1 and summary.errors == 0
     again = run()  # scores again from the stored generations (the path that raised)
     assert again.metrics == summary.metrics
     with Store(db, read_only=True) as store:

@@ -38,13 +38,16 @@ def test_paper_tables_scale_and_order(tmp_path: Path, data_root: Path) -> None:
     assert model_row[0] == "normal-template"
     for (column, metric, scale, decimals), text in zip(RADVLM_GRPO_REPORT_COLUMNS, model_row[1:], strict=True):
         r = by[("phantom-report", "normal-template", metric)]
-        expected = "n/a" if r["status"] == "unavailable" else f"{r['value'] * scale:.{decimals}f}"
+        # --limit 6 of 16: every number says it is partial, never passing for the paper's full-set one
+        expected = "n/a" if r["status"] == "unavailable" else f"{r['value'] * scale:.{decimals}f} (partial 6/16)"
+        assert r["task_size"] == 16
         assert text == expected, column
-    assert model_row[1] == f"{by[('phantom-report', 'normal-template', 'rouge_l')]['value'] * 100:.1f}"
+    assert model_row[1] == f"{by[('phantom-report', 'normal-template', 'rouge_l')]['value'] * 100:.1f} (partial 6/16)"
     assert grounding["columns"] == ["Model", "Anatomy (phantom)", "Phrase (phantom)"]
     assert [r[0] for r in grounding["rows"]] == ["prior-box", "whole-image"]
     value = by[("phantom-phrase-grounding", "whole-image", "radvlm_map50")]["value"]
-    assert grounding["rows"][1][2] == f"{value * 100:.1f}"
+    size = by[("phantom-phrase-grounding", "whole-image", "radvlm_map50")]["task_size"]
+    assert grounding["rows"][1][2] == f"{value * 100:.1f} (partial 6/{size})"
 
     result = CliRunner().invoke(
         app, ["leaderboard", "--db", str(db), "--task", "phantom", "--style", "radvlm-grpo", "--json"]
@@ -57,3 +60,30 @@ def test_paper_tables_scale_and_order(tmp_path: Path, data_root: Path) -> None:
     assert text.exit_code == 0 and "RGF1" in text.output and "RCQ↓" in text.output
     bad = CliRunner().invoke(app, ["leaderboard", "--db", str(db), "--style", "radvlm"])
     assert bad.exit_code == 2 and "--style must be one of radvlm-grpo" in bad.output
+
+
+def _row(task: str, model: str, metric: str, value: float, partial: bool, kind: str = "grounding") -> dict:
+    return {
+        "task": task,
+        "kind": kind,
+        "model": model,
+        "profile": None,
+        "metric": metric,
+        "value": value,
+        "status": "ok",
+        "n_samples": 39 if partial else 100,
+        "task_size": 100,
+        "partial": partial,
+    }
+
+
+def test_a_partial_run_is_marked_in_the_paper_table() -> None:
+    """A 39/100 run must not print like a Table 2 number (issue 20 item 5)."""
+    rows = [
+        _row("phantom-anatomy-grounding", "full", "radvlm_map50", 0.25, False),
+        _row("phantom-anatomy-grounding", "half", "radvlm_map50", 0.5, True),
+        _row("phantom-report", "half", "rouge_l", 0.3, True, "report_generation"),
+    ]
+    report, grounding = paper_tables(rows)
+    assert grounding["rows"] == [["full", "25.0"], ["half", "50.0 (partial 39/100)"]]
+    assert report["rows"][0][1] == "30.0 (partial 39/100)"

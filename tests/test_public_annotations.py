@@ -280,7 +280,8 @@ def _wbf(boxes: list[list[float]], digits: int | None = 3) -> list[list[float]]:
     fused, _, _ = weighted_boxes_fusion(
         [boxes], [[1.0] * len(boxes)], [[1] * len(boxes)], iou_thr=0.1, skip_box_thr=0.0
     )
-    return [[round(float(v), digits) if digits is not None else float(v) for v in b] for b in fused]
+    # rounded on the numpy values, as RadVLM's apply_wbf rounds them (0.8625 -> 0.862; issue 20 item 7)
+    return [[float(round(v, digits)) if digits is not None else float(v) for v in b] for b in fused]
 
 
 def test_reader_reference_is_wbf_of_the_other_readers_on_real_disagreement(public_root):

@@ -40,7 +40,7 @@ from evalkit.metrics import register_metric
 from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.metrics.bertscore import BertScoreClient
 from evalkit.metrics.chexbert import CheXbertClient, embedding
-from evalkit.metrics.radgraph import RadGraphClient
+from evalkit.metrics.radgraph import RadGraphClient, preprocess
 from evalkit.sample import Parsed, Sample
 
 FEATURES = ("radgraph_combined", "bertscore", "semb_score", "bleu_score")
@@ -230,6 +230,10 @@ class RadCliQV1(Metric):
         for i, (ref, pred) in enumerate(zip(refs, preds, strict=True)):
             if len(pred) <= WORKER_MIN_CHARS or len(ref) <= WORKER_MIN_CHARS:
                 out[i] = SampleScore(WORKER_FAILURE_VALUE, {"worker_rule": "text of 5 characters or fewer"})
+            elif not all(preprocess(worker_text(t), self.radgraph.model_type) for t in (ref, pred)):
+                # radgraph 0.1.18 raises on a text its preprocessing empties (whitespace only, or only the escape
+                # sequences radgraph-xl blanks); the worker catches it and answers -3
+                out[i] = SampleScore(WORKER_FAILURE_VALUE, {"worker_rule": "no word left for RadGraph"})
             else:
                 keep.append(i)
 

@@ -525,9 +525,21 @@ class _RadGraphF1(ModelBackedMetric):
         refs = [s.reference_text or "" for s in samples]
         preds = [p.answer or "" for p in predictions]
         return [
-            SampleScore(None, {"error": r}) if isinstance(r, str) else SampleScore(r[self.level_index], {})
-            for r in self.client.pair_rewards(refs, preds, self.cache)
+            SampleScore(None, {"error": r})
+            if isinstance(r, str)
+            else SampleScore(r[self.level_index], self._no_words(ref, pred))
+            for ref, pred, r in zip(refs, preds, self.client.pair_rewards(refs, preds, self.cache), strict=True)
         ]
+
+    def _no_words(self, reference: str, prediction: str) -> dict[str, Any]:
+        """Counted where radgraph's preprocessing empties a non-empty text: radgraph 0.1.18 raises there, which
+        stops RadVLM-GRPO's `calcF1RadGraph` for the whole corpus; evalkit's F1 is 0 (no entity found)."""
+        sides = [
+            side
+            for side, text in (("reference", reference), ("prediction", prediction))
+            if text and not preprocess(text, self.client.model_type)
+        ]
+        return {"no_words": sides} if sides else {}
 
 
 @register_metric

@@ -24,8 +24,9 @@ CURRENT_SCORES_OF = _CURRENT.format(runs="list_contains(?::VARCHAR[], s.run_id)"
 
 
 def display_runs(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
-    """Per (task, model), the run a leaderboard shows: the latest run holding every sample of the task, else the
-    latest partial run. A limited or partial run never stands in for a full one. Adds `partial` to each row."""
+    """Per (task, model, profile), the run a leaderboard shows: the latest run holding every sample of the task,
+    else the latest partial run. A limited or partial run never stands in for a full one. Adds `partial` to each
+    row. `profile` is NULL for runs under their task's own profile, so a `--profile` run is a row of its own."""
     where, params = [], []
     if task:
         where.append("task = ?")
@@ -36,8 +37,9 @@ def display_runs(store: Store, task: str | None = None, model: str | None = None
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     rows = store.query(
         "SELECT * FROM (SELECT *, coalesce(n_samples, 0) < coalesce(task_size, 0) AS partial, row_number() OVER ("
-        "PARTITION BY task, model ORDER BY coalesce(n_samples, 0) < coalesce(task_size, 0), started_at DESC) AS rk "
-        f"FROM runs {clause}) WHERE rk = 1 ORDER BY task, model",
+        "PARTITION BY task, model, profile "
+        "ORDER BY coalesce(n_samples, 0) < coalesce(task_size, 0), started_at DESC) AS rk "
+        f"FROM runs {clause}) WHERE rk = 1 ORDER BY task, model, profile NULLS FIRST",
         params,
     )
     for row in rows:

@@ -55,7 +55,8 @@ TABLES: dict[str, Table] = {
                 "run_id VARCHAR, task VARCHAR, task_version VARCHAR, model VARCHAR, model_fingerprint VARCHAR,"
                 "adapter VARCHAR, card VARCHAR, decoding VARCHAR, access VARCHAR, evalkit_version VARCHAR,"
                 "git_sha VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, status VARCHAR, n_samples INTEGER,"
-                "summary VARCHAR, task_spec VARCHAR, task_size INTEGER"
+                "summary VARCHAR, task_spec VARCHAR, task_size INTEGER,"
+                "profile VARCHAR"  # set only for a run under another profile than its task's own (--profile)
             ),
             ("run_id",),
         ),
