@@ -144,7 +144,7 @@ def test_paper_tables_put_table_1_and_3_rows_beside_a_run_without_ranking_them()
 
     task = "mimic-cxr-report-radvlm-filtered"
     base = dict(task=task, kind="report_generation", model="radvlm-grpo", n=3314, task_size=3314, partial=False,
-                status="ok", run_id="r1", profile="radvlm-grpo", published_as=["RadVLM+RL", "+RCQ"])  # fmt: skip
+                status="ok", run_id="r1", run_profile="radvlm-grpo", published_as=["RadVLM+RL", "+RCQ"])  # fmt: skip
     rows = [
         {**base, "metric": "rouge_l", "value": 0.2985, "ci_low": 0.292, "ci_high": 0.305},
         {**base, "metric": "radcliq_v1", "value": 0.95, "ci_low": 0.94, "ci_high": 0.96},
