@@ -304,6 +304,8 @@ def score(
             thinking=thinking,
             description=f"predictions from {predictions}",
         )
+        if spec.parser == "boxes":
+            _warn_box_scale(predictions, preds, box_format)
         adapter = PredictionsAdapter(card, preds)
         chosen = [s for s in samples if s.sample_id in preds]
         (summary,) = evaluate(
@@ -323,6 +325,22 @@ def score(
         _print_run_notes(summary, None)
     except EvalkitError as exc:
         _fail(exc)
+
+
+def _warn_box_scale(path: Path, preds: dict[str, str], box_format: str) -> None:
+    """Boxes written as fractions but read on a 0-1000 grid (or in pixels) parse fine and score 0 everywhere:
+    say so before scoring."""
+    import re
+
+    numbers = [float(x) for text in preds.values() for x in re.findall(r"\d+(?:\.\d+)?", text)]
+    if box_format != "unit01" and len(numbers) >= 4 and max(numbers) <= 1.0:
+        err.print(
+            f"warning: every coordinate in {path} is between 0 and 1 (fractions of the image), but --box-format "
+            f"{box_format} does not read them as fractions; pass --box-format unit01 if they are",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _check_external_name(name: str) -> None:

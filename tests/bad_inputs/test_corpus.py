@@ -6,7 +6,7 @@
 
 No case may end in a traceback. CLI cases run in-process through typer's CliRunner. Placeholders: {tmp} (the
 case's folder), {data} (a small phantom data root), {db} (a copy of a results file holding runs of prior-box,
-whole-image and an external `ext-a` on phantom-anatomy-grounding), {new_db} (no file yet), {sid} (a sample id
+whole-image and an external `ext[step=1]` on phantom-anatomy-grounding), {new_db} (no file yet), {sid} (a sample id
 of phantom-anatomy-grounding), {sid_report} (one of phantom-report), {gtask} (a one-metric copy of that task,
 for fast scoring cases). `each:` expands a case once per value
 ({each} in its inputs).
@@ -88,7 +88,7 @@ def corpus_env(tmp_path_factory, data_root) -> dict[str, str]:
             "--predictions",
             str(preds),
             "--model-name",
-            "ext-a",
+            "ext[step=1]",
             "--db",
             str(db),
             "--data-root",

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -153,6 +154,33 @@ def test_site_build_killed_leaves_the_old_site_whole_and_the_next_build_works(tm
     assert result.exit_code == 0, result.output
     assert (out / "index.html").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".site.")] == []
+
+
+@pytest.mark.slow
+def test_site_build_killed_at_ten_random_times(tmp_path, site_db):
+    """The issue's check: SIGKILL at 10 random moments of a rebuild; each time the old site is whole and the
+    next build succeeds."""
+    import random
+
+    out = tmp_path / "site"
+    assert invoke("site", "build", "--db", site_db, "--out", out, "--n-boot", "100").exit_code == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    rng = random.Random(21)
+    for attempt in range(10):
+        before = _snapshot(out)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SITE_WRITER, str(site_db), str(out)], stdout=subprocess.DEVNULL, env=env
+        )
+        time.sleep(rng.uniform(0.3, 3.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        after = _snapshot(out)
+        # Either the old site, untouched, or (killed after the swap) a complete new one.
+        assert after == before or (".evalkit-site" in after and "index.html" in after)
+        if attempt % 5 == 4:  # the next build works (a build per kill would double the test's time)
+            result = invoke("site", "build", "--db", site_db, "--out", out, "--n-boot", "100")
+            assert result.exit_code == 0, result.output
+            assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
 
 
 def test_site_build_killed_between_the_two_renames_keeps_the_old_site(tmp_path, site_db, monkeypatch):
