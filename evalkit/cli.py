@@ -531,6 +531,7 @@ def leaderboard(
         with Store(db, read_only=True) as store:
             if task is not None and style is None:
                 names = _leaderboard_tasks(store, task)
+            _check_stored_model(store, model)
             rows = [
                 r for name in names for r in leaderboard_rows(store, name, model, ci=style is None, cluster=cluster)
             ]
@@ -573,6 +574,19 @@ def _leaderboard_tasks(store, task: str) -> list[str]:
         f"--task: unknown task or task group '{task}'{did_you_mean(task, [*known, *groups])}; tasks with results "
         f"in {store.path}: {', '.join(stored) or 'none'}"
     )
+
+
+def _check_stored_model(store, model: str | None) -> None:
+    """--model names a model the file holds (a run id is accepted as is by the commands that take one)."""
+    from evalkit.registry import did_you_mean
+    from evalkit.results.queries import stored_model_names
+
+    stored = stored_model_names(store)
+    if model is not None and model not in stored:
+        raise EvalkitError(
+            f"--model: no runs of '{model}' in {store.path}{did_you_mean(model, stored)}; models there: "
+            f"{', '.join(stored) or 'none'}"
+        )
 
 
 def _print_leaderboard(rows: list[dict]) -> None:
@@ -694,7 +708,9 @@ def export(
         if out is not None and out.is_dir():
             raise EvalkitError(f"--out {out} is a folder; give a file name, e.g. --out {out / ('results.' + fmt)}")
         with Store(db, read_only=True) as store:
-            rows = export_rows(store, task, model)
+            names = _leaderboard_tasks(store, task) if task is not None else [None]
+            _check_stored_model(store, model)
+            rows = [row for name in names for row in export_rows(store, name, model)]
         try:
             write_rows(rows, fmt, out)
         except BrokenPipeError:

@@ -347,3 +347,23 @@ def test_ctrl_c_during_merge_leaves_the_target_unchanged(tmp_path, data_root, mo
     assert result.exit_code == 130 and "nothing was merged" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not into.exists() and not (tmp_path / "all.duckdb.merging").exists()
+
+
+def test_demo_summary_line_counts_parse_failures(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import evalkit.demo
+    from evalkit.runner import RunSummary
+
+    def fake_evaluate(card, tasks, *, on_summary, **kwargs):
+        on_summary(RunSummary("r", "phantom-report", "ckpt[step=1]", 16, 16, 16, generated=16, parse_failures=3))
+        return []
+
+    monkeypatch.setattr(evalkit.demo, "evaluate", fake_evaluate)
+    monkeypatch.setattr(evalkit.demo, "demo_cards", lambda tiny_model: [evalkit.demo.resolve_model("prior-box")])
+    out = io.StringIO()
+    evalkit.demo.run_demo(tmp_path / "r.duckdb", None, console=Console(file=out, width=200))
+    line = out.getvalue().splitlines()[0]
+    assert "ckpt[step=1]" in line and "3 answer(s) failed to parse" in line
