@@ -176,6 +176,7 @@ def test_bad_input(case: dict[str, Any], corpus_env: dict[str, str], tmp_path: P
         "sid": corpus_env["sid"],
         "sid_report": corpus_env["sid_report"],
         "gtask": corpus_env["gtask"],
+        "repo": str(HERE.parents[1]),
     }
     shutil.copy(corpus_env["graded"], names["db"])
     _write_inputs(case, tmp_path, names)
