@@ -384,6 +384,8 @@ def score(
             description=f"predictions from {predictions}",
             lineage=Lineage(parent=parent, rewards=reward or []) if parent or reward else None,
         )
+        if spec.parser == "boxes":
+            _warn_box_scale(predictions, preds, box_format)
         adapter = PredictionsAdapter(card, preds)
         chosen = [s for s in samples if s.sample_id in preds]
         if shard is not None:
@@ -416,6 +418,22 @@ def score(
         _print_run_notes(summary, None)
     except EvalkitError as exc:
         _fail(exc)
+
+
+def _warn_box_scale(path: Path, preds: dict[str, str], box_format: str) -> None:
+    """Boxes written as fractions but read on a 0-1000 grid (or in pixels) parse fine and score 0 everywhere:
+    say so before scoring."""
+    import re
+
+    numbers = [float(x) for text in preds.values() for x in re.findall(r"\d+(?:\.\d+)?", text)]
+    if box_format != "unit01" and len(numbers) >= 4 and max(numbers) <= 1.0:
+        err.print(
+            f"warning: every coordinate in {path} is between 0 and 1 (fractions of the image), but --box-format "
+            f"{box_format} does not read them as fractions; pass --box-format unit01 if they are",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _check_external_name(name: str) -> None:
@@ -661,6 +679,7 @@ def leaderboard(
         with Store(db, read_only=True) as store:
             if task is not None and style is None:
                 names = _leaderboard_tasks(store, task)
+            _check_stored_model(store, model)
             rows = [r for name in names for r in leaderboard_rows(store, name, model, cluster=cluster, profile=profile)]
             if style is not None:
                 from evalkit.goodhart import mark_rewarded
@@ -721,6 +740,19 @@ def _leaderboard_tasks(store, task: str) -> list[str]:
         f"--task: unknown task or task group '{task}'{did_you_mean(task, [*known, *groups])}; tasks with results "
         f"in {store.path}: {', '.join(stored) or 'none'}"
     )
+
+
+def _check_stored_model(store, model: str | None) -> None:
+    """--model names a model the file holds (a run id is accepted as is by the commands that take one)."""
+    from evalkit.registry import did_you_mean
+    from evalkit.results.queries import stored_model_names
+
+    stored = stored_model_names(store)
+    if model is not None and model not in stored:
+        raise EvalkitError(
+            f"--model: no runs of '{model}' in {store.path}{did_you_mean(model, stored)}; models there: "
+            f"{', '.join(stored) or 'none'}"
+        )
 
 
 def _print_leaderboard(rows: list[dict]) -> None:
@@ -842,7 +874,9 @@ def export(
         if out is not None and out.is_dir():
             raise EvalkitError(f"--out {out} is a folder; give a file name, e.g. --out {out / ('results.' + fmt)}")
         with Store(db, read_only=True) as store:
-            rows = export_rows(store, task, model)
+            names = _leaderboard_tasks(store, task) if task is not None else [None]
+            _check_stored_model(store, model)
+            rows = [row for name in names for row in export_rows(store, name, model)]
         try:
             write_rows(rows, fmt, out)
         except BrokenPipeError:

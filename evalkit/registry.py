@@ -94,7 +94,7 @@ def _scan(dirs: list[Path], model: type) -> tuple[dict[str, tuple[Path, object]]
                 first = str(exc).splitlines()[0]
                 _warn_once(str(path), f"skipped {path} (fix or remove it): {first}")
                 continue
-            if spec.name in found and folder == dirs[-1]:
+            if spec.name in found and folder == dirs[-1] and found[spec.name][0].resolve() != path.resolve():
                 # A file on the search path replacing a bundled one is allowed, but never silently.
                 _warn_once(
                     f"shadow:{found[spec.name][0]}",

@@ -15,6 +15,7 @@ from rich.table import Table
 from evalkit.commands.stats import fail, fmt, fmt_p, wide_console
 from evalkit.errors import EvalkitError
 from evalkit.store import DEFAULT_DB
+from evalkit.tables import fitting
 
 
 def gate(
@@ -164,7 +165,8 @@ def _print(result) -> None:
             f"{v.power:.0%}",
             f"[{_STYLE[v.verdict]}]{v.verdict}[/]",
         )
-    console.print(table)
+    for part in fitting(table):  # an 80-column terminal gets its deltas whole, in parts
+        console.print(part)
     console.print(
         f"[bold {_STYLE[result.verdict]}]{result.verdict.upper()}[/]  alpha {result.alpha}, {result.correction} "
         f"correction, {result.n_boot} resamples, {units_line(result.verdicts)}, seed {result.seed}; power for an "

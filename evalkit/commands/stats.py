@@ -15,6 +15,7 @@ from rich.table import Table
 
 from evalkit.errors import EvalkitError
 from evalkit.store import DEFAULT_DB
+from evalkit.tables import fitting
 
 err = Console(stderr=True)
 
@@ -164,7 +165,8 @@ def compare(
             fmt_p(r.p_permutation_holm),
             better,
         )
-    console.print(table)
+    for part in fitting(table):  # an 80-column terminal gets its deltas whole, in parts
+        console.print(part)
     console.print(
         f"paired on shared samples, resampled {'; '.join(units)}; {n_boot} bootstrap resamples, {n_perm} "
         f"permutations, seed {seed}. "

@@ -147,6 +147,11 @@ def stored_task_names(store: Store) -> list[str]:
     return [r[0] for r in store.con.execute("SELECT DISTINCT task FROM runs ORDER BY task").fetchall()]
 
 
+def stored_model_names(store: Store) -> list[str]:
+    """Every model name the file holds a run of."""
+    return [r[0] for r in store.con.execute("SELECT DISTINCT model FROM runs ORDER BY model").fetchall()]
+
+
 def run_counts(store: Store) -> tuple[int, int]:
     """(runs stored, samples they hold): what an interrupted multi-run command can say it kept."""
     row = store.con.execute("SELECT count(*), coalesce(sum(n_samples), 0) FROM runs").fetchall()[0]

@@ -107,7 +107,12 @@ class Store:
         if read_only and not self.path.exists():
             raise EvalkitError(f"{self.path}: no results database here (run `evalkit run` or `evalkit demo` first)")
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise EvalkitError(
+                    f"{self.path}: cannot create its folder ({exc.strerror or exc}); give --db a writable path"
+                ) from None
         if read_only:
             self._migrate_for_reading()
         else:

@@ -6,8 +6,9 @@
 
 No case may end in a traceback. CLI cases run in-process through typer's CliRunner. Placeholders: {tmp} (the
 case's folder), {data} (a small phantom data root), {db} (a copy of a results file holding runs of prior-box,
-whole-image and an external `ext-a` on phantom-anatomy-grounding), {new_db} (no file yet), {sid} (a sample id
-of phantom-anatomy-grounding), {sid_report} (one of phantom-report). `each:` expands a case once per value
+whole-image and an external `ext[step=1]` on phantom-anatomy-grounding), {new_db} (no file yet), {sid} (a sample id
+of phantom-anatomy-grounding), {sid_report} (one of phantom-report), {gtask} (a one-metric copy of that task,
+for fast scoring cases). `each:` expands a case once per value
 ({each} in its inputs).
 """
 
@@ -87,7 +88,7 @@ def corpus_env(tmp_path_factory, data_root) -> dict[str, str]:
             "--predictions",
             str(preds),
             "--model-name",
-            "ext-a",
+            "ext[step=1]",
             "--db",
             str(db),
             "--data-root",
@@ -96,7 +97,16 @@ def corpus_env(tmp_path_factory, data_root) -> dict[str, str]:
     )
     assert result.exit_code == 0, result.output
     report = load_samples(resolve_tasks("phantom-report")[0], data_root)
-    return {"graded": str(db), "data": str(data_root), "sid": samples[0].sample_id, "sid_report": report[0].sample_id}
+    # Scoring cases use a one-metric copy of the grounding task (same samples): the corpus stays fast.
+    gtask = folder / "corpus-grounding.yaml"
+    gtask.write_text(yaml.safe_dump({**CORPUS["base_task"], "name": "corpus-grounding", "metrics": ["miou"]}))
+    return {
+        "graded": str(db),
+        "data": str(data_root),
+        "sid": samples[0].sample_id,
+        "sid_report": report[0].sample_id,
+        "gtask": str(gtask),
+    }
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -165,6 +175,8 @@ def test_bad_input(case: dict[str, Any], corpus_env: dict[str, str], tmp_path: P
         "new_db": str(tmp_path / "new.duckdb"),
         "sid": corpus_env["sid"],
         "sid_report": corpus_env["sid_report"],
+        "gtask": corpus_env["gtask"],
+        "repo": str(HERE.parents[1]),
     }
     shutil.copy(corpus_env["graded"], names["db"])
     _write_inputs(case, tmp_path, names)
