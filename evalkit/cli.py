@@ -53,9 +53,16 @@ def _fmt(value: float | None) -> str:
 
 def _summary_line(summary) -> str:
     """One run's outcome; `cached` counts content-cache hits and samples an earlier run of this pair kept."""
+    from evalkit.metrics import is_diagnostic
+
     kept = f", {summary.reused} kept from the last run" if summary.reused else ""
-    metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items())
-    unavailable = "".join(f"\n    {k}: {_unavailable_line(v)}" for k, v in summary.unavailable.items())
+    hidden = [k for k in summary.metrics if is_diagnostic(k)]  # RL-health diagnostics: `evalkit health` shows them
+    metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.metrics.items() if k not in hidden)
+    if hidden:
+        metrics += f" [dim](+{len(hidden)} RL-health diagnostics: evalkit health)[/]"
+    unavailable = "".join(
+        f"\n    {k}: {_unavailable_line(v)}" for k, v in summary.unavailable.items() if not is_diagnostic(k)
+    )
     return (
         f"[bold]{escape(summary.task)}[/] · {escape(summary.model)}: n={_n_of(summary)} generated={summary.generated} "
         f"cached={summary.from_cache + summary.reused}{kept} errors={summary.errors} "
@@ -653,6 +660,9 @@ def leaderboard(
     profile: Annotated[
         str | None, typer.Option("--profile", help="Only runs made under this convention profile.")
     ] = None,
+    diagnostics: Annotated[
+        bool, typer.Option("--diagnostics", help="Also show the RL-health diagnostics (`evalkit health`) as columns.")
+    ] = False,
 ) -> None:
     """Print stored results: one table per task, one row per model, with 95% CIs (the resampled unit is named).
 
@@ -713,7 +723,7 @@ def leaderboard(
     if json_out:
         print(json.dumps(rows, indent=2, default=str))
         return
-    _print_leaderboard(with_profile_labels(rows))
+    _print_leaderboard(with_profile_labels(rows), diagnostics=diagnostics)
 
 
 def _add_reported(table: Table, reported: dict | None) -> None:
@@ -755,10 +765,18 @@ def _check_stored_model(store, model: str | None) -> None:
         )
 
 
-def _print_leaderboard(rows: list[dict]) -> None:
+def _print_leaderboard(rows: list[dict], diagnostics: bool = False) -> None:
+    from evalkit.metrics import is_diagnostic
+
     if not rows:
         console.print("no results yet")
         return
+    hidden: dict[str, set[str]] = {}  # task -> diagnostics left out of its table
+    if not diagnostics:
+        for r in rows:
+            if is_diagnostic(r["metric"]):
+                hidden.setdefault(r["task"], set()).add(r["metric"])
+        rows = [r for r in rows if r["metric"] not in hidden.get(r["task"], ())]
     by_task: dict[str, list[dict]] = {}
     for r in rows:
         by_task.setdefault(r["task"], []).append(r)
@@ -823,6 +841,12 @@ def _print_leaderboard(rows: list[dict]) -> None:
             console.print(f"[dim]95% CIs resampled {'; '.join(units)}[/]", highlight=False)
         if absent:
             console.print(f"[dim]unavailable here (see `evalkit metrics`): {', '.join(absent)}[/]")
+        if hidden.get(task_name):
+            console.print(
+                f"[dim]{len(hidden[task_name])} RL-health diagnostics not shown: `evalkit health --task {task_name} "
+                "--model M` or `evalkit leaderboard --diagnostics`[/]",
+                highlight=False,
+            )
         for model_name in ordered:
             if runs[model_name].get("parse_failures"):
                 console.print(

@@ -30,6 +30,7 @@ import evalkit
 from evalkit.config import TRANSFORM_NAMES
 from evalkit.errors import EvalkitError
 from evalkit.leaderboard import latest_runs, one_run_per_model, reference_label
+from evalkit.metrics import is_diagnostic
 from evalkit.published import UNKNOWN, all_records
 from evalkit.published_compare import match_published, published_names, site_numbers
 from evalkit.resources import bundled
@@ -278,6 +279,8 @@ class SiteBuilder:
                 if r["metric"] not in metric_names:
                     metric_names.append(r["metric"])
                     first_row[r["metric"]] = r
+        # RL-health diagnostics have their own panel (evalkit/site_health.py): not leaderboard columns or plots.
+        metric_names = [m for m in metric_names if not is_diagnostic(m)]
         spec_primary = spec.get("primary_metric") if spec else None
         order = [spec_primary, *(m["name"] for m in spec.get("metrics", []))] if spec else []
         metric_names.sort(key=lambda m: (order.index(m) if m in order else len(order), m))

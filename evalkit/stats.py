@@ -701,11 +701,14 @@ def compare_runs(
     level: float = DEFAULT_LEVEL,
     cluster: str = "auto",
 ) -> tuple[dict[str, Any], dict[str, Any], list[Comparison]]:
-    """Compare the latest runs (or given run ids) of two models on a task. Returns (run A, run B, comparisons)."""
+    """Compare the latest runs (or given run ids) of two models on a task. Returns (run A, run B, comparisons).
+
+    Without `metrics`: every shared metric but the RL-health diagnostics, which would also join the Holm family and
+    so move the adjusted p-values of the quality metrics (name them to compare them; `evalkit health` does)."""
     run_a, run_b = find_run(store, task, model_a), find_run(store, task, model_b)
     if run_a["run_id"] == run_b["run_id"]:
         raise EvalkitError(f"both sides name the same run ({run_a['run_id']}); compare two different models")
-    paired = load_pairs(store, task, run_a, run_b, metrics, cluster)
+    paired = load_pairs(store, task, run_a, run_b, metrics, cluster, skip_diagnostics=not metrics)
     return run_a, run_b, compare_paired(paired, n_boot=n_boot, n_perm=n_perm, seed=seed, level=level)
 
 
@@ -716,13 +719,18 @@ def load_pairs(
     run_b: dict[str, Any],
     metrics: Sequence[str] | None = None,
     cluster: str = "auto",
+    *,
+    skip_diagnostics: bool = False,
 ) -> list[PairedData]:
     """Shared-sample pairs of two runs, with the task's resampling units; EvalkitError when a named metric is
-    missing or nothing is shared."""
-    scores_a = load_run_scores(store, run_a["run_id"], metrics)
-    scores_b = load_run_scores(store, run_b["run_id"], metrics)
+    missing or nothing is shared. `skip_diagnostics`: without `metrics`, leave the RL-health diagnostics out."""
+    from evalkit.metrics import is_diagnostic
+
     order = stored_metrics(store, run_a["run_id"])
-    names = list(metrics) if metrics else [n for n in order if n in scores_a and n in scores_b]
+    wanted = metrics or ([n for n in order if not is_diagnostic(n)] if skip_diagnostics else None)
+    scores_a = load_run_scores(store, run_a["run_id"], wanted)
+    scores_b = load_run_scores(store, run_b["run_id"], wanted)
+    names = list(metrics) if metrics else [n for n in (wanted or order) if n in scores_a and n in scores_b]
     for name in names:
         for run, scores in ((run_a, scores_a), (run_b, scores_b)):
             if name not in scores:

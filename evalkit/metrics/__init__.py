@@ -32,6 +32,14 @@ def metric_class(name: str) -> type[Metric]:
     return _METRICS[name]
 
 
+def is_diagnostic(name: str) -> bool:
+    """An RL-health diagnostic (Metric.diagnostic): hidden where quality metrics are listed. A name no longer
+    registered (an old database) is shown, as any metric."""
+    _load_families()
+    cls = _METRICS.get(name)
+    return bool(cls is not None and cls.diagnostic)
+
+
 def get_metric(name: str, **options: Any) -> Metric:
     return metric_class(name)(**options)
 
@@ -41,4 +49,4 @@ def all_metrics() -> dict[str, type[Metric]]:
     return dict(sorted(_METRICS.items()))
 
 
-__all__ = ["Metric", "SampleScore", "all_metrics", "get_metric", "metric_class", "register_metric"]
+__all__ = ["Metric", "SampleScore", "all_metrics", "get_metric", "is_diagnostic", "metric_class", "register_metric"]

@@ -80,6 +80,9 @@ class Metric(ABC):
         corpus: True when `aggregate` needs the stats (not a plain mean of values).
         requires: What must be installed or downloaded for `available()` to pass (documentation).
         Options: The typed options a task YAML may give (`metrics: [{name, options}]`).
+        diagnostic: True for RL-health diagnostics (evalkit/health.py): stored and resampled like any metric, but
+            left out of leaderboard tables, run summaries and default comparisons, which they would swamp
+            (`evalkit health` and the site's RL-health panel show them).
     """
 
     Options: ClassVar[type[MetricOptions]] = MetricOptions
@@ -91,6 +94,7 @@ class Metric(ABC):
     corpus: ClassVar[bool] = False
     requires: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    diagnostic: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         try:

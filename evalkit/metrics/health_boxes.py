@@ -24,6 +24,7 @@ class _BoxDiagnostic(Metric):
     kind = "grounding"
     higher_is_better = False
     gated_by_default: ClassVar[bool] = False
+    diagnostic: ClassVar[bool] = True
 
 
 @register_metric

@@ -38,6 +38,7 @@ class _CheXbertFindingRatio(ModelBackedMetric):
     corpus = True
     higher_is_better = False
     gated_by_default = False
+    diagnostic = True
     requires = "CheXbert weights (chexbert.pth) and the bert-base-uncased tokenizer, available locally"
 
     class Options(MetricOptions):

@@ -64,6 +64,7 @@ class _CorpusDiagnostic(Metric):
 
     corpus = True
     gated_by_default: ClassVar[bool] = False
+    diagnostic: ClassVar[bool] = True
 
     def aggregate_swaps(
         self,

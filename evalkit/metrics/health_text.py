@@ -38,6 +38,7 @@ class _Diagnostic(Metric):
     """A per-sample diagnostic: described, not graded; never gated unless a gate names it."""
 
     gated_by_default: ClassVar[bool] = False
+    diagnostic: ClassVar[bool] = True
     higher_is_better = False
 
 
