@@ -187,7 +187,7 @@ def _record(row: dict[str, str], origin: str) -> PublishedRecord:
 def read_ledger(path: Path) -> list[PublishedRecord]:
     """Records of one ledger CSV file (header: FIELDS, any order), validated."""
     try:
-        with Path(path).open(newline="", encoding="utf-8") as f:
+        with Path(path).open(newline="", encoding="utf-8-sig") as f:  # a spreadsheet's byte-order mark is no header
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
             rows = list(reader)

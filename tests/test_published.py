@@ -161,6 +161,13 @@ def test_list_filters_by_task_and_prints_json(tmp_path):
     assert text.exit_code == 0 and "MedVersa" in text.output and "RadVLM" not in text.output
 
 
+def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_header(tmp_path):
+    path = _write(tmp_path / "excel.csv", [_row()])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # "CSV UTF-8" as spreadsheets save it
+    (record,) = read_ledger(path)
+    assert (record.source, record.value) == ("me", 30.1)
+
+
 def test_add_validates_then_stores_and_replaces_by_key(tmp_path):
     db = tmp_path / "r.duckdb"
     bad = _write(tmp_path / "bad.csv", [_row(), _row(model="N", metric="nope")])
