@@ -303,6 +303,12 @@ def _datasets_rows(path: Path, preset: Preset, wanted: Sequence[str]) -> Iterato
     import pyarrow as pa
 
     state = path / "state.json"
+    if (path / "dataset_dict.json").exists():
+        splits = sorted(p.name for p in path.iterdir() if (p / "state.json").exists())
+        raise EvalkitError(
+            f"{path}: a `datasets` DatasetDict folder (splits: {', '.join(splits)}); pass one split's folder, e.g. "
+            f"{path / (splits[0] if splits else 'test')}"
+        )
     if not state.exists():
         raise EvalkitError(
             f"{path}: a folder, but not a `datasets` save_to_disk folder (no state.json); a DatasetDict's folder "

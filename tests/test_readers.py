@@ -202,3 +202,20 @@ def test_ignore_unknown_scores_the_shared_ids(tmp_path, db, data_root, task_yaml
     assert "left out 1 of 4" in result.output and "partial" in result.output
     rows = json.loads(invoke("leaderboard", "--db", db, "--json").output)
     assert {r["n"] for r in rows} == {3} and all(r["partial"] for r in rows)
+
+
+def test_csv_missing_column_and_datasetdict_folder_are_named(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("id,output\na,x\n")
+    with pytest.raises(EvalkitError, match=r"CSV header has no column 'sample_id' \(columns: id, output\)"):
+        read_predictions_file(path)
+    layout = resolve_fields(None, id_field="id", prediction_field="output")
+    assert read_predictions_file(path, preset=layout) == {"a": "x"}
+    datasets = pytest.importorskip("datasets")
+    folder = tmp_path / "dd"
+    datasets.DatasetDict({"test": datasets.Dataset.from_list([{"sample_id": "a", "prediction": "x"}])}).save_to_disk(
+        str(folder)
+    )
+    with pytest.raises(EvalkitError, match=r"DatasetDict folder \(splits: test\); pass one split's folder"):
+        read_predictions_file(folder)
+    assert read_predictions_file(folder / "test") == {"a": "x"}
