@@ -287,7 +287,7 @@ def score(
         _score_pairs(pairs, metric_names, metric_options, db, json_out, layout)
         return
     try:
-        from evalkit.readers import load_predictions, resolve_fields
+        from evalkit.readers import read_predictions_file, resolve_fields
 
         layout = resolve_fields(preset, id_field, prediction_field, reference_field)
         if task is None or predictions is None or model_name is None:
@@ -305,7 +305,7 @@ def score(
         _check_external_name(model_name)
         root = data_root or data_root_default()
         samples = load_samples(spec, root)
-        preds = load_predictions(predictions, fmt, layout, [s.sample_id for s in samples])
+        preds = read_predictions_file(predictions, fmt, layout, [s.sample_id for s in samples])
         if not preds:
             raise EvalkitError(
                 f"{predictions}: no predictions (expected one JSON object per line with "
@@ -379,12 +379,12 @@ def _score_pairs(
 ) -> None:
     from evalkit.config import load_yaml
     from evalkit.metrics import metric_class
-    from evalkit.readers import load_pairs, resolve_fields
+    from evalkit.readers import read_pairs_file, resolve_fields
     from evalkit.reports import score_reports
 
     try:
         fmt, preset, *fields = layout or ("auto", None)
-        refs, preds = load_pairs(path, fmt, resolve_fields(preset, *fields))
+        refs, preds = read_pairs_file(path, fmt, resolve_fields(preset, *fields))
         names = [m.strip() for m in metric_names.split(",") if m.strip()] if metric_names else None
         options = load_yaml(options_file) if options_file else {}
         if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
