@@ -120,3 +120,11 @@ def failure_counts(store: Store, run_ids: Sequence[str]) -> dict[str, int]:
     ).fetchall()
     counts = dict(rows)
     return {run_id: int(counts.get(run_id, 0)) for run_id in run_ids}
+
+
+def count_run_samples(con: Any, run_id: str) -> None:
+    """Set a run's n_samples to the generations it holds: merged shards of one run make it whole (not partial)."""
+    con.execute(
+        "UPDATE runs SET n_samples = (SELECT count(*) FROM generations g WHERE g.run_id = ?) WHERE run_id = ?",
+        [run_id, run_id],
+    )
