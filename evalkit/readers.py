@@ -267,10 +267,13 @@ def _jsonl_rows(path: Path, preset: Preset, wanted: Sequence[str]) -> Iterator[R
 def _csv_rows(path: Path, preset: Preset, wanted: Sequence[str]) -> Iterator[Row]:
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
         reader = csv.DictReader(handle, dialect="excel-tab" if path.suffix.lower() == ".tsv" else "excel")
-        columns = reader.fieldnames or []
-        _check_columns(path, "CSV header", columns, preset, wanted)
-        for record in reader:
-            yield _row(path, f"{path}:{reader.line_num}", record, preset, None, wanted)
+        try:
+            columns = reader.fieldnames or []
+            _check_columns(path, "CSV header", columns, preset, wanted)
+            for record in reader:
+                yield _row(path, f"{path}:{reader.line_num}", record, preset, None, wanted)
+        except csv.Error as exc:  # a cell over csv's field size limit: named, not a traceback
+            raise EvalkitError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from exc
 
 
 def _check_columns(path: Path, what: str, columns: Sequence[str], preset: Preset, wanted: Sequence[str]) -> None:

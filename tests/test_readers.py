@@ -241,3 +241,10 @@ def test_evalkit_jsonl_values_and_errors_are_the_original_readers(tmp_path):
         read_pairs_file(pairs)
     with pytest.raises(EvalkitError, match="cannot read pairs"):
         read_pairs_file(tmp_path / "missing.jsonl")
+
+
+def test_unreadable_csv_names_file_and_line(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("sample_id,prediction\na,fine\nb," + "x" * 200_000 + "\n")  # over csv's field size limit
+    with pytest.raises(EvalkitError, match=rf"{path}:\d+: not valid CSV"):
+        read_predictions_file(path)
