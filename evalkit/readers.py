@@ -117,19 +117,20 @@ def detect_format(path: Path) -> str:
         return "parquet"
     if path.suffix.lower() in (".csv", ".tsv"):
         return "csv"
-    text = path.read_text(encoding="utf-8", errors="replace").lstrip("\ufeff")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        return "json"
-    if stripped.startswith("{"):
-        first, _, rest = stripped.partition("\n")
-        try:
-            record = json.loads(first)
-        except json.JSONDecodeError:
+    with path.open(encoding="utf-8", errors="replace") as handle:  # the first lines only, not the whole file
+        lines = (line.lstrip("\ufeff").strip() for line in iter(handle.readline, ""))
+        first = next((line for line in lines if line), "")
+        if first.startswith("["):
             return "json"
-        # One line holding an object of objects is a document keyed by id, not one record.
-        keyed = not rest.strip() and record and all(isinstance(v, dict) for v in record.values())
-        return "json" if keyed else "jsonl"
+        if first.startswith("{"):
+            try:
+                record = json.loads(first)
+            except json.JSONDecodeError:
+                return "json"
+            # One line holding an object of objects is a document keyed by id, not one record.
+            more = next((line for line in lines if line), "")
+            keyed = not more and record and all(isinstance(v, dict) for v in record.values())
+            return "json" if keyed else "jsonl"
     return "jsonl" if path.suffix.lower() != ".json" else "json"
 
 
