@@ -304,13 +304,15 @@ def score(
         spec = specs[0]
         _check_external_name(model_name)
         root = data_root or data_root_default()
-        samples = load_samples(spec, root)
-        preds = read_predictions_file(predictions, fmt, layout, [s.sample_id for s in samples])
+        # The file is checked before the task's samples are loaded, unless its ids are row numbers of the task.
+        samples = load_samples(spec, root) if layout.id_kind == "position" else None
+        preds = read_predictions_file(predictions, fmt, layout, samples and [s.sample_id for s in samples])
         if not preds:
             raise EvalkitError(
-                f"{predictions}: no predictions (expected one JSON object per line with "
-                "'sample_id' and 'prediction'); nothing was scored or stored"
+                f"{predictions}: no predictions (expected records with '{layout.fields.id or 'sample_id'}' and "
+                f"'{layout.fields.prediction}'); nothing was scored or stored"
             )
+        samples = samples if samples is not None else load_samples(spec, root)
         known = {s.sample_id for s in samples}
         unknown = [sid for sid in preds if sid not in known]
         if unknown and ignore_unknown:
