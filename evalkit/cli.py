@@ -339,7 +339,7 @@ def score(
         _score_pairs(pairs, metric_names, metric_options, db, json_out, layout, profile)
         return
     try:
-        from evalkit.readers import load_predictions, resolve_fields
+        from evalkit.readers import read_predictions_file, resolve_fields
 
         layout = resolve_fields(preset, id_field, prediction_field, reference_field)
         if task is None or predictions is None or model_name is None:
@@ -356,13 +356,15 @@ def score(
         spec = specs[0]
         _check_external_name(model_name)
         root = data_root or data_root_default()
-        samples = load_samples(spec, root)
-        preds = load_predictions(predictions, fmt, layout, [s.sample_id for s in samples])
+        # The file is checked before the task's samples are loaded, unless its ids are row numbers of the task.
+        samples = load_samples(spec, root) if layout.id_kind == "position" else None
+        preds = read_predictions_file(predictions, fmt, layout, samples and [s.sample_id for s in samples])
         if not preds:
             raise EvalkitError(
-                f"{predictions}: no predictions (expected one JSON object per line with "
-                "'sample_id' and 'prediction'); nothing was scored or stored"
+                f"{predictions}: no predictions (expected records with '{layout.fields.id or 'sample_id'}' and "
+                f"'{layout.fields.prediction}'); nothing was scored or stored"
             )
+        samples = samples if samples is not None else load_samples(spec, root)
         known = {s.sample_id for s in samples}
         unknown = [sid for sid in preds if sid not in known]
         if unknown and ignore_unknown:
@@ -466,12 +468,12 @@ def _score_pairs(
 ) -> None:
     from evalkit.config import load_yaml
     from evalkit.metrics import metric_class
-    from evalkit.readers import load_pairs, resolve_fields
+    from evalkit.readers import read_pairs_file, resolve_fields
     from evalkit.reports import score_reports
 
     try:
         fmt, preset, *fields = layout or ("auto", None)
-        refs, preds = load_pairs(path, fmt, resolve_fields(preset, *fields))
+        refs, preds = read_pairs_file(path, fmt, resolve_fields(preset, *fields))
         names = [m.strip() for m in metric_names.split(",") if m.strip()] if metric_names else None
         options = load_yaml(options_file) if options_file else {}
         if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):

@@ -148,14 +148,15 @@ def evaluate(
     check_device(device)
     root = Path(data_root) if data_root is not None else data_root_default()
     batch = batch_size if batch_size is not None else default_batch_size(card)
+    if adapter is None:
+        from model_adapters.registry import adapter_entry, external_advice
+
+        if adapter_entry(card).target is None:  # a card evalkit cannot run: say how to score its outputs
+            raise EvalkitError(external_advice(card, [spec.name for spec in specs]))
     summaries: list[RunSummary] = []
     with ExitStack() as stack:
         store = db if isinstance(db, Store) else stack.enter_context(Store(Path(db)))
         if adapter is None:
-            from model_adapters.registry import adapter_entry, external_advice
-
-            if adapter_entry(card).target is None:  # a card evalkit cannot run: say how to score its outputs
-                raise EvalkitError(external_advice(card, [spec.name for spec in specs]))
             settings = {"batch_size": batch, "device": device, **(adapter_options or {})}
             adapter = build_quietly(card, **settings)
             close = getattr(adapter, "close", None)

@@ -42,7 +42,7 @@ from typing import Any
 import duckdb
 
 from evalkit.errors import EvalkitError
-from evalkit.results.queries import CURRENT_SCORES
+from evalkit.results.queries import CURRENT_SCORES, count_run_samples
 from evalkit.results.schema import RESULT_TABLES, SCHEMA_VERSION, stored_version
 from evalkit.results.store import Store, connect, loads, wait_seconds
 
@@ -507,10 +507,7 @@ class _Merger:
                 [value, len(scores), run_id, row["metric"]],
             )
         # The run now holds the samples of every file (shards of one run: `--shard`), so it may no longer be partial.
-        self.con.execute(
-            "UPDATE runs SET n_samples = (SELECT count(*) FROM generations g WHERE g.run_id = ?) WHERE run_id = ?",
-            [run_id, run_id],
-        )
+        count_run_samples(self.con, run_id)
         self.report.recomputed_runs.append(run_id)
         refresh(self.store, [run_id])  # its stored CIs described the unmerged scores
 

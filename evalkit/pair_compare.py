@@ -82,11 +82,11 @@ def read_two_systems(
     path_a: Path, path_b: Path, fmt: str = "auto", preset: str | None = None
 ) -> tuple[list[str], list[str], list[str]]:
     """(references, A's predictions, B's predictions) from two pair files holding the same references in order."""
-    from evalkit.readers import load_pairs, resolve_fields
+    from evalkit.readers import read_pairs_file, resolve_fields
 
     layout = resolve_fields(preset)
-    refs_a, preds_a = load_pairs(path_a, fmt, layout)
-    refs_b, preds_b = load_pairs(path_b, fmt, layout)
+    refs_a, preds_a = read_pairs_file(path_a, fmt, layout)
+    refs_b, preds_b = read_pairs_file(path_b, fmt, layout)
     if len(refs_a) != len(refs_b):
         raise EvalkitError(
             f"{path_a} has {len(refs_a)} pairs but {path_b} has {len(refs_b)}; both systems must answer the same "

@@ -42,6 +42,8 @@ class Preset:
             task's manifest, as lmms-eval's `doc_id`), `stem` (the file name in a path, without extension) or
             `none` (pairs only: the file has no ids).
         id_prefix: Added to an id made only of digits (ReXrank keys MIMIC-CXR studies by the bare study id).
+        unwrap: A one-item list holds the text (lmms-eval's `filtered_resps`); elsewhere a list is a structured
+            answer (grounding boxes) and is kept whole.
         source: Where the layout is defined.
     """
 
@@ -50,6 +52,7 @@ class Preset:
     fmt: str
     id_kind: str = "field"
     id_prefix: str = ""
+    unwrap: bool = False
     source: str = ""
 
 
@@ -60,6 +63,7 @@ PRESETS: dict[str, Preset] = {
         Fields(id="doc_id", prediction="filtered_resps", reference="target"),
         "jsonl",
         id_kind="position",
+        unwrap=True,
         source="lmms-eval --log_samples (EvaluationTracker.save_results_samples); doc_id is the row of the "
         "`evalkit samples` manifest the lmms-eval task was built from",
     ),
@@ -113,19 +117,20 @@ def detect_format(path: Path) -> str:
         return "parquet"
     if path.suffix.lower() in (".csv", ".tsv"):
         return "csv"
-    text = path.read_text(encoding="utf-8", errors="replace").lstrip("\ufeff")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        return "json"
-    if stripped.startswith("{"):
-        first, _, rest = stripped.partition("\n")
-        try:
-            record = json.loads(first)
-        except json.JSONDecodeError:
+    with path.open(encoding="utf-8", errors="replace") as handle:  # the first lines only, not the whole file
+        lines = (line.lstrip("\ufeff").strip() for line in iter(handle.readline, ""))
+        first = next((line for line in lines if line), "")
+        if first.startswith("["):
             return "json"
-        # One line holding an object of objects is a document keyed by id, not one record.
-        keyed = not rest.strip() and record and all(isinstance(v, dict) for v in record.values())
-        return "json" if keyed else "jsonl"
+        if first.startswith("{"):
+            try:
+                record = json.loads(first)
+            except json.JSONDecodeError:
+                return "json"
+            # One line holding an object of objects is a document keyed by id, not one record.
+            more = next((line for line in lines if line), "")
+            keyed = not more and record and all(isinstance(v, dict) for v in record.values())
+            return "json" if keyed else "jsonl"
     return "jsonl" if path.suffix.lower() != ".json" else "json"
 
 
@@ -166,10 +171,13 @@ def _get(record: Any, path: str) -> Any:
 
 
 def _has(record: Any, path: str | None) -> bool:
+    if path is None:
+        return False
     try:
-        return path is not None and (_get(record, path), True)[1]
+        _get(record, path)
     except KeyError:
         return False
+    return True
 
 
 def _field_error(path: Path, where: str, field: str, record: Any, option: str) -> EvalkitError:
@@ -260,10 +268,13 @@ def _jsonl_rows(path: Path, preset: Preset, wanted: Sequence[str]) -> Iterator[R
 def _csv_rows(path: Path, preset: Preset, wanted: Sequence[str]) -> Iterator[Row]:
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
         reader = csv.DictReader(handle, dialect="excel-tab" if path.suffix.lower() == ".tsv" else "excel")
-        columns = reader.fieldnames or []
-        _check_columns(path, "CSV header", columns, preset, wanted)
-        for record in reader:
-            yield _row(path, f"{path}:{reader.line_num}", record, preset, None, wanted)
+        try:
+            columns = reader.fieldnames or []
+            _check_columns(path, "CSV header", columns, preset, wanted)
+            for record in reader:
+                yield _row(path, f"{path}:{reader.line_num}", record, preset, None, wanted)
+        except csv.Error as exc:  # a cell over csv's field size limit: named, not a traceback
+            raise EvalkitError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from exc
 
 
 def _check_columns(path: Path, what: str, columns: Sequence[str], preset: Preset, wanted: Sequence[str]) -> None:
@@ -303,6 +314,12 @@ def _datasets_rows(path: Path, preset: Preset, wanted: Sequence[str]) -> Iterato
     import pyarrow as pa
 
     state = path / "state.json"
+    if (path / "dataset_dict.json").exists():
+        splits = sorted(p.name for p in path.iterdir() if (p / "state.json").exists())
+        raise EvalkitError(
+            f"{path}: a `datasets` DatasetDict folder (splits: {', '.join(splits)}); pass one split's folder, e.g. "
+            f"{path / (splits[0] if splits else 'test')}"
+        )
     if not state.exists():
         raise EvalkitError(
             f"{path}: a folder, but not a `datasets` save_to_disk folder (no state.json); a DatasetDict's folder "
@@ -329,14 +346,17 @@ READERS: dict[str, Callable[[Path, Preset, Sequence[str]], Iterator[Row]]] = {
 }
 
 
-def read_rows(path: Path, fmt: str = "auto", preset: Preset | None = None, wanted: Sequence[str] = ()) -> list[Row]:
-    """Every record of a file as `Row`s holding the `wanted` parts (id, prediction, reference)."""
+def read_rows(
+    path: Path, fmt: str = "auto", preset: Preset | None = None, wanted: Sequence[str] = (), what: str = "records"
+) -> list[Row]:
+    """Every record of a file as `Row`s holding the `wanted` parts (id, prediction, reference); `what` names
+    the records in the error for a missing file."""
     path = Path(path)
     preset = preset or PRESETS["evalkit"]
     if fmt not in FORMATS:
         raise EvalkitError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
     if not path.exists():
-        raise EvalkitError(f"{path}: no such file or folder")
+        raise EvalkitError(f"{path}: cannot read {what}: no such file or folder")
     found = detect_format(path)
     if fmt == "auto":
         fmt = "json" if found == "jsonl" and preset.fmt == "json" else found
@@ -348,21 +368,33 @@ def read_rows(path: Path, fmt: str = "auto", preset: Preset | None = None, wante
     return list(READERS[fmt](path, preset, wanted))
 
 
-def text_of(value: Any, where: str, field: str) -> str:
-    """A prediction or reference as text: None -> '', one-item lists unwrapped, other structures as JSON."""
-    while isinstance(value, list | tuple) and len(value) == 1:
+def _unwrapped(value: Any, preset: Preset) -> Any:
+    while preset.unwrap and isinstance(value, list | tuple) and len(value) == 1:
         value = value[0]
-    if value is None or (isinstance(value, float) and value != value):  # NaN: an empty CSV/Parquet cell
+    return value
+
+
+def prediction_text(value: Any, preset: Preset) -> str:
+    """A prediction as the adapter answers it: text as is, anything else (boxes, null) as JSON.
+
+    The same values evalkit's JSON lines always gave, so a predictions file keeps its fingerprint and run id.
+    """
+    value = _unwrapped(value, preset)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def report_text(value: Any, where: str, field: str, preset: Preset) -> str:
+    """A report of a free pair as text: None (an empty cell) -> '', lone surrogates made valid UTF-8."""
+    value = _unwrapped(value, preset)
+    if value is None:
         return ""
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict | list | tuple | int | float | bool):
-        return json.dumps(value)
-    raise EvalkitError(f"{where}: '{field}' must be text, not {type(value).__name__}")
+    if not isinstance(value, str):
+        raise EvalkitError(f"{where}: '{field}' must be a string")
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def sample_id_of(row: Row, preset: Preset) -> str:
-    """The evalkit sample id of a row (positions are resolved by `resolve_positions`)."""
+    """The evalkit sample id of a row (positions are resolved by `resolve_position`)."""
     value = row.id
     if value is None or (isinstance(value, str) and not value.strip()):
         raise EvalkitError(f"{row.where}: empty id ('{preset.fields.id}')")
@@ -392,14 +424,20 @@ def read_predictions_file(
             "--id-field"
         )
     predictions: dict[str, str] = {}
-    for row in read_rows(path, fmt, preset, ("id", "prediction")):
+    for row in read_rows(path, fmt, preset, ("id", "prediction"), "predictions"):
         if preset.id_kind == "position":
             sample_id = resolve_position(row, preset, sample_ids)
         else:
             sample_id = sample_id_of(row, preset)
         if sample_id in predictions:
-            raise EvalkitError(f"{row.where}: sample id '{sample_id}' appears twice")
-        predictions[sample_id] = text_of(row.prediction, row.where, preset.fields.prediction)
+            raise EvalkitError(f"{row.where}: {preset.fields.id or 'sample id'} '{sample_id}' appears twice")
+        if row.prediction is None:
+            # Not the text "null": a missing answer must be said, and an empty one written as "".
+            raise EvalkitError(
+                f"{row.where}: '{preset.fields.prediction}' is null for sample_id '{sample_id}'; write \"\" for an "
+                "empty answer or leave the sample out"
+            )
+        predictions[sample_id] = prediction_text(row.prediction, preset)
     return predictions
 
 
@@ -423,38 +461,9 @@ def read_pairs_file(path: Path, fmt: str = "auto", preset: Preset | None = None)
     """(references, predictions) from any supported file."""
     preset = preset or PRESETS["evalkit"]
     refs, preds = [], []
-    for row in read_rows(path, fmt, preset, ("prediction", "reference")):
-        refs.append(text_of(row.reference, row.where, preset.fields.reference or "reference"))
-        preds.append(text_of(row.prediction, row.where, preset.fields.prediction))
+    for row in read_rows(path, fmt, preset, ("prediction", "reference"), "pairs"):
+        refs.append(report_text(row.reference, row.where, preset.fields.reference or "reference", preset))
+        preds.append(report_text(row.prediction, row.where, preset.fields.prediction, preset))
     if not refs:
         raise EvalkitError(f"{path}: no pairs (expected records with a reference and a prediction)")
     return refs, preds
-
-
-def is_plain(fmt: str, preset: Preset, path: Path) -> bool:
-    """True for evalkit's own JSON lines with default fields: read by the original readers, unchanged."""
-    if preset != PRESETS["evalkit"] or fmt not in ("auto", "jsonl"):
-        return False
-    return not Path(path).exists() or detect_format(Path(path)) == "jsonl"  # a missing file: the original message
-
-
-def load_predictions(
-    path: Path, fmt: str = "auto", preset: Preset | None = None, sample_ids: Sequence[str] | None = None
-) -> dict[str, str]:
-    """`evalkit score --predictions`: evalkit's JSON lines through its original reader, anything else here."""
-    preset = preset or PRESETS["evalkit"]
-    if is_plain(fmt, preset, path):
-        from model_adapters.predictions import read_predictions
-
-        return read_predictions(path)
-    return read_predictions_file(path, fmt, preset, sample_ids)
-
-
-def load_pairs(path: Path, fmt: str = "auto", preset: Preset | None = None) -> tuple[list[str], list[str]]:
-    """`evalkit score --pairs`: evalkit's JSON lines through its original reader, anything else here."""
-    preset = preset or PRESETS["evalkit"]
-    if is_plain(fmt, preset, path):
-        from evalkit.reports import read_pairs
-
-        return read_pairs(path)
-    return read_pairs_file(path, fmt, preset)

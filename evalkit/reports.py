@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import EvalkitError
-from evalkit.jsonl import read_records
 from evalkit.metrics import get_metric
 from evalkit.metrics._annotations import pair_hash
 from evalkit.metrics.base import Metric, safe_score
@@ -176,17 +175,10 @@ def score_reports(
 
 
 def read_pairs(path: Path) -> tuple[list[str], list[str]]:
-    """`{"reference": ..., "prediction": ...}` per line; errors name the file and line.
+    """`{"reference": ..., "prediction": ...}` per line; errors name the file and line (evalkit.readers).
 
     Bytes that are not UTF-8 are replaced (U+FFFD) rather than refused: a scorer must not die on one bad line.
     """
-    refs, preds = [], []
-    for number, record in read_records(path, ("reference", "prediction"), "pairs"):
-        for field_name in ("reference", "prediction"):
-            if record[field_name] is not None and not isinstance(record[field_name], str):
-                raise EvalkitError(f"{path}:{number}: '{field_name}' must be a string")
-        refs.append(clean_text(record["reference"]))
-        preds.append(clean_text(record["prediction"]))
-    if not refs:
-        raise EvalkitError(f"{path}: no pairs (expected one JSON object per line with 'reference' and 'prediction')")
-    return refs, preds
+    from evalkit.readers import read_pairs_file
+
+    return read_pairs_file(path)

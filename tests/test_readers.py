@@ -202,3 +202,49 @@ def test_ignore_unknown_scores_the_shared_ids(tmp_path, db, data_root, task_yaml
     assert "left out 1 of 4" in result.output and "partial" in result.output
     rows = json.loads(invoke("leaderboard", "--db", db, "--json").output)
     assert {r["n"] for r in rows} == {3} and all(r["partial"] for r in rows)
+
+
+def test_csv_missing_column_and_datasetdict_folder_are_named(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("id,output\na,x\n")
+    with pytest.raises(EvalkitError, match=r"CSV header has no column 'sample_id' \(columns: id, output\)"):
+        read_predictions_file(path)
+    layout = resolve_fields(None, id_field="id", prediction_field="output")
+    assert read_predictions_file(path, preset=layout) == {"a": "x"}
+    datasets = pytest.importorskip("datasets")
+    folder = tmp_path / "dd"
+    datasets.DatasetDict({"test": datasets.Dataset.from_list([{"sample_id": "a", "prediction": "x"}])}).save_to_disk(
+        str(folder)
+    )
+    with pytest.raises(EvalkitError, match=r"DatasetDict folder \(splits: test\); pass one split's folder"):
+        read_predictions_file(folder)
+    assert read_predictions_file(folder / "test") == {"a": "x"}
+
+
+def test_evalkit_jsonl_values_and_errors_are_the_original_readers(tmp_path):
+    """One path for every file: evalkit's own JSON lines keep the values (run ids) and messages they always had;
+    a one-box answer stays a list of boxes (only lmms-eval's response list is unwrapped)."""
+    boxes = [[0.1, 0.2, 0.3, 0.4]]
+    path = tmp_path / "p.jsonl"
+    rows = [{"sample_id": "a", "prediction": boxes}, {"sample_id": "b", "prediction": None}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert read_predictions_file(path) == {"a": json.dumps(boxes), "b": "null"}
+    as_array = tmp_path / "p.json"
+    as_array.write_text(json.dumps(rows))
+    assert read_predictions_file(as_array) == read_predictions_file(path)
+    path.write_text('{"sample_id": "a", "prediction": "x"}\n{"sample_id": "a", "prediction": "y"}\n')
+    with pytest.raises(EvalkitError, match=rf"{path}:2: sample_id 'a' appears twice"):
+        read_predictions_file(path)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"reference": null, "prediction": "x"}\n{"reference": "r", "prediction": 3}\n')
+    with pytest.raises(EvalkitError, match=rf"{pairs}:2: 'prediction' must be a string"):
+        read_pairs_file(pairs)
+    with pytest.raises(EvalkitError, match="cannot read pairs"):
+        read_pairs_file(tmp_path / "missing.jsonl")
+
+
+def test_unreadable_csv_names_file_and_line(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("sample_id,prediction\na,fine\nb," + "x" * 200_000 + "\n")  # over csv's field size limit
+    with pytest.raises(EvalkitError, match=rf"{path}:\d+: not valid CSV"):
+        read_predictions_file(path)

@@ -156,3 +156,11 @@ def run_counts(store: Store) -> tuple[int, int]:
     """(runs stored, samples they hold): what an interrupted multi-run command can say it kept."""
     row = store.con.execute("SELECT count(*), coalesce(sum(n_samples), 0) FROM runs").fetchall()[0]
     return int(row[0]), int(row[1])
+
+
+def count_run_samples(con: Any, run_id: str) -> None:
+    """Set a run's n_samples to the generations it holds: merged shards of one run make it whole (not partial)."""
+    con.execute(
+        "UPDATE runs SET n_samples = (SELECT count(*) FROM generations g WHERE g.run_id = ?) WHERE run_id = ?",
+        [run_id, run_id],
+    )
