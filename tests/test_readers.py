@@ -226,12 +226,15 @@ def test_evalkit_jsonl_values_and_errors_are_the_original_readers(tmp_path):
     a one-box answer stays a list of boxes (only lmms-eval's response list is unwrapped)."""
     boxes = [[0.1, 0.2, 0.3, 0.4]]
     path = tmp_path / "p.jsonl"
-    rows = [{"sample_id": "a", "prediction": boxes}, {"sample_id": "b", "prediction": None}]
+    rows = [{"sample_id": "a", "prediction": boxes}, {"sample_id": "b", "prediction": "No effusion."}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert read_predictions_file(path) == {"a": json.dumps(boxes), "b": "null"}
+    assert read_predictions_file(path) == {"a": json.dumps(boxes), "b": "No effusion."}
     as_array = tmp_path / "p.json"
     as_array.write_text(json.dumps(rows))
     assert read_predictions_file(as_array) == read_predictions_file(path)
+    path.write_text('{"sample_id": "a", "prediction": "x"}\n{"sample_id": "b", "prediction": null}\n')
+    with pytest.raises(EvalkitError, match=rf"{path}:2: 'prediction' is null for sample_id 'b'"):  # not "null"
+        read_predictions_file(path)
     path.write_text('{"sample_id": "a", "prediction": "x"}\n{"sample_id": "a", "prediction": "y"}\n')
     with pytest.raises(EvalkitError, match=rf"{path}:2: sample_id 'a' appears twice"):
         read_predictions_file(path)
