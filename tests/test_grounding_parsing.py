@@ -8,6 +8,7 @@ import pytest
 
 from evalkit.config import ModelCard
 from evalkit.evaluation import evaluate
+from evalkit.metrics import is_diagnostic
 from evalkit.parsing import parse_boxes, parse_output
 from evalkit.registry import resolve_tasks
 from evalkit.runner import load_samples
@@ -96,4 +97,5 @@ def test_runner_counts_parse_failures_and_scores_them_zero(tmp_path, data_root):
     values = {r["sample_id"]: r["value"] for r in rows}
     assert all(values[s.sample_id] == 0.0 for s in samples[1:5])
     assert values[samples[0].sample_id] == 1.0
-    assert set(summary.metrics) == {"radvlm_map50", "avg_iou", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"}
+    quality = {m for m in summary.metrics if not is_diagnostic(m)}  # + RL-health diagnostics (docs/rl-health.md)
+    assert quality == {"radvlm_map50", "avg_iou", "coco_ap", "coco_ap50", "miou", "acc50", "soft_f1_iou"}
