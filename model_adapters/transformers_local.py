@@ -58,6 +58,20 @@ def checkpoint_digest(path: Path) -> dict[str, Any]:
     return digest
 
 
+def hub_snapshot_commit(repo_id: str, revision: str | None = None) -> str | None:
+    """The commit of the cached hub snapshot that `repo_id` at `revision` resolves to (its snapshot folder's name),
+    or None when it is not in the local cache."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    if not isinstance(found, str):
+        return None
+    snapshot = Path(found).parent
+    return snapshot.name if snapshot.parent.name == "snapshots" else None
+
+
 # Kept for callers of the old private name; the shared helper lives in model_adapters.chat.
 _decoding_for = decoding_for
 
@@ -198,8 +212,10 @@ class TransformersAdapter:
                 weights: Any = checkpoint_digest(self._local_path)
             else:
                 # A hub snapshot is identified by its resolved commit; the config covers a revision of None.
+                # transformers >= 5.20 no longer sets config._commit_hash: read the snapshot folder instead.
                 weights = {
-                    "commit": getattr(self.model.config, "_commit_hash", None),
+                    "commit": getattr(self.model.config, "_commit_hash", None)
+                    or hub_snapshot_commit(self.card.checkpoint, self.card.revision),
                     "config": stable_hash(self.model.config.to_dict()),
                 }
             # "torch.float32" as str(torch.float32) spells it: fingerprints made before torch was lazy still match.

@@ -55,6 +55,19 @@ INSTALL_HINT = (
 )
 
 
+def check_engine_args(card: ModelCard) -> None:
+    """Refuse `serving.engine_args` that vLLM's EngineArgs does not have, before anything is started."""
+    from model_adapters.vllm_engine_args import unknown_engine_args
+
+    unknown, source = unknown_engine_args(card.serving.engine_args)
+    if unknown:
+        raise EvalkitError(
+            f"model card '{card.name}': serving.engine_args {unknown} are not vLLM engine arguments ({source}); "
+            "remove them (vLLM 0.32 dropped swap_space and disable_mm_preprocessor_cache: use "
+            "mm_processor_cache_gb: 0 to turn the processor cache off)"
+        )
+
+
 def require_vllm(server: bool = False) -> None:
     """Raise the install hint unless vLLM (or, for a managed server, the `vllm` command) is available."""
     import importlib.util
@@ -110,15 +123,22 @@ def engine_kwargs(card: ModelCard) -> dict[str, Any]:
         "trust_remote_code": card.trust_remote_code,
         "tensor_parallel_size": serving.tensor_parallel_size,
         "seed": int(card.decoding.seed),
-        "limit_mm_per_prompt": {"image": int(card.options.get("max_images_per_prompt", 1))},
+        "limit_mm_per_prompt": mm_limits(card),
     }
     processor_kwargs = mm_processor_kwargs(card)
     if processor_kwargs:
         kwargs["mm_processor_kwargs"] = processor_kwargs
     if serving.distributed_backend is not None:
         kwargs["distributed_executor_backend"] = serving.distributed_backend
+    check_engine_args(card)
     kwargs.update(serving.engine_args)
     return kwargs
+
+
+def mm_limits(card: ModelCard) -> dict[str, int]:
+    """Items per prompt: the card's images, and no video (vLLM otherwise reserves encoder memory for a dummy
+    video of its largest size when profiling)."""
+    return {"image": int(card.options.get("max_images_per_prompt", 1)), "video": 0}
 
 
 def output_relevant_engine_args(card: ModelCard) -> dict[str, Any]:
@@ -295,9 +315,10 @@ class VLLMAdapter:
             self._server_adapter = OpenAIAdapter(
                 self.card,
                 endpoint=self._server.endpoint,
-                # The server applies the card's pixel limits itself (--mm-processor-kwargs), exactly as the
-                # offline engine does, so the client sends the decoded image unchanged.
-                client_resize=False,
+                # Resized here to the card's limits with the processor's rule (the server's processor then keeps
+                # the size): a full-resolution radiograph as PNG is about 12.6 MB and 5.7 s to encode, the resized
+                # one 0.46 MB and 0.3 s. The server still has the same limits (--mm-processor-kwargs).
+                client_resize=True,
                 max_concurrency=int(self.card.options.get("max_concurrency_managed", 256)),
                 served_model_name=self._server.served_model_name,
             )
