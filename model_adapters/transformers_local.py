@@ -7,6 +7,7 @@ for runs that use another back end.
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -98,6 +99,7 @@ class TransformersAdapter:
     def __init__(self, card: ModelCard, device: str | None = None, batch_size: int = 8) -> None:
         self.card = card
         self.batch_size = max(1, int(batch_size))
+        self._warned_fallback = False
         if device is None:
             import torch  # only to ask for CUDA: a given device leaves torch unimported until `load`
 
@@ -256,6 +258,14 @@ class TransformersAdapter:
         except Exception as batch_error:
             if len(batch) == 1:
                 return [_error_attempt(batch_error)]
+            if not self._warned_fallback:
+                self._warned_fallback = True
+                print(
+                    f"transformers adapter ({self.card.name}): a batch of {len(batch)} failed "
+                    f"({type(batch_error).__name__}: {str(batch_error)[:200]}); generating one request at a time",
+                    file=sys.stderr,
+                    flush=True,
+                )
         attempts: list[Attempt] = []
         for request in batch:
             try:
@@ -305,7 +315,9 @@ class TransformersAdapter:
             or self.processor.apply_chat_template(self._messages(r), add_generation_prompt=True, tokenize=False)
             for r in batch
         ]
-        images = [image for r in batch for image in r.images]
+        # One image list per text: Gemma3's processor (MedGemma) rejects a flat list for batches over one, and
+        # Qwen-VL processors take both.
+        images = [list(r.images) for r in batch] if any(r.images for r in batch) else []
         inputs = self.processor(
             text=texts,
             images=images or None,
