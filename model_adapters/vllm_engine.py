@@ -13,6 +13,7 @@ vllm is imported lazily (it needs a CUDA torch; see docs/adapters.md), so this m
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -130,6 +131,9 @@ def engine_kwargs(card: ModelCard) -> dict[str, Any]:
         kwargs["mm_processor_kwargs"] = processor_kwargs
     if serving.distributed_backend is not None:
         kwargs["distributed_executor_backend"] = serving.distributed_backend
+    # Sleep mode lets the adapter hand the GPU to the metrics after generating (`release_gpu`): a live engine
+    # keeps gpu_memory_utilization (0.9) of the GPU, and a 7B judge (GREEN) scored beside it runs out of memory.
+    kwargs["enable_sleep_mode"] = True
     check_engine_args(card)
     kwargs.update(serving.engine_args)
     return kwargs
@@ -166,6 +170,7 @@ class VLLMAdapter:
         self._server: Any = None
         self._server_adapter: Any = None
         self._fingerprint: str | None = None
+        self._asleep = False
         self._model, self._local_path = resolve_checkpoint(card)
         self.data_parallel_size = card.serving.data_parallel_size
         if engine is None:
@@ -190,6 +195,9 @@ class VLLMAdapter:
             return []
         if self.data_parallel_size > 1 and self._engine is None:
             return self._served().generate(requests)
+        if self._asleep:
+            self._engine.wake_up()
+            self._asleep = False
         started = time.perf_counter()
         decodings = [decoding_for(self.card, r) for r in requests]
         retries = max(int(d.get("thinking_retries") or 0) for d in decodings)
@@ -205,6 +213,22 @@ class VLLMAdapter:
             )
             for a, meta in outcomes
         ]
+
+    def release_gpu(self) -> None:
+        """Put the offline engine to sleep (weights to CPU memory, KV cache dropped) so that the metrics scored next
+        in this process get the GPU; the next `generate` wakes it. The runner calls this after generating."""
+        if self._engine is None or self._asleep or not hasattr(self._engine, "sleep"):
+            return
+        try:
+            self._engine.sleep(level=1)
+        except Exception as exc:  # a platform without sleep mode: scoring goes ahead beside the engine
+            print(
+                f"vllm adapter: could not put the engine to sleep ({exc}); metrics share the GPU with it",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        self._asleep = True
 
     def close(self) -> None:
         """Stop a managed server, if one was started (the offline engine is freed with the adapter)."""

@@ -143,6 +143,7 @@ def test_engine_is_built_lazily_from_the_card(fake_vllm: type[FakeLLM], checkpoi
         "limit_mm_per_prompt": {"image": 1, "video": 0},
         "mm_processor_kwargs": {"size": {"shortest_edge": 1024, "longest_edge": 451584}},
         "distributed_executor_backend": "ray",
+        "enable_sleep_mode": True,
         "max_model_len": 36864,
         "gpu_memory_utilization": 0.7,
     }

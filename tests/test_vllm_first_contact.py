@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from test_vllm_adapter import FakeLLM, fake_vllm  # noqa: F401 - the fixture
 
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
@@ -191,3 +192,38 @@ def test_hub_snapshot_commit_from_the_cache(tmp_path: Path, monkeypatch: pytest.
     assert hub_snapshot_commit("org/tiny") == "b" * 40
     assert hub_snapshot_commit("org/tiny", "c" * 40) is None
     assert hub_snapshot_commit("org/absent") is None
+
+
+# --- L1: the engine hands the GPU to the metrics ------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("fake_vllm")  # vllm.SamplingParams for the engine's requests
+def test_engine_sleeps_before_scoring_and_wakes_for_the_next_task(data_root: Path, tmp_path: Path) -> None:
+    from evalkit.evaluation import evaluate
+
+    events: list[str] = []
+
+    class SleepyLLM(FakeLLM):
+        def chat(self, *args: Any, **kwargs: Any) -> list:
+            events.append("chat")
+            return super().chat(*args, **kwargs)
+
+        def sleep(self, level: int = 1) -> None:
+            events.append(f"sleep {level}")
+
+        def wake_up(self) -> None:
+            events.append("wake_up")
+
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}")
+    card = _card(checkpoint).model_copy(
+        update={"decoding": _card(checkpoint).decoding.model_copy(update={"temperature": 0})}
+    )
+    adapter = VLLMAdapter(card, engine=SleepyLLM())
+    evaluate(card, "phantom-report", db=tmp_path / "r.duckdb", data_root=data_root, limit=2, adapter=adapter)
+    assert events[-1] == "sleep 1" and "chat" in events
+    events.clear()
+    evaluate(card, "phantom-anatomy-grounding", db=tmp_path / "r.duckdb", data_root=data_root, limit=1, adapter=adapter)
+    assert events[:2] == ["wake_up", "chat"] and events[-1] == "sleep 1"
+    assert engine_kwargs(card)["enable_sleep_mode"] is True
