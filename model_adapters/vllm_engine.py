@@ -245,7 +245,15 @@ class VLLMAdapter:
                 import vllm
             except ImportError as exc:
                 raise EvalkitError(INSTALL_HINT) from exc
-            self._engine = vllm.LLM(**engine_kwargs(self.card))
+            kwargs = engine_kwargs(self.card)
+            try:
+                self._engine = vllm.LLM(**kwargs)
+            except Exception as exc:
+                # A platform without sleep mode (vLLM refuses it off CUDA): the engine then stays awake, as before.
+                if "sleep mode" not in str(exc).lower() or "enable_sleep_mode" in self.card.serving.engine_args:
+                    raise
+                kwargs.pop("enable_sleep_mode")
+                self._engine = vllm.LLM(**kwargs)
         return self._engine
 
     def _image_part(self, image: Image.Image) -> dict[str, Any]:

@@ -227,3 +227,16 @@ def test_engine_sleeps_before_scoring_and_wakes_for_the_next_task(data_root: Pat
     evaluate(card, "phantom-anatomy-grounding", db=tmp_path / "r.duckdb", data_root=data_root, limit=1, adapter=adapter)
     assert events[:2] == ["wake_up", "chat"] and events[-1] == "sleep 1"
     assert engine_kwargs(card)["enable_sleep_mode"] is True
+
+
+@pytest.mark.usefixtures("fake_vllm")
+def test_platform_without_sleep_mode_builds_the_engine_awake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoSleepLLM(FakeLLM):
+        def __init__(self, **kwargs: Any) -> None:
+            if kwargs.get("enable_sleep_mode"):
+                raise ValueError("Sleep mode is not supported on current platform.")
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(__import__("sys").modules["vllm"], "LLM", NoSleepLLM)
+    adapter = VLLMAdapter(_card(tmp_path))
+    assert "enable_sleep_mode" not in adapter.engine.kwargs
