@@ -85,3 +85,14 @@ def test_prompts_and_image_tokens_match_vllms_rendering(built: tuple[Path, list[
         assert list(map(int, ids)) == vllm_case["prompt_token_ids"], case["name"]
         # The training pre-flight's arithmetic on the original size gives vLLM's count.
         assert image_tokens(tuple(case["image_size"]), settings, budget) == vllm_case["image_tokens"], case["name"]
+
+
+def test_green_completions_body_is_rendered_as_evalkit_tokenizes_it(built: tuple[Path, list[dict[str, Any]]]) -> None:
+    from transformers import PreTrainedTokenizerFast
+
+    checkpoint, _ = built
+    body = _emit().green_body()
+    assert set(body) == {"model", "prompt", "max_tokens", "temperature"} and body["temperature"] == 0.0
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(checkpoint / "tokenizer.json"))
+    (green,) = FIXTURES["completions"]
+    assert tokenizer(body["prompt"])["input_ids"] == green["prompt_token_ids"]

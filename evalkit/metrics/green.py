@@ -318,13 +318,17 @@ class _ServerJudge:
         self.model, self.max_new_tokens, self.concurrency, self.timeout = model, max_new_tokens, concurrency, timeout
         self.convention = convention
 
-    def _one(self, prompt: str) -> str:
-        body = {
+    def body(self, prompt: str) -> dict[str, Any]:
+        """The `/completions` request for one GREEN prompt (held to vLLM's renderer by tests/test_vllm_contract)."""
+        return {
             "model": self.model,
             "prompt": render_chat("</s>", prompt),
             "max_tokens": self.max_new_tokens,
             "temperature": 0.0,
         }
+
+    def _one(self, prompt: str) -> str:
+        body = self.body(prompt)
         request = urllib.request.Request(
             self.url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
         )

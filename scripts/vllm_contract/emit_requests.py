@@ -3,7 +3,8 @@
 Builds the tiny Qwen3-VL in the hub layout (`build_tiny_qwen3vl`, seed 0) with a card holding RadVLM-GRPO's pixel
 budget, and writes `requests.json`: the `vllm serve` flags evalkit passes (`serve_command`), the engine keyword
 arguments of the offline adapter (`engine_kwargs`) and, for each case, the chat-completions body evalkit's OpenAI
-adapter sends (`OpenAIAdapter.request_body`, images resized to the card and sent as PNG data URLs).
+adapter sends (`OpenAIAdapter.request_body`, images resized to the card and sent as PNG data URLs), and the
+`/completions` body of GREEN's `openai` back end (`_ServerJudge.body`).
 Run by scripts/vllm_contract_check.sh; the CI test (tests/test_vllm_contract.py) calls `cases()` and `card()`.
 """
 
@@ -72,6 +73,14 @@ def cases(checkpoint: Path) -> list[dict[str, Any]]:
     return out
 
 
+def green_body() -> dict[str, Any]:
+    """The body GREEN's `openai` back end posts to `/completions` (its judge's chat template, greedy)."""
+    from evalkit.metrics.green import _ServerJudge, make_prompt
+
+    judge = _ServerJudge("http://127.0.0.1:9/v1", "tiny", 64, 1, 10.0)
+    return judge.body(make_prompt("Small left pleural effusion.", "No effusion. Heart size normal."))
+
+
 def main() -> None:
     from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
     from model_adapters.vllm_engine import engine_kwargs
@@ -86,7 +95,13 @@ def main() -> None:
         at = flags.index(option)
         del flags[at : at + 2]
     kwargs = {k: v for k, v in engine_kwargs(the_card).items() if k != "model"}
-    payload = {"checkpoint": str(checkpoint), "serve_flags": flags, "engine_kwargs": kwargs, "cases": cases(checkpoint)}
+    payload = {
+        "checkpoint": str(checkpoint),
+        "serve_flags": flags,
+        "engine_kwargs": kwargs,
+        "cases": cases(checkpoint),
+        "completions": [{"name": "green", "body": green_body()}],
+    }
     (work / "requests.json").write_text(json.dumps(payload), encoding="utf-8")
     print(f"emit_requests: {len(payload['cases'])} cases, flags {' '.join(flags)}")
 

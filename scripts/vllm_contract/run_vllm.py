@@ -53,7 +53,10 @@ def image_pad_id(checkpoint: str) -> int:
     return next(t["id"] for t in data["added_tokens"] if t["content"] == "<|image_pad|>")
 
 
-def render_all(checkpoint: str, flags: list[str], bodies: list[dict[str, Any]], log: Path) -> list[dict[str, Any]]:
+def render_all(
+    checkpoint: str, flags: list[str], bodies: list[tuple[str, dict[str, Any]]], log: Path
+) -> list[dict[str, Any]]:
+    """Each (endpoint, body) posted to a `vllm launch render` started with `flags`."""
     port = free_port()
     # GPU-free: vLLM picks its CPU platform (the render server only preprocesses; nothing runs a model).
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="WARNING")
@@ -76,9 +79,9 @@ def render_all(checkpoint: str, flags: list[str], bodies: list[dict[str, Any]], 
                     raise SystemExit(f"vllm launch render did not come up in 300 s; see {log}") from None
                 time.sleep(2)
         out = []
-        for body in bodies:
+        for endpoint, body in bodies:
             request = urllib.request.Request(
-                base + "/v1/chat/completions/render",
+                base + endpoint,
                 data=json.dumps({**body, "model": flags[flags.index("--served-model-name") + 1]}).encode(),
                 headers={"Content-Type": "application/json"},
             )
@@ -112,10 +115,18 @@ def main() -> None:
     checkpoint = payload["checkpoint"]
     engine = engine_check(checkpoint, payload["engine_kwargs"])
     pad = image_pad_id(checkpoint)
-    bodies = [c["body"] for c in payload["cases"]]
+    bodies = [("/v1/chat/completions/render", c["body"]) for c in payload["cases"]]
+    bodies += [("/v1/completions/render", c["body"]) for c in payload["completions"]]
     rendered = render_all(checkpoint, payload["serve_flags"], bodies, work / "render.log")
+    completions = []
+    for case, result in zip(payload["completions"], rendered[len(payload["cases"]) :], strict=True):
+        if result["status"] != 200:
+            raise SystemExit(f"{case['name']}: vLLM refused evalkit's completions request: {result}")
+        got = result["rendered"]
+        ids = token_ids(got[0] if isinstance(got, list) else got)
+        completions.append({"name": case["name"], "prompt_token_ids": ids})
     cases = []
-    for case, result in zip(payload["cases"], rendered, strict=True):
+    for case, result in zip(payload["cases"], rendered[: len(payload["cases"])], strict=True):
         if result["status"] != 200:
             raise SystemExit(f"case {case['name']}: vLLM refused evalkit's request ({result['status']}): {result}")
         ids = token_ids(result["rendered"])
@@ -134,6 +145,7 @@ def main() -> None:
         "serve_flags": payload["serve_flags"],
         "engine": engine,
         "cases": cases,
+        "completions": completions,
     }
     target.write_text(json.dumps(fixtures, indent=1) + "\n", encoding="utf-8")
     print(f"run_vllm: vLLM {vllm.__version__}: {[(c['name'], c['image_tokens']) for c in cases]} -> {target}")
