@@ -296,7 +296,7 @@ def _check_vllm(config: TrainConfig, model_config: dict[str, Any] | None, report
         report.problems.append(
             f"grpo.vllm_max_model_length {report.max_model_len:,} is below the longest prompt + completion "
             f"({report.sequence_tokens_max:,} tokens). Fix: raise it to at least {report.sequence_tokens_max:,}, "
-            f"or {_fix_budget_or_completion()}"
+            "or lower grpo.max_completion_length or the card's image.max_pixels"
         )
     if grpo.vllm_mode != "colocate":
         report.notes.append("vllm_mode server: the server's GPU memory is not checked here")
@@ -318,10 +318,6 @@ def _check_vllm(config: TrainConfig, model_config: dict[str, Any] | None, report
             f"grpo.vllm_max_model_length to at most {fitting:,} (the longest sequence here is "
             f"{report.sequence_tokens_max:,}), or raise grpo.vllm_gpu_memory_utilization to at least {needed}"
         )
-
-
-def _fix_budget_or_completion() -> str:
-    return "lower grpo.max_completion_length or the card's image.max_pixels"
 
 
 def _print(report: Preflight) -> None:
