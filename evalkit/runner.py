@@ -584,6 +584,9 @@ class Runner:
                     )
                     if on_progress:
                         on_progress(len(batch))
+                release = getattr(self.adapter, "release_gpu", None)
+                if todo and callable(release):
+                    release()  # a vLLM engine hands the GPU to model-backed metrics (woken by the next generate)
                 rescored = self._score(run_id, metrics)
                 unchanged = None
                 if not todo and not rescored:

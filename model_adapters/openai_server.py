@@ -47,6 +47,11 @@ class RequestFailed(Exception):
     """A chat request that failed for good (a 4xx other than 429, or retries used up)."""
 
 
+ENCODE_WORKERS = 8
+# vLLM's sampling fields that a server fills from generation_config when a request leaves them out.
+VLLM_NEUTRAL_SAMPLING: dict[str, float | int] = {"top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0}
+
+
 def is_local_endpoint(url: str) -> bool:
     """True for http(s) URLs whose host is localhost, 127.0.0.0/8 or ::1 (never resolved through DNS)."""
     host = (urlsplit(url).hostname or "").lower()
@@ -156,6 +161,9 @@ class OpenAIAdapter:
         self._random = random.Random()
         self._access: str | None = None
         self._checked_server = False
+        # "vllm" once the model listing says so (`owned_by: vllm`): such a server fills unset sampling fields from
+        # the checkpoint's generation_config (Qwen3-VL: top_k 20) unless started with --generation-config vllm.
+        self.server_kind: str | None = None
         # Environment proxies are for the outside world; a local server is reached directly.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({} if self.local else None))
 
@@ -187,9 +195,10 @@ class OpenAIAdapter:
             ) from None
         except ValueError:
             return
-        names = (
-            [m.get("id") for m in listing.get("data", []) if isinstance(m, dict)] if isinstance(listing, dict) else []
-        )
+        models = [m for m in listing.get("data", []) if isinstance(m, dict)] if isinstance(listing, dict) else []
+        names = [m.get("id") for m in models]
+        if any(m.get("owned_by") == "vllm" for m in models):
+            self.server_kind = "vllm"
         if names and self.model_name not in names:
             raise EvalkitError(
                 f"the server at {self.endpoint} serves {names}, not '{self.model_name}'; set serving.served_model_name "
@@ -228,8 +237,13 @@ class OpenAIAdapter:
             )
         decodings = [decoding_for(self.card, r) for r in requests]
         retries = max(int(d.get("thinking_retries") or 0) for d in decodings)
-        # Images are encoded once per request, not once per retry.
-        contents = [self._messages(r) for r in requests]
+        # Images are resized and encoded once per request, not once per retry, several at a time (PIL releases
+        # the GIL while it resizes and compresses).
+        if len(requests) > 1:
+            with ThreadPoolExecutor(max_workers=min(ENCODE_WORKERS, len(requests))) as pool:
+                contents = list(pool.map(self._messages, requests))
+        else:
+            contents = [self._messages(r) for r in requests]
 
         def attempt(indices: Sequence[int], round_index: int) -> list[Attempt]:
             def one(i: int) -> Attempt:
@@ -277,6 +291,11 @@ class OpenAIAdapter:
         template_kwargs = self.card.options.get("chat_template_kwargs")
         if template_kwargs:
             body["chat_template_kwargs"] = dict(template_kwargs)
+        if self.server_kind == "vllm":
+            # Neutral values for what a vLLM server would otherwise take from the checkpoint's generation_config,
+            # so a user-started server samples as the card says (as the managed one, started with
+            # --generation-config vllm, and the offline engine do); the card's extra_body still wins.
+            body.update(VLLM_NEUTRAL_SAMPLING)
         body.update(self.card.serving.extra_body)
         return body
 

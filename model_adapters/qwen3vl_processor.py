@@ -118,7 +118,8 @@ def set_pixel_budget(processor: Any, min_pixels: int | None, max_pixels: int | N
         return None
     if min_pixels is None and max_pixels is None:
         return None
-    size = dict(getattr(image_processor, "size", None) or {})
+    current = getattr(image_processor, "size", None)
+    size = dict(current or {})
     size = {k: v for k, v in size.items() if k in ("shortest_edge", "longest_edge") and v is not None}
     if min_pixels is not None:
         size["shortest_edge"] = int(min_pixels)
@@ -126,7 +127,8 @@ def set_pixel_budget(processor: Any, min_pixels: int | None, max_pixels: int | N
         size["longest_edge"] = int(max_pixels)
     from transformers.image_utils import SizeDict
 
-    image_processor.size = SizeDict(**size)
+    # The type the processor keeps (SizeDict in transformers 5's processors, a plain dict in older ones).
+    image_processor.size = dict(size) if isinstance(current, dict) else SizeDict(**size)
     for name in ("min_pixels", "max_pixels"):  # older processors read these attributes instead of `size`
         if hasattr(image_processor, name) and getattr(image_processor, name) is not None:
             setattr(image_processor, name, size["shortest_edge" if name == "min_pixels" else "longest_edge"])

@@ -7,6 +7,7 @@ for runs that use another back end.
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,6 +59,20 @@ def checkpoint_digest(path: Path) -> dict[str, Any]:
     return digest
 
 
+def hub_snapshot_commit(repo_id: str, revision: str | None = None) -> str | None:
+    """The commit of the cached hub snapshot that `repo_id` at `revision` resolves to (its snapshot folder's name),
+    or None when it is not in the local cache."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    if not isinstance(found, str):
+        return None
+    snapshot = Path(found).parent
+    return snapshot.name if snapshot.parent.name == "snapshots" else None
+
+
 # Kept for callers of the old private name; the shared helper lives in model_adapters.chat.
 _decoding_for = decoding_for
 
@@ -84,6 +99,7 @@ class TransformersAdapter:
     def __init__(self, card: ModelCard, device: str | None = None, batch_size: int = 8) -> None:
         self.card = card
         self.batch_size = max(1, int(batch_size))
+        self._warned_fallback = False
         if device is None:
             import torch  # only to ask for CUDA: a given device leaves torch unimported until `load`
 
@@ -198,8 +214,10 @@ class TransformersAdapter:
                 weights: Any = checkpoint_digest(self._local_path)
             else:
                 # A hub snapshot is identified by its resolved commit; the config covers a revision of None.
+                # transformers >= 5.20 no longer sets config._commit_hash: read the snapshot folder instead.
                 weights = {
-                    "commit": getattr(self.model.config, "_commit_hash", None),
+                    "commit": getattr(self.model.config, "_commit_hash", None)
+                    or hub_snapshot_commit(self.card.checkpoint, self.card.revision),
                     "config": stable_hash(self.model.config.to_dict()),
                 }
             # "torch.float32" as str(torch.float32) spells it: fingerprints made before torch was lazy still match.
@@ -240,6 +258,14 @@ class TransformersAdapter:
         except Exception as batch_error:
             if len(batch) == 1:
                 return [_error_attempt(batch_error)]
+            if not self._warned_fallback:
+                self._warned_fallback = True
+                print(
+                    f"transformers adapter ({self.card.name}): a batch of {len(batch)} failed "
+                    f"({type(batch_error).__name__}: {str(batch_error)[:200]}); generating one request at a time",
+                    file=sys.stderr,
+                    flush=True,
+                )
         attempts: list[Attempt] = []
         for request in batch:
             try:
@@ -289,7 +315,9 @@ class TransformersAdapter:
             or self.processor.apply_chat_template(self._messages(r), add_generation_prompt=True, tokenize=False)
             for r in batch
         ]
-        images = [image for r in batch for image in r.images]
+        # One image list per text: Gemma3's processor (MedGemma) rejects a flat list for batches over one, and
+        # Qwen-VL processors take both.
+        images = [list(r.images) for r in batch] if any(r.images for r in batch) else []
         inputs = self.processor(
             text=texts,
             images=images or None,

@@ -13,6 +13,7 @@ vllm is imported lazily (it needs a CUDA torch; see docs/adapters.md), so this m
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,6 +54,19 @@ INSTALL_HINT = (
     "(see docs/adapters.md), or serve the model with `vllm serve` elsewhere and use `--adapter openai "
     "--endpoint http://127.0.0.1:8000/v1`."
 )
+
+
+def check_engine_args(card: ModelCard) -> None:
+    """Refuse `serving.engine_args` that vLLM's EngineArgs does not have, before anything is started."""
+    from model_adapters.vllm_engine_args import unknown_engine_args
+
+    unknown, source = unknown_engine_args(card.serving.engine_args)
+    if unknown:
+        raise EvalkitError(
+            f"model card '{card.name}': serving.engine_args {unknown} are not vLLM engine arguments ({source}); "
+            "remove them (vLLM 0.32 dropped swap_space and disable_mm_preprocessor_cache: use "
+            "mm_processor_cache_gb: 0 to turn the processor cache off)"
+        )
 
 
 def require_vllm(server: bool = False) -> None:
@@ -110,15 +124,25 @@ def engine_kwargs(card: ModelCard) -> dict[str, Any]:
         "trust_remote_code": card.trust_remote_code,
         "tensor_parallel_size": serving.tensor_parallel_size,
         "seed": int(card.decoding.seed),
-        "limit_mm_per_prompt": {"image": int(card.options.get("max_images_per_prompt", 1))},
+        "limit_mm_per_prompt": mm_limits(card),
     }
     processor_kwargs = mm_processor_kwargs(card)
     if processor_kwargs:
         kwargs["mm_processor_kwargs"] = processor_kwargs
     if serving.distributed_backend is not None:
         kwargs["distributed_executor_backend"] = serving.distributed_backend
+    # Sleep mode lets the adapter hand the GPU to the metrics after generating (`release_gpu`): a live engine
+    # keeps gpu_memory_utilization (0.9) of the GPU, and a 7B judge (GREEN) scored beside it runs out of memory.
+    kwargs["enable_sleep_mode"] = True
+    check_engine_args(card)
     kwargs.update(serving.engine_args)
     return kwargs
+
+
+def mm_limits(card: ModelCard) -> dict[str, int]:
+    """Items per prompt: the card's images, and no video (vLLM otherwise reserves encoder memory for a dummy
+    video of its largest size when profiling)."""
+    return {"image": int(card.options.get("max_images_per_prompt", 1)), "video": 0}
 
 
 def output_relevant_engine_args(card: ModelCard) -> dict[str, Any]:
@@ -146,6 +170,7 @@ class VLLMAdapter:
         self._server: Any = None
         self._server_adapter: Any = None
         self._fingerprint: str | None = None
+        self._asleep = False
         self._model, self._local_path = resolve_checkpoint(card)
         self.data_parallel_size = card.serving.data_parallel_size
         if engine is None:
@@ -170,6 +195,9 @@ class VLLMAdapter:
             return []
         if self.data_parallel_size > 1 and self._engine is None:
             return self._served().generate(requests)
+        if self._asleep:
+            self._engine.wake_up()
+            self._asleep = False
         started = time.perf_counter()
         decodings = [decoding_for(self.card, r) for r in requests]
         retries = max(int(d.get("thinking_retries") or 0) for d in decodings)
@@ -186,6 +214,22 @@ class VLLMAdapter:
             for a, meta in outcomes
         ]
 
+    def release_gpu(self) -> None:
+        """Put the offline engine to sleep (weights to CPU memory, KV cache dropped) so that the metrics scored next
+        in this process get the GPU; the next `generate` wakes it. The runner calls this after generating."""
+        if self._engine is None or self._asleep or not hasattr(self._engine, "sleep"):
+            return
+        try:
+            self._engine.sleep(level=1)
+        except Exception as exc:  # a platform without sleep mode: scoring goes ahead beside the engine
+            print(
+                f"vllm adapter: could not put the engine to sleep ({exc}); metrics share the GPU with it",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        self._asleep = True
+
     def close(self) -> None:
         """Stop a managed server, if one was started (the offline engine is freed with the adapter)."""
         if self._server is not None:
@@ -201,7 +245,15 @@ class VLLMAdapter:
                 import vllm
             except ImportError as exc:
                 raise EvalkitError(INSTALL_HINT) from exc
-            self._engine = vllm.LLM(**engine_kwargs(self.card))
+            kwargs = engine_kwargs(self.card)
+            try:
+                self._engine = vllm.LLM(**kwargs)
+            except Exception as exc:
+                # A platform without sleep mode (vLLM refuses it off CUDA): the engine then stays awake, as before.
+                if "sleep mode" not in str(exc).lower() or "enable_sleep_mode" in self.card.serving.engine_args:
+                    raise
+                kwargs.pop("enable_sleep_mode")
+                self._engine = vllm.LLM(**kwargs)
         return self._engine
 
     def _image_part(self, image: Image.Image) -> dict[str, Any]:
@@ -295,9 +347,10 @@ class VLLMAdapter:
             self._server_adapter = OpenAIAdapter(
                 self.card,
                 endpoint=self._server.endpoint,
-                # The server applies the card's pixel limits itself (--mm-processor-kwargs), exactly as the
-                # offline engine does, so the client sends the decoded image unchanged.
-                client_resize=False,
+                # Resized here to the card's limits with the processor's rule (the server's processor then keeps
+                # the size): a full-resolution radiograph as PNG is about 12.6 MB and 5.7 s to encode, the resized
+                # one 0.46 MB and 0.3 s. The server still has the same limits (--mm-processor-kwargs).
+                client_resize=True,
                 max_concurrency=int(self.card.options.get("max_concurrency_managed", 256)),
                 served_model_name=self._server.served_model_name,
             )

@@ -26,6 +26,7 @@ from typing import Any
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
 from model_adapters.chat import mm_processor_kwargs
+from model_adapters.vllm_engine import check_engine_args, mm_limits
 
 DEFAULT_STARTUP_TIMEOUT_S = 1800.0
 
@@ -41,10 +42,13 @@ def vllm_executable() -> list[str]:
     return [found] if found else [sys.executable, "-m", "vllm.entrypoints.cli.main"]
 
 
-def _flag(name: str, value: Any) -> list[str]:
+def _flag(name: str, value: Any, *, negate_false: bool = False) -> list[str]:
+    """`--name value`; True is `--name`, False `--no-name` (vLLM's boolean options) when `negate_false`."""
     option = "--" + name.replace("_", "-")
     if value is True:
         return [option]
+    if value is False and negate_false:
+        return ["--no-" + name.replace("_", "-")]
     if value is False or value is None:
         return []
     if isinstance(value, dict | list):
@@ -64,12 +68,13 @@ def serve_command(card: ModelCard, model: str, port: int, served_model_name: str
     # Requests carry every sampling setting; "vllm" stops the checkpoint's generation_config from filling in the
     # rest (Qwen3-VL ships top_k=20), which the offline engine with explicit SamplingParams never applies either.
     command += ["--generation-config", "vllm", "--seed", str(int(card.decoding.seed))]
-    command += _flag("limit_mm_per_prompt", {"image": int(card.options.get("max_images_per_prompt", 1))})
+    command += _flag("limit_mm_per_prompt", mm_limits(card))
     command += _flag("mm_processor_kwargs", mm_processor_kwargs(card) or None)
     command += _flag("revision", card.revision)
     command += _flag("trust_remote_code", card.trust_remote_code)
+    check_engine_args(card)
     for name, value in sorted(serving.engine_args.items()):
-        command += _flag(name, value)
+        command += _flag(name, value, negate_false=True)
     return command
 
 

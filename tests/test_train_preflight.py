@@ -87,7 +87,10 @@ def test_grpo_report_with_vllm_context_that_cannot_fit_stops_before_loading(conf
     assert "cannot load" not in out  # refused before the (absent) weights were looked for
 
 
-def test_shipped_grpo_recipes_fit_an_80gb_gpu(config_only: Path, data_root: Path) -> None:
+def test_shipped_grpo_recipes_fit_an_80gb_gpu(
+    config_only: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     for recipe in ("grpo-report", "grpo-grounding"):
         config = load_train_config(Path(recipe), _sets(config_only), recipe="grpo")
         assert config.grpo is not None and config.grpo.vllm_max_model_length == 4096
@@ -103,7 +106,10 @@ def test_shipped_grpo_recipes_fit_an_80gb_gpu(config_only: Path, data_root: Path
     assert report.sequence_tokens_max <= 4096
 
 
-def test_sft_without_a_budget_refuses_radiographs_that_overflow_max_length(config_only: Path, tmp_path: Path) -> None:
+def test_sft_without_a_budget_refuses_radiographs_that_overflow_max_length(
+    config_only: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     from evalkit.data.phantom import generate_phantom
     from training.data import build_rows
     from training.modeling import sources

@@ -217,3 +217,28 @@ def test_missing_checkpoint_names_the_path(tmp_path: Path, checkpoint_name: str)
     missing = str(tmp_path / checkpoint_name) if checkpoint_name.startswith("results") else checkpoint_name
     with pytest.raises(EvalkitError, match=checkpoint_name):
         TransformersAdapter(_card(missing), device="cpu")
+
+
+def test_batches_pass_one_image_list_per_prompt(
+    adapter: TransformersAdapter, requests: list[GenerationRequest], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Gemma3's processor (MedGemma) refuses a flat image list for a batch of several prompts; the adapter used to
+    # send one and fall back, silently, to one request at a time.
+    real = adapter.processor
+    calls: list[int] = []
+
+    class GemmaLike:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def __call__(self, text: list[str], images: Any = None, **kwargs: Any) -> Any:
+            calls.append(len(text))
+            if images is not None and len(text) > 1 and not all(isinstance(i, list) for i in images):
+                raise ValueError("Received inconsistently sized batches of images and text")
+            return real(text=text, images=images, **kwargs)
+
+    gemma_like = TransformersAdapter.from_model(adapter.card, adapter.model, GemmaLike(), batch_size=8)
+    results = gemma_like.generate(requests)
+    assert all(r.error is None for r in results)
+    assert calls == [len(requests)]  # one batched call, no fallback
+    assert "one request at a time" not in capsys.readouterr().err

@@ -140,9 +140,10 @@ def test_engine_is_built_lazily_from_the_card(fake_vllm: type[FakeLLM], checkpoi
         "trust_remote_code": False,
         "tensor_parallel_size": 4,
         "seed": 11,
-        "limit_mm_per_prompt": {"image": 1},
+        "limit_mm_per_prompt": {"image": 1, "video": 0},
         "mm_processor_kwargs": {"size": {"shortest_edge": 1024, "longest_edge": 451584}},
         "distributed_executor_backend": "ray",
+        "enable_sleep_mode": True,
         "max_model_len": 36864,
         "gpu_memory_utilization": 0.7,
     }
@@ -377,4 +378,4 @@ def test_data_parallel_runs_vllm_serve_and_stops_it(
     assert pairs["--tensor-parallel-size"] == "2" and pairs["--data-parallel-size"] == "4"
     assert pairs["--generation-config"] == "vllm" and pairs["--seed"] == "11"
     assert json.loads(pairs["--mm-processor-kwargs"]) == {"size": {"shortest_edge": 1024, "longest_edge": 451584}}
-    assert json.loads(pairs["--limit-mm-per-prompt"]) == {"image": 1}
+    assert json.loads(pairs["--limit-mm-per-prompt"]) == {"image": 1, "video": 0}

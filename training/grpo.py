@@ -137,12 +137,14 @@ def run_grpo(
             raise EvalkitError(f"grpo.rewards: the data has {what} tasks but no reward scores them (rewards: {names})")
     from trl import GRPOConfig, GRPOTrainer  # after the pre-flight: importing TRL takes seconds
 
+    # The trainer config first: under ZeRO-3 it registers the DeepSpeed config, so that from_pretrained below
+    # builds the model sharded (zero.Init) instead of whole on every process.
+    trl_config = modeling.make_trl_config(GRPOConfig, grpo_args(config, out, rewards))
     model, processor = modeling.load_model_and_processor(config, card)
-
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=rewards,
-        args=modeling.make_trl_config(GRPOConfig, grpo_args(config, out, rewards)),
+        args=trl_config,
         train_dataset=to_dataset(rows),
         processing_class=processor,
         peft_config=modeling.peft_config(config),

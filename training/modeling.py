@@ -155,11 +155,25 @@ def device_kind() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def uses_deepspeed(config: TrainConfig) -> bool:
+    """A DeepSpeed run (the recipe's JSON, or `accelerate launch` with a DeepSpeed config such as zero3.yaml)."""
+    flag = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes")
+    return bool(config.train.deepspeed) or flag
+
+
+def half_precision_master_weights(config: TrainConfig) -> bool:
+    """Full fine-tuning whose optimiser would update bf16/fp16 weights in place (no DeepSpeed to keep fp32 master
+    weights, no LoRA adapter in fp32)."""
+    return not config.lora.enabled and not uses_deepspeed(config)
+
+
 def torch_dtype(config: TrainConfig) -> Any:
     import torch
 
     if config.model.dtype == "auto":
-        if device_kind() == "cuda" and torch.cuda.is_bf16_supported():
+        # bf16 weights only where something keeps fp32 master weights; else fp32 weights with bf16 autocast
+        # (train.bf16: auto), since AdamW steps at small learning rates vanish in bf16's 8-bit mantissa.
+        if device_kind() == "cuda" and torch.cuda.is_bf16_supported() and not half_precision_master_weights(config):
             return torch.bfloat16
         return torch.float32
     return getattr(torch, config.model.dtype)
@@ -459,6 +473,42 @@ def _project_relative(path: Path) -> str:
         return str(resolved.relative_to(PROJECT_ROOT))
     except ValueError:
         return str(path)
+
+
+def in_process_evaluation_blocker(config: TrainConfig) -> str | None:
+    """Why the recipe's `evaluate:` block must not run inside this training process, or None.
+
+    After DeepSpeed, with TRL's (sleeping) vLLM engine, or with several processes, rank 0 still holds the sharded
+    optimiser state, the engine's memory or its peers: generation there competes with them for the GPU.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1:
+        return f"{world} training processes"
+    if uses_deepspeed(config):
+        return "DeepSpeed is still resident"
+    if config.grpo is not None and config.grpo.use_vllm:
+        return "TRL's vLLM engine is still resident"
+    return None
+
+
+def evaluation_commands(output_dir: Path, config: TrainConfig, data_root_path: Path | None) -> list[str]:
+    """The `evalkit run` commands equivalent to the recipe's `evaluate:` block (one per task)."""
+    import shlex
+
+    spec = config.evaluate
+    if spec is None:
+        return []
+    commands = []
+    for name in spec.tasks:
+        parts = ["evalkit", "run", "--model", str(output_dir), "--task", name, "--batch-size", str(spec.batch_size)]
+        if spec.limit:
+            parts += ["--limit", str(spec.limit)]
+        if spec.db:
+            parts += ["--db", spec.db]
+        if data_root_path is not None:
+            parts += ["--data-root", str(data_root_path)]
+        commands.append(shlex.join(parts))
+    return commands
 
 
 def evaluate_checkpoint(

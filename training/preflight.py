@@ -216,7 +216,7 @@ def _tokenizer(checkpoint: str, revision: str | None) -> Any:
 def run_preflight(config: TrainConfig, card: ModelCard, rows: list[dict[str, Any]]) -> Preflight:
     """Work out the numbers for `rows` (the built training rows); raise EvalkitError with them when it cannot fit."""
     from evalkit.images import image_size
-    from training.modeling import pixel_budget
+    from training.modeling import half_precision_master_weights, pixel_budget
 
     spec = config.model
     budget = pixel_budget(card)
@@ -263,6 +263,14 @@ def run_preflight(config: TrainConfig, card: ModelCard, rows: list[dict[str, Any
             f"{report.image_tokens_max:,} of them image tokens): TRL would truncate image placeholders and stop. "
             f"Fix: {fix_budget}, or raise sft.max_length"
         )
+    if config.model.dtype in ("bfloat16", "float16") and half_precision_master_weights(config):
+        report.problems.append(
+            f"model.dtype {config.model.dtype} with a full fine-tune and no DeepSpeed: AdamW would update "
+            f"{config.model.dtype} weights in place, and a step below 2^-8 of a weight (lr "
+            f"{config.train.learning_rate:g}: nearly all of them) is rounded away. Fix: model.dtype float32 with "
+            "train.bf16 true (fp32 master weights, bf16 compute), or DeepSpeed (accelerate launch --config_file "
+            "training/configs/accelerate/zero3.yaml, or train.deepspeed), or lora.enabled true"
+        )
     if config.grpo is not None and config.grpo.use_vllm:
         _check_vllm(config, model_config, report)
     _print(report)
@@ -288,7 +296,7 @@ def _check_vllm(config: TrainConfig, model_config: dict[str, Any] | None, report
         report.problems.append(
             f"grpo.vllm_max_model_length {report.max_model_len:,} is below the longest prompt + completion "
             f"({report.sequence_tokens_max:,} tokens). Fix: raise it to at least {report.sequence_tokens_max:,}, "
-            f"or {_fix_budget_or_completion()}"
+            "or lower grpo.max_completion_length or the card's image.max_pixels"
         )
     if grpo.vllm_mode != "colocate":
         report.notes.append("vllm_mode server: the server's GPU memory is not checked here")
@@ -310,10 +318,6 @@ def _check_vllm(config: TrainConfig, model_config: dict[str, Any] | None, report
             f"grpo.vllm_max_model_length to at most {fitting:,} (the longest sequence here is "
             f"{report.sequence_tokens_max:,}), or raise grpo.vllm_gpu_memory_utilization to at least {needed}"
         )
-
-
-def _fix_budget_or_completion() -> str:
-    return "lower grpo.max_completion_length or the card's image.max_pixels"
 
 
 def _print(report: Preflight) -> None:

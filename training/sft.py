@@ -8,6 +8,7 @@ the loss on the completion only. Multi-GPU / multi-node runs go through `acceler
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,17 +67,19 @@ def run_sft(
     run_preflight(config, card, rows)  # before any weights are loaded
     from trl import SFTConfig, SFTTrainer  # after the pre-flight: importing TRL takes seconds
 
-    model, processor = modeling.load_model_and_processor(config, card)
-
     assert config.sft is not None
     args = modeling.common_trainer_args(config, out)
     args.update(
         max_length=config.sft.max_length,
         completion_only_loss=config.sft.completion_only_loss,
     )
+    # The trainer config first: under ZeRO-3 it registers the DeepSpeed config, so that from_pretrained below
+    # builds the model sharded (zero.Init) instead of whole on every process.
+    trl_config = modeling.make_trl_config(SFTConfig, args)
+    model, processor = modeling.load_model_and_processor(config, card)
     trainer = SFTTrainer(
         model=model,
-        args=modeling.make_trl_config(SFTConfig, args),
+        args=trl_config,
         train_dataset=to_dataset(rows),
         processing_class=processor,
         peft_config=modeling.peft_config(config),
@@ -120,6 +123,15 @@ def train_and_save(
 def finish(result: TrainResult, config: TrainConfig, root: Path | None, db: Path | None) -> TrainResult:
     """Evaluate with the harness when the recipe has an `evaluate` block; record the numbers in the card."""
     if config.evaluate is None or not modeling.is_main_process():
+        return result
+    blocker = modeling.in_process_evaluation_blocker(config)
+    if blocker is not None:
+        commands = "\n  ".join(modeling.evaluation_commands(result.output_dir, config, root))
+        print(
+            f"evaluate: not run inside the training process ({blocker}); run it in a fresh process:\n  {commands}",
+            file=sys.stderr,
+            flush=True,
+        )
         return result
     result.evaluation = modeling.evaluate_checkpoint(result.output_dir, config, root, db)
     training = dict(result.card.training or {})

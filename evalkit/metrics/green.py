@@ -6,7 +6,9 @@ GREEN's parser counts the clinically significant errors (a)-(f) and the matched 
 
     GREEN = matched / (matched + sum of significant errors), 0 when nothing is matched.
 
-Two back ends, both producing the same analysis text for the same greedy decoding:
+Two back ends, with the same prompt and parser but not always the same analysis text (the server decodes with
+`max_tokens` rather than a total `max_length`, with its own end-of-sequence handling; under
+`convention: green_score` the texts can differ), so `backend` is part of the score identity:
 - `transformers` (default): weights from `model_path`, `$EVALKIT_METRIC_WEIGHTS/<name>` or the HF cache;
   left padding, pad = eos, greedy, at most `max_length` (2048) tokens in all, as green_score does.
 - `openai`: an OpenAI-compatible server the user started (e.g. `vllm serve StanfordAIMI/GREEN-radllama2-7b`),
@@ -221,6 +223,11 @@ def render_chat(tokenizer_eos: str, prompt: str) -> str:
     return template.render(messages=messages, eos_token=tokenizer_eos, add_generation_prompt=True)
 
 
+def _opener(url: str) -> urllib.request.OpenerDirector:
+    """Environment proxies (http_proxy) are for the outside world: a local judge server is reached directly."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler({} if _is_local(url) else None))
+
+
 def _is_local(url: str) -> bool:
     host = urllib.parse.urlparse(url).hostname or ""
     if host == "localhost":
@@ -311,17 +318,21 @@ class _ServerJudge:
         self.model, self.max_new_tokens, self.concurrency, self.timeout = model, max_new_tokens, concurrency, timeout
         self.convention = convention
 
-    def _one(self, prompt: str) -> str:
-        body = {
+    def body(self, prompt: str) -> dict[str, Any]:
+        """The `/completions` request for one GREEN prompt (held to vLLM's renderer by tests/test_vllm_contract)."""
+        return {
             "model": self.model,
             "prompt": render_chat("</s>", prompt),
             "max_tokens": self.max_new_tokens,
             "temperature": 0.0,
         }
+
+    def _one(self, prompt: str) -> str:
+        body = self.body(prompt)
         request = urllib.request.Request(
             self.url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+        with _opener(self.url).open(request, timeout=self.timeout) as response:
             return clean_response(json.loads(response.read())["choices"][0]["text"], self.convention)
 
     def __call__(self, prompts: list[str]) -> list[str]:
@@ -387,7 +398,7 @@ class Green(Metric):
                     "(set allow_remote: true only for a server you run yourself)"
                 )
             try:
-                with urllib.request.urlopen(self.base_url.rstrip("/") + "/models", timeout=3):
+                with _opener(self.base_url).open(self.base_url.rstrip("/") + "/models", timeout=3):
                     pass
             except (urllib.error.URLError, OSError) as exc:
                 return f"no OpenAI-compatible server answers at {self.base_url} ({exc}); start one with vllm serve"

@@ -1,0 +1,110 @@
+"""evalkit's side of the vLLM contract check: what evalkit would send vLLM, written to a folder (project venv).
+
+Builds the tiny Qwen3-VL in the hub layout (`build_tiny_qwen3vl`, seed 0) with a card holding RadVLM-GRPO's pixel
+budget, and writes `requests.json`: the `vllm serve` flags evalkit passes (`serve_command`), the engine keyword
+arguments of the offline adapter (`engine_kwargs`) and, for each case, the chat-completions body evalkit's OpenAI
+adapter sends (`OpenAIAdapter.request_body`, images resized to the card and sent as PNG data URLs), and the
+`/completions` body of GREEN's `openai` back end (`_ServerJudge.body`).
+Run by scripts/vllm_contract_check.sh; the CI test (tests/test_vllm_contract.py) calls `cases()` and `card()`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+# (name, image size): a phantom-sized image and radiograph-sized ones (portrait and landscape).
+CASES: tuple[tuple[str, tuple[int, int]], ...] = (
+    ("small-256", (256, 256)),
+    ("radiograph-2500x3000", (2500, 3000)),
+    ("radiograph-3072x2560", (3072, 2560)),
+)
+PROMPT = "Describe the findings of this chest radiograph."
+
+
+def card(checkpoint: Path) -> Any:
+    from evalkit.config import ModelCard
+
+    return ModelCard.model_validate(
+        {
+            "name": "contract-tiny-qwen3vl",
+            "adapter": "vllm",
+            "checkpoint": str(checkpoint),
+            "family": "qwen3-vl",
+            "box_format": "qwen1000",
+            "decoding": {"temperature": 0, "max_new_tokens": 16},
+            "image": {"min_pixels": 1024, "max_pixels": 451584},
+            "options": {"resize_factor": 32},
+            "serving": {"engine_args": {"max_model_len": 4096, "enforce_eager": True}},
+        }
+    )
+
+
+def image(size: tuple[int, int]) -> Any:
+    """A deterministic grey gradient (PNG-lossless, so both sides decode the same pixels)."""
+    import numpy as np
+    from PIL import Image
+
+    width, height = size
+    ramp = (np.add.outer(np.arange(height) * 3, np.arange(width) * 5) % 251).astype(np.uint8)
+    return Image.fromarray(ramp).convert("RGB")
+
+
+def cases(checkpoint: Path) -> list[dict[str, Any]]:
+    """evalkit's request body for each case (the OpenAI adapter's, as sent to a vLLM server)."""
+    from evalkit.sample import Sample
+    from model_adapters.base import GenerationRequest
+    from model_adapters.chat import chat_messages, decoding_for
+    from model_adapters.openai_server import OpenAIAdapter
+
+    the_card = card(checkpoint).model_copy(update={"adapter": "openai"})
+    adapter = OpenAIAdapter(the_card, endpoint="http://127.0.0.1:9/v1", served_model_name="tiny")
+    out = []
+    for name, size in CASES:
+        request = GenerationRequest(Sample(name, "contract", [f"{name}.png"]), PROMPT, [image(size)])
+        messages = chat_messages(request, the_card, adapter._image_part)
+        body = adapter.request_body(messages, decoding_for(the_card, request), 0)
+        out.append({"name": name, "image_size": list(size), "body": body})
+    return out
+
+
+def green_body() -> dict[str, Any]:
+    """The body GREEN's `openai` back end posts to `/completions` (its judge's chat template, greedy)."""
+    from evalkit.metrics.green import _ServerJudge, make_prompt
+
+    judge = _ServerJudge("http://127.0.0.1:9/v1", "tiny", 64, 1, 10.0)
+    return judge.body(make_prompt("Small left pleural effusion.", "No effusion. Heart size normal."))
+
+
+def main() -> None:
+    from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
+    from model_adapters.vllm_engine import engine_kwargs
+    from model_adapters.vllm_server import serve_command
+
+    work = Path(sys.argv[1])
+    checkpoint = build_tiny_qwen3vl(work / "tiny-qwen3vl", seed=0)
+    the_card = card(checkpoint)
+    command = serve_command(the_card, str(checkpoint), 0, "tiny")
+    flags = command[command.index("serve") + 2 :]
+    for option in ("--host", "--port"):  # the render server gets its own
+        at = flags.index(option)
+        del flags[at : at + 2]
+    kwargs = {k: v for k, v in engine_kwargs(the_card).items() if k != "model"}
+    payload = {
+        "checkpoint": str(checkpoint),
+        "serve_flags": flags,
+        "engine_kwargs": kwargs,
+        "cases": cases(checkpoint),
+        "completions": [{"name": "green", "body": green_body()}],
+    }
+    (work / "requests.json").write_text(json.dumps(payload), encoding="utf-8")
+    print(f"emit_requests: {len(payload['cases'])} cases, flags {' '.join(flags)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""evalkit's requests held to what vLLM's own code made of them (scripts/vllm_contract_check.sh), without vLLM.
+
+The fixtures were produced by the vLLM pinned in constraints.txt (its version is in the file): `vllm launch render`
+started with evalkit's `vllm serve` flags rendered evalkit's chat-completions bodies to prompt token ids, and
+EngineArgs checked the offline adapter's engine arguments against the tiny hub-layout Qwen3-VL.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from evalkit.resources import PROJECT_ROOT
+
+FOLDER = PROJECT_ROOT / "scripts" / "vllm_contract"
+FIXTURES = json.loads((FOLDER / "fixtures.json").read_text(encoding="utf-8"))
+
+
+def _emit() -> Any:
+    spec = importlib.util.spec_from_file_location("emit_requests", FOLDER / "emit_requests.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
+
+    checkpoint = build_tiny_qwen3vl(tmp_path_factory.mktemp("contract") / "tiny-qwen3vl", seed=0)
+    return checkpoint, _emit().cases(checkpoint)
+
+
+def test_fixtures_come_from_the_tested_vllm() -> None:
+    from evalkit.commands.doctor import read_constraints
+
+    assert FIXTURES["vllm"] == read_constraints()["vllm"]
+    assert FIXTURES["engine"]["unknown_engine_args"] == []
+    assert FIXTURES["engine"]["multimodal"] and FIXTURES["engine"]["limit_mm_per_prompt"] == {"image": 1, "video": 0}
+
+
+def test_serve_flags_are_the_ones_vllm_accepted(built: tuple[Path, list[dict[str, Any]]]) -> None:
+    from model_adapters.vllm_server import serve_command
+
+    checkpoint, _ = built
+    command = serve_command(_emit().card(checkpoint), str(checkpoint), 0, "tiny")
+    flags = command[command.index("serve") + 2 :]
+    for option in ("--host", "--port"):
+        at = flags.index(option)
+        del flags[at : at + 2]
+    assert flags == FIXTURES["serve_flags"]
+
+
+def test_prompts_and_image_tokens_match_vllms_rendering(built: tuple[Path, list[dict[str, Any]]]) -> None:
+    from model_adapters.qwen3vl_processor import load_processor
+    from training.preflight import image_tokens
+
+    checkpoint, cases = built
+    processor = load_processor(checkpoint)
+    budget = {"shortest_edge": 1024, "longest_edge": 451584}
+    settings = {"patch_size": 16, "merge_size": 2}
+    expected = {c["name"]: c for c in FIXTURES["cases"]}
+    assert set(expected) == {c["name"] for c in cases}
+    for case in cases:
+        vllm_case = expected[case["name"]]
+        messages = case["body"]["messages"]
+        url = next(
+            p["image_url"]["url"]
+            for m in messages
+            if isinstance(m["content"], list)
+            for p in m["content"]
+            if p.get("type") == "image_url"
+        )
+        image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = processor(text=[text], images=[image], images_kwargs={"size": budget})["input_ids"][0]
+        assert list(map(int, ids)) == vllm_case["prompt_token_ids"], case["name"]
+        # The training pre-flight's arithmetic on the original size gives vLLM's count.
+        assert image_tokens(tuple(case["image_size"]), settings, budget) == vllm_case["image_tokens"], case["name"]
+
+
+def test_green_completions_body_is_rendered_as_evalkit_tokenizes_it(built: tuple[Path, list[dict[str, Any]]]) -> None:
+    from transformers import PreTrainedTokenizerFast
+
+    checkpoint, _ = built
+    body = _emit().green_body()
+    assert set(body) == {"model", "prompt", "max_tokens", "temperature"} and body["temperature"] == 0.0
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(checkpoint / "tokenizer.json"))
+    (green,) = FIXTURES["completions"]
+    assert tokenizer(body["prompt"])["input_ids"] == green["prompt_token_ids"]
