@@ -11,8 +11,9 @@ resolved options are what the run stores, so a stored score still says exactly h
   the seed's evaluation regex and 4,000-character answer cut, its reward parser for GRPO, RadGraph on every
   report, and RadCliQ-v1 as the seed's `compute_radcliq.py` worker computes it.
 - `rexrank`: ReXrank's leaderboard columns as CXR-Report-Metric's `run_eval.py` computes them (the metrics
-  `bleu2_cxr`, `bertscore_cxr`, `semb_score`, `radgraph_combined` and `radcliq_v1` on its own convention), with
-  evalkit's answer rules. ReXrank-metric's own code, RaTEScore, GREEN and 1/RadCliQ-v1 are not reproduced.
+  `bleu2_cxr`, `bertscore_cxr`, `semb_score`, `radgraph_combined` and `radcliq_v1` on its own convention) and
+  ReXrank's primary score `1/RadCliQ-v1` (1 over the corpus mean), with evalkit's answer rules. ReXrank-metric's
+  own code (not public here), RaTEScore and GREEN are not reproduced.
 """
 
 from __future__ import annotations
@@ -73,12 +74,17 @@ PROFILES: Mapping[str, ConventionProfile] = MappingProxyType(
         ),
         "rexrank": ConventionProfile(
             name="rexrank",
-            description="ReXrank's columns as CXR-Report-Metric computes them (no RaTEScore, GREEN, 1/RadCliQ)",
+            description="ReXrank's columns as CXR-Report-Metric computes them, 1/RadCliQ-v1 (no RaTEScore, GREEN)",
             answer_rule="evalkit",
             box_convention="strict",
             reward_answer_rule="evalkit",
             reward_box_convention="strict",
-            metric_options=MappingProxyType({"radcliq_v1": {"convention": "cxr_report_metric"}}),
+            metric_options=MappingProxyType(
+                {
+                    "radcliq_v1": {"convention": "cxr_report_metric"},
+                    "1/RadCliQ-v1": {"convention": "cxr_report_metric"},
+                }
+            ),
         ),
     }
 )
