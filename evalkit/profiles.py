@@ -12,8 +12,9 @@ resolved options are what the run stores, so a stored score still says exactly h
   report, and RadCliQ-v1 as the seed's `compute_radcliq.py` worker computes it.
 - `rexrank`: ReXrank's leaderboard columns as CXR-Report-Metric's `run_eval.py` computes them (the metrics
   `bleu2_cxr`, `bertscore_cxr`, `semb_score`, `radgraph_combined` and `radcliq_v1` on its own convention) and
-  ReXrank's primary score `1/RadCliQ-v1` (1 over the corpus mean), with evalkit's answer rules. ReXrank-metric's
-  own code (not public here), RaTEScore and GREEN are not reproduced.
+  ReXrank's primary score `1/RadCliQ-v1` (1 over the corpus mean) and `ratescore` (the ratescore package's
+  definition), with evalkit's answer rules. ReXrank-metric's own code (not in the public index here) and GREEN
+  are not reproduced (docs/published.md says which column is proven against which code).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ PROFILES: Mapping[str, ConventionProfile] = MappingProxyType(
         ),
         "rexrank": ConventionProfile(
             name="rexrank",
-            description="ReXrank's columns as CXR-Report-Metric computes them, 1/RadCliQ-v1 (no RaTEScore, GREEN)",
+            description="ReXrank's columns as CXR-Report-Metric computes them, 1/RadCliQ-v1, RaTEScore (no GREEN)",
             answer_rule="evalkit",
             box_convention="strict",
             reward_answer_rule="evalkit",
@@ -83,6 +84,7 @@ PROFILES: Mapping[str, ConventionProfile] = MappingProxyType(
                 {
                     "radcliq_v1": {"convention": "cxr_report_metric"},
                     "1/RadCliQ-v1": {"convention": "cxr_report_metric"},
+                    "ratescore": {"affinity_matrix": "long"},  # the package's default, as ReXrank runs it
                 }
             ),
         ),
