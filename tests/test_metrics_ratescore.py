@@ -124,3 +124,29 @@ def test_in_the_rexrank_profile_and_task():
 
     assert get_profile("rexrank").options_for("ratescore") == {"affinity_matrix": "long"}
     assert "ratescore" in [m.name for m in all_tasks()["iu-xray-report-rexrank"].metrics]
+
+
+@pytest.mark.slow
+def test_metric_loads_weights_by_name_and_scores_like_the_package(tiny, monkeypatch, tmp_path):
+    """The metric's real loading path: models found under $EVALKIT_METRIC_WEIGHTS by their Hub names' last part;
+    sentences from the fixture (medspacy is not in the project venv; the split is tested where it is)."""
+    import shutil
+
+    import evalkit.metrics.ratescore as module
+    from evalkit.sample import Parsed, Sample
+
+    shutil.copytree(tiny["ner"], tmp_path / "RaTE-NER-Deberta")
+    shutil.copytree(tiny["embed"], tmp_path / "BioLORD-2023-C")
+    monkeypatch.setenv("EVALKIT_METRIC_WEIGHTS", str(tmp_path))
+    monkeypatch.setattr(module, "split_sentences", _sentences)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(  # medspacy "installed"; every other lookup unchanged
+        importlib.util, "find_spec", lambda name, *rest: object() if name == "medspacy" else real_find_spec(name, *rest)
+    )
+    metric = get_metric("ratescore", affinity_matrix="short", batch_size=4)
+    assert metric.available() is None and metric.fingerprint()
+    refs, preds = zip(*FIXTURE["pairs"], strict=True)
+    samples = [Sample(f"s{i}", "t", [], reference_text=r) for i, r in enumerate(refs)]
+    values = [s.value for s in metric.score([Parsed(answer=p) for p in preds], samples)]
+    assert values == pytest.approx(FIXTURE["scores"]["short_batch4"], abs=1e-6)
+    assert metric.aggregate(values, [{}] * len(values)) == pytest.approx(sum(values) / len(values))
