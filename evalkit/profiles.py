@@ -16,8 +16,10 @@ computed.
   RadCliQ-v1 as the seed's `compute_radcliq.py` worker computes it; cards' own conventions are ignored (the paper
   scored Qwen3-VL with the seed's regex).
 - `rexrank`: ReXrank's leaderboard columns as CXR-Report-Metric's `run_eval.py` computes them (the metrics
-  `bleu2_cxr`, `bertscore_cxr`, `semb_score`, `radgraph_combined` and `radcliq_v1` on its own convention), with
-  evalkit's answer rules. ReXrank-metric's own code, RaTEScore, GREEN and 1/RadCliQ-v1 are not reproduced.
+  `bleu2_cxr`, `bertscore_cxr`, `semb_score`, `radgraph_combined` and `radcliq_v1` on its own convention) and
+  ReXrank's primary score `1/RadCliQ-v1` (1 over the corpus mean) and `ratescore` (the ratescore package's
+  definition), with evalkit's answer rules. ReXrank-metric's own code (not in the public index here) and GREEN
+  are not reproduced (docs/published.md says which column is proven against which code).
 
 A new profile is one more entry in `PROFILES`.
 """
@@ -127,12 +129,18 @@ PROFILES: Mapping[str, ConventionProfile] = MappingProxyType(
         ),
         "rexrank": ConventionProfile(
             name="rexrank",
-            description="ReXrank's columns as CXR-Report-Metric computes them (no RaTEScore, GREEN, 1/RadCliQ)",
+            description="ReXrank's columns as CXR-Report-Metric computes them, 1/RadCliQ-v1, RaTEScore (no GREEN)",
             answer_rule="evalkit",
             box_convention="strict",
             reward_answer_rule="evalkit",
             reward_box_convention="strict",
-            metric_options=MappingProxyType({"radcliq_v1": {"convention": "cxr_report_metric"}}),
+            metric_options=MappingProxyType(
+                {
+                    "radcliq_v1": {"convention": "cxr_report_metric"},
+                    "1/RadCliQ-v1": {"convention": "cxr_report_metric"},
+                    "ratescore": {"affinity_matrix": "long"},  # the package's default, as ReXrank runs it
+                }
+            ),
         ),
     }
 )

@@ -528,6 +528,8 @@ def intervals(
         g = _n_clusters(len(ids), codes)
         for name, r, reps in zip(names, resamplers, replicates, strict=True):
             low, high = percentile_interval(reps, level)
+            if r.metric.ci_needs_every_resample and not np.isfinite(reps).all():
+                low = high = float("nan")  # some resample has no value (e.g. 1/mean with the mean at <= 0)
             used = int(np.isfinite(reps).sum()) if not r.vectorised else n_boot
             out[name] = Interval(name, r.point(), low, high, r.n, level, used, r.vectorised, clustering.unit, g)
     return out
@@ -665,6 +667,8 @@ def compare_paired(
             value_a, value_b = p.a.point(), p.b.point()
             delta = value_a - value_b
             low, high = percentile_interval(reps, level)
+            if p.a.metric.ci_needs_every_resample and not np.isfinite(reps).all():
+                low = high = float("nan")  # as in `intervals`: some resample has no value
             results[p.metric] = Comparison(
                 metric=p.metric,
                 higher_is_better=p.a.metric.higher_is_better,

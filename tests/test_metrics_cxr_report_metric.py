@@ -34,6 +34,14 @@ def test_each_column_is_its_radcliq_feature_on_tiny_models(tmp_path):
         assert values == pytest.approx([s.stats[feature] for s in radcliq], abs=1e-12), name
         assert metric.aggregate(values, [{}] * len(values)) == pytest.approx(float(np.mean(values)))
     assert FEATURES == ("radgraph_combined", "bertscore", "semb_score", "bleu_score")
+    inverse = get_metric("1/RadCliQ-v1", **options)  # ReXrank's primary score, from the same cached features
+    inverse.cache = store
+    scored = inverse.score(parsed, samples)
+    assert [s.stats["radcliq_v1"] for s in scored] == pytest.approx([s.value for s in radcliq], abs=1e-12)
+    raw_mean = radcliq_metric.aggregate([s.value for s in radcliq], [s.stats for s in radcliq])
+    expected = 1 / raw_mean if raw_mean > 0 else float("nan")
+    value = inverse.aggregate([s.value for s in scored], [s.stats for s in scored])
+    assert value == pytest.approx(expected, nan_ok=True)
     store.close()
 
 

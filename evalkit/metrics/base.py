@@ -78,6 +78,8 @@ class Metric(ABC):
         higher_is_better: Direction, shown on leaderboards and used by the gate. Never inverted for display.
         kind: `report` or `grounding`: which parser output the metric reads.
         corpus: True when `aggregate` needs the stats (not a plain mean of values).
+        ci_needs_every_resample: True when a resample without a value (NaN) means the CI does not exist (1/mean
+            where a resampled mean reaches 0), so no CI is stored instead of one from the other resamples.
         requires: What must be installed or downloaded for `available()` to pass (documentation).
         Options: The typed options a task YAML may give (`metrics: [{name, options}]`).
         diagnostic: True for RL-health diagnostics (evalkit/health.py): stored and resampled like any metric, but
@@ -92,6 +94,7 @@ class Metric(ABC):
     higher_is_better: ClassVar[bool] = True
     kind: ClassVar[str] = "report"
     corpus: ClassVar[bool] = False
+    ci_needs_every_resample: ClassVar[bool] = False
     requires: ClassVar[str] = ""
     description: ClassVar[str] = ""
     diagnostic: ClassVar[bool] = False
