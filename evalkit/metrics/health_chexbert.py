@@ -12,14 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from evalkit.chexpert import CHEXPERT_LABELS
 from evalkit.metrics import register_metric
 from evalkit.metrics._finding_labels import FindingLabels
 from evalkit.metrics.base import MetricOptions, ModelBackedMetric, SampleScore, setting
 from evalkit.metrics.chexbert import CheXbertClient
-from evalkit.metrics.health_text import flip_counts, invention_counts, labels_record, omission_counts
+from evalkit.metrics.health_text import CountRatio, flip_counts, invention_counts, labels_record, omission_counts
 from evalkit.sample import Parsed, Sample
 
 # CheXbert head classes: 0 blank, 1 positive, 2 negative, 3 uncertain (read as positive, as its "rrg" mode does).
@@ -34,8 +32,7 @@ def chexbert_labels(classes: Sequence[int]) -> FindingLabels:
     return FindingLabels(frozenset(positive - {"No Finding"}), frozenset(negative - {"No Finding"}))
 
 
-class _CheXbertFindingRatio(ModelBackedMetric):
-    corpus = True
+class _CheXbertFindingRatio(CountRatio, ModelBackedMetric):
     higher_is_better = False
     gated_by_default = False
     diagnostic = True
@@ -51,27 +48,13 @@ class _CheXbertFindingRatio(ModelBackedMetric):
         super().__init__(**options)
         self.client = CheXbertClient(options)
 
-    def counts(self, record: dict[str, Any]) -> tuple[int, int]:
-        raise NotImplementedError
-
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
         refs = [s.reference_text or "" for s in samples]
-        answers = [p.answer or "" for p in predictions]
-        annotations = self.client.annotate(refs + answers, self.cache)
-        out = []
-        for ref_ann, ans_ann in zip(annotations[: len(refs)], annotations[len(refs) :], strict=True):
-            record = labels_record(chexbert_labels(ans_ann["classes"]), chexbert_labels(ref_ann["classes"]))
-            hits, total = self.counts(record)
-            out.append(SampleScore(hits / total if total else None, {**record, "hits": hits, "total": total}))
-        return out
-
-    def aggregate(self, values: Sequence[float | None], stats: Sequence[dict[str, Any]]) -> float:
-        hits = sum(s.get("hits", 0) for s in stats)
-        total = sum(s.get("total", 0) for s in stats)
-        return hits / total if total else float("nan")
-
-    def sufficient_matrix(self, values: Sequence[float | None], stats: Sequence[dict[str, Any]]) -> np.ndarray:
-        return np.array([[s.get("hits", 0), s.get("total", 0)] for s in stats], dtype=float).reshape(len(stats), 2)
+        annotations = self.client.annotate(refs + [p.answer or "" for p in predictions], self.cache)
+        return self.ratio_scores(
+            labels_record(chexbert_labels(ans["classes"]), chexbert_labels(ref["classes"]))
+            for ref, ans in zip(annotations[: len(refs)], annotations[len(refs) :], strict=True)
+        )
 
 
 @register_metric

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -162,18 +162,19 @@ def flip_counts(record: dict[str, Any]) -> tuple[int, int]:
     return len(ref_pos & ans_neg) + len(ref_neg & ans_pos), len(ref_pos | ref_neg)
 
 
-class _FindingRatio(_Diagnostic):
-    """A rate over findings: sum of per-sample numerators over the sum of denominators (both stored)."""
+class CountRatio:
+    """A rate stored per sample as (hits, total) and aggregated as sum of hits over sum of totals, so resamples
+    weigh samples by their findings (mixed in before the Metric base, whichever labeller gives the records)."""
 
     corpus = True
 
     def counts(self, record: dict[str, Any]) -> tuple[int, int]:
         raise NotImplementedError
 
-    def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+    def ratio_scores(self, records: Iterable[dict[str, Any]]) -> list[SampleScore]:
+        """Each sample's rate, its labels record and its (hits, total)."""
         out = []
-        for pred, sample in zip(predictions, samples, strict=True):
-            record = finding_record(pred.answer or "", sample.reference_text or "")
+        for record in records:
             hits, total = self.counts(record)
             out.append(SampleScore(hits / total if total else None, {**record, "hits": hits, "total": total}))
         return out
@@ -185,6 +186,16 @@ class _FindingRatio(_Diagnostic):
 
     def sufficient_matrix(self, values: Sequence[float | None], stats: Sequence[dict[str, Any]]) -> np.ndarray:
         return np.array([[s.get("hits", 0), s.get("total", 0)] for s in stats], dtype=float).reshape(len(stats), 2)
+
+
+class _FindingRatio(CountRatio, _Diagnostic):
+    """A rate over findings of the weight-free labeller (evalkit/metrics/_finding_labels.py)."""
+
+    def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
+        return self.ratio_scores(
+            finding_record(pred.answer or "", sample.reference_text or "")
+            for pred, sample in zip(predictions, samples, strict=True)
+        )
 
 
 @register_metric
