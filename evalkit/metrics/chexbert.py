@@ -246,18 +246,25 @@ def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, average: str)
     return per_label.mean(axis=-1)
 
 
+CHEXBERT_REQUIRES = "CheXbert weights (chexbert.pth) and the bert-base-uncased tokenizer, available locally"
+
+
+class CheXbertOptions(MetricOptions):
+    """What every metric on CheXbert's labels takes (the F1s here, the finding diagnostics in health_chexbert)."""
+
+    checkpoint: str | None = None
+    tokenizer: str = "bert-base-uncased"
+    device: str | None = setting()
+    batch_size: int = setting(32)
+
+
 class _CheXbertF1(ModelBackedMetric):
     corpus = True
     version = "1"
-    requires = "CheXbert weights (chexbert.pth) and the bert-base-uncased tokenizer, available locally"
+    requires = CHEXBERT_REQUIRES
     labels: ClassVar[tuple[int, ...]] = ALL_INDEX
     average: ClassVar[str] = "micro"
-
-    class Options(MetricOptions):
-        checkpoint: str | None = None
-        tokenizer: str = "bert-base-uncased"
-        device: str | None = setting()
-        batch_size: int = setting(32)
+    Options = CheXbertOptions
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -15,8 +15,8 @@ from typing import Any
 from evalkit.chexpert import CHEXPERT_LABELS
 from evalkit.metrics import register_metric
 from evalkit.metrics._finding_labels import FindingLabels
-from evalkit.metrics.base import MetricOptions, ModelBackedMetric, SampleScore, setting
-from evalkit.metrics.chexbert import CheXbertClient
+from evalkit.metrics.base import ModelBackedMetric, SampleScore
+from evalkit.metrics.chexbert import CHEXBERT_REQUIRES, CheXbertClient, CheXbertOptions
 from evalkit.metrics.health_text import CountRatio, flip_counts, invention_counts, labels_record, omission_counts
 from evalkit.sample import Parsed, Sample
 
@@ -36,13 +36,8 @@ class _CheXbertFindingRatio(CountRatio, ModelBackedMetric):
     higher_is_better = False
     gated_by_default = False
     diagnostic = True
-    requires = "CheXbert weights (chexbert.pth) and the bert-base-uncased tokenizer, available locally"
-
-    class Options(MetricOptions):
-        checkpoint: str | None = None
-        tokenizer: str = "bert-base-uncased"
-        device: str | None = setting()
-        batch_size: int = setting(32)
+    requires = CHEXBERT_REQUIRES
+    Options = CheXbertOptions
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
