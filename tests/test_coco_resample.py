@@ -166,3 +166,45 @@ def test_ap50_after_ap_on_the_same_resamples_reads_aps_table_and_equals_its_own_
         assert np.array_equal(a, b, equal_nan=True)
     for a, b in zip(swaps, swaps_alone, strict=True):
         assert np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["coco_ap", "coco_ap50"])
+def test_one_hit_copies_and_the_first_perfect_hit_match_generic_bit_for_bit(name):
+    """The walk's shortcuts: a one-hit sample drawn many times (its first or last copy is the segment's best,
+    misses or not, also across recall segments), and the first true positive with no false positive ahead, whose
+    COCO float 1 / (1 + eps) is below the 1.0 of later perfect hits."""
+    rng = np.random.default_rng(11)
+    box, far = [0.1, 0.1, 0.5, 0.5], [0.6, 0.6, 0.9, 0.9]
+    predicted, reference = [], []
+    for i in range(24):
+        kind = i % 4
+        reference.append([box] if kind != 3 else [box, far])
+        predicted.append([[box], [box, far], [far], [box, far]][kind])
+    metric, values, stats = _stats(name, predicted, reference)
+    counts = np.vstack(
+        [
+            rng.integers(0, 9, (40, len(stats))),  # many copies: segments crossed inside a sample's run
+            np.eye(len(stats), dtype=np.int64)[:3] * 7,  # one sample alone, seven times
+            np.tile([1, 0, 0, 0], (2, len(stats) // 4)),  # perfect hits only: the 1 / (1 + eps) tie
+        ]
+    ).astype(float)
+    fast = metric.aggregate_resamples(values, stats, counts)
+    assert np.array_equal(fast, generic(metric, values, stats, counts), equal_nan=True)
+    assert fast[-1] == 1.0
+
+
+def test_a_later_perfect_hit_in_the_first_recall_segment_lifts_it_to_one():
+    """COCO's first true positive with no false positive ahead is 1 / (1 + eps), a later one is 1.0: when both
+    fall in the first recall segment and everything after has false positives, AP's precision at recall 0 is 1.0.
+    """
+    box, far = [0.1, 0.1, 0.5, 0.5], [0.6, 0.6, 0.9, 0.9]
+    predicted, reference = [[box], [box], [far, box]], [[box], [box], [box]]
+    metric, values, stats = _stats("coco_ap50", predicted, reference)
+    # Two perfect hits, then 250 samples with a false positive first: 252 references, so recall 0.01 needs k = 3
+    # and both perfect hits fall in recall 0's segment.
+    counts = np.array([[2, 0, 250], [1, 1, 250], [0, 2, 250]], dtype=float)
+    fast = metric.aggregate_resamples(values, stats, counts)
+    assert np.array_equal(fast, generic(metric, values, stats, counts))
+    curves = metric._curves(stats)
+    table = curves._recent[-1][4]
+    assert (table[:, 0, 0] == 1.0).all()
