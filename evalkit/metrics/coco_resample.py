@@ -281,11 +281,13 @@ def _first_tp_reaching(n_ref: np.ndarray) -> np.ndarray:
 
     That is where `np.searchsorted(recall, threshold, side="left")` lands in COCOeval (a threshold of 0 lands on
     the first detection, whose envelope is the maximum over all true positives, as the first true positive's is),
-    computed with COCO's own float division so that thresholds falling exactly on a recall value agree.
+    computed with COCO's own float division so that thresholds falling exactly on a recall value agree. Rows of
+    one block hold a few hundred distinct counts: each is computed once.
     """
+    n_ref, rows = np.unique(n_ref, return_inverse=True)
     safe = np.where(n_ref > 0, n_ref, 1.0)[:, None]
     thresholds = COCO_RECALL_THRESHOLDS[None, :]
     guess = np.ceil(thresholds * safe)
     below = np.maximum(guess - 1, 0)
     k = np.where(below / safe >= thresholds, below, np.where(guess / safe >= thresholds, guess, guess + 1))
-    return np.maximum(k, 1).astype(np.int64)
+    return np.ascontiguousarray(np.maximum(k, 1).astype(np.int64)[rows.reshape(-1)])
