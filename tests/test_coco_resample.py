@@ -208,3 +208,18 @@ def test_a_later_perfect_hit_in_the_first_recall_segment_lifts_it_to_one():
     curves = metric._curves(stats)
     table = curves._recent[-1][4]
     assert (table[:, 0, 0] == 1.0).all()
+
+
+def test_values_do_not_depend_on_the_number_of_threads():
+    import numba
+
+    predicted, reference = _corpus(41, 8, 60)
+    metric, values, stats = _stats("coco_ap", predicted, reference)
+    counts = np.random.default_rng(3).integers(0, 4, (64, len(stats))).astype(float)
+    most = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = metric.aggregate_resamples(values, stats, counts)
+    finally:
+        numba.set_num_threads(most)
+    assert np.array_equal(one, metric.aggregate_resamples(values, stats, counts.copy()), equal_nan=True)
