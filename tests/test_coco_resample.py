@@ -223,3 +223,44 @@ def test_values_do_not_depend_on_the_number_of_threads():
     finally:
         numba.set_num_threads(most)
     assert np.array_equal(one, metric.aggregate_resamples(values, stats, counts.copy()), equal_nan=True)
+
+
+def _matches_by_loop(predicted, reference):
+    """COCOeval's per-image matching written out in Python (the oracle of the compiled `coco_match_bits`)."""
+    from evalkit.metrics.grounding import COCO_IOU_THRESHOLDS, _xywh, coco_iou
+
+    kept = list(predicted[:100])
+    if not kept or not reference:
+        return [0] * len(kept)
+    ious = coco_iou(_xywh(kept), _xywh(reference)).tolist()
+    bits = [0] * len(kept)
+    for t_index, t in enumerate(COCO_IOU_THRESHOLDS.tolist()):
+        start, taken = min(t, 1 - 1e-10), [False] * len(reference)
+        for d_index, row in enumerate(ious):
+            best, match = start, -1
+            for g_index, value in enumerate(row):
+                if not taken[g_index] and value >= best:
+                    best, match = value, g_index
+            if match >= 0:
+                taken[match] = True
+                bits[d_index] |= 1 << t_index
+    return bits
+
+
+@pytest.mark.parametrize("grid", [None, 4, 8])
+def test_compiled_matching_equals_the_python_loop(grid):
+    from evalkit.metrics.grounding import _coco_matches
+
+    rng = np.random.default_rng(grid or 5)
+    cases = [_random_case(rng, grid) for _ in range(60)]
+    pairs = [(p, r) for predicted, reference in cases for p, r in zip(predicted, reference, strict=True)]
+    box = [0.1, 0.1, 0.5, 0.5]
+    pairs += [
+        ([[0.1, 0.1, float("inf"), 0.5], box], [box]),  # a non-finite prediction matches nothing
+        ([[float("nan"), 0.1, 0.5, 0.5], box, box], [box, box]),  # NaN; equal IoUs: the last reference wins
+        ([box] * 120, [box] * 3),  # past 100 predictions
+    ]
+    for predicted, reference in pairs:
+        key_p = tuple(tuple(map(float, b)) for b in predicted)
+        key_r = tuple(tuple(map(float, b)) for b in reference)
+        assert list(_coco_matches.__wrapped__(key_p, key_r)) == _matches_by_loop(predicted, reference)

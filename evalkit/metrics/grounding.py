@@ -200,21 +200,10 @@ def _coco_matches(predicted: tuple[Box, ...], reference: tuple[Box, ...]) -> tup
     kept = list(predicted[:COCO_MAX_DETECTIONS])
     if not kept or not reference:
         return (0,) * len(kept)
-    ious = coco_iou(_xywh(kept), _xywh(reference)).tolist()
-    bits = [0] * len(kept)
-    for t_index, t in enumerate(COCO_IOU_THRESHOLDS.tolist()):
-        start = min(t, 1 - 1e-10)
-        taken = [False] * len(reference)
-        for d_index, row in enumerate(ious):
-            best, match = start, -1
-            for g_index, value in enumerate(row):
-                if taken[g_index] or value < best:
-                    continue
-                best, match = value, g_index
-            if match >= 0:
-                taken[match] = True
-                bits[d_index] |= 1 << t_index
-    return tuple(bits)
+    from evalkit.metrics.coco_match import coco_match_bits
+
+    bits = coco_match_bits(np.array(kept, dtype=float), np.array(reference, dtype=float), COCO_IOU_THRESHOLDS)
+    return tuple(bits.tolist())
 
 
 def coco_precision(records: Sequence[dict[str, Any]]) -> np.ndarray | None:
