@@ -14,6 +14,11 @@ resamples and permutations), `evalkit gate`, one pycocotools COCOeval of the sam
 evaluate/accumulate/summarize), and, when a side environment holds it, faster-coco-eval. Prints min and median wall
 and CPU (user+sys of the child) seconds, and each ratio to COCOeval.
 
+`--one-eval N` also times one evaluation inside a warm process (CPU seconds, min and median of 5) on
+grounding_metrics.py's N samples with several boxes each: evalkit's `coco_ap` score plus aggregate (per-sample
+records from the boxes, then the corpus value), pycocotools COCOeval and faster-coco-eval (building the COCO objects
+from the boxes, evaluate, accumulate, summarize), and checks the three values are equal.
+
 Usage:
     python benchmarks/compare_gate_scale.py [--samples 3314] [--repeats 5] [--work DIR] [--faster-python PY]
 """
@@ -109,28 +114,80 @@ def build_store(db: Path, shape: str, n: int) -> None:
 
 
 # One COCOeval of the candidate's boxes as its own process: imports, loading the boxes, evaluate/accumulate/summarize.
+# With a second argument: five evaluations in one warm process, CPU seconds of each (the --one-eval timing).
 PYCOCOTOOLS = """
-import contextlib, io, json, sys
+import contextlib, io, json, statistics, sys, time
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+def once(boxes):
+    images, anns, dets = [], [], []
+    for i, (preds, refs) in enumerate(zip(boxes["pred"], boxes["ref"])):
+        images.append({"id": i + 1, "width": 1, "height": 1})
+        for r in refs:
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
+                         "bbox": [r[0], r[1], r[2] - r[0], r[3] - r[1]], "area": (r[2] - r[0]) * (r[3] - r[1])})
+        for p in preds:
+            dets.append({"image_id": i + 1, "category_id": 1, "score": 1.0,
+                         "bbox": [p[0], p[1], p[2] - p[0], p[3] - p[1]]})
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(); gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1}]}; gt.createIndex()
+        dt = gt.loadRes(dets) if dets else COCO()
+        ev = COCOeval(gt, dt, "bbox"); ev.evaluate(); ev.accumulate(); ev.summarize()
+    return ev.stats
 boxes = json.load(open(sys.argv[1]))
-images, anns, dets = [], [], []
-for i, (preds, refs) in enumerate(zip(boxes["pred"], boxes["ref"])):
-    images.append({"id": i + 1, "width": 1, "height": 1})
-    for r in refs:
-        anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
-                     "bbox": [r[0], r[1], r[2] - r[0], r[3] - r[1]], "area": (r[2] - r[0]) * (r[3] - r[1])})
-    for p in preds:
-        dets.append({"image_id": i + 1, "category_id": 1, "score": 1.0, "bbox": [p[0], p[1], p[2] - p[0], p[3] - p[1]]})
-with contextlib.redirect_stdout(io.StringIO()):
-    gt = COCO(); gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1}]}; gt.createIndex()
-    dt = gt.loadRes(dets) if dets else COCO()
-    ev = COCOeval(gt, dt, "bbox"); ev.evaluate(); ev.accumulate(); ev.summarize()
-print(ev.stats[0], ev.stats[1])
+if len(sys.argv) < 3:
+    stats = once(boxes)
+    print(stats[0], stats[1])
+else:
+    once(boxes)
+    times = []
+    for _ in range(5):
+        start = time.process_time(); value = once(boxes)[0]; times.append(time.process_time() - start)
+    print(json.dumps({"min": min(times), "median": statistics.median(times), "value": repr(float(value))}))
 """
 FASTER = PYCOCOTOOLS.replace("from pycocotools.coco import COCO", "from faster_coco_eval import COCO").replace(
     "from pycocotools.cocoeval import COCOeval", "from faster_coco_eval import COCOeval_faster as COCOeval"
 )
+
+
+# One evaluation in a warm process, CPU seconds: evalkit's coco_ap (score + aggregate) on grounding_metrics' samples.
+ONE_EVALKIT = """
+import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+from grounding_metrics import make_samples
+import evalkit.metrics.grounding as g
+from evalkit.metrics import get_metric
+warm_p, warm_s = make_samples(50, 1)
+get_metric("coco_ap").score(warm_p, warm_s)
+predictions, samples = make_samples(int(sys.argv[2]), 0)
+order = sorted(range(len(samples)), key=lambda i: samples[i].sample_id)
+json.dump({"pred": [predictions[i].boxes for i in order], "ref": [samples[i].reference_boxes for i in order]},
+          open(sys.argv[3], "w"))
+times = []
+for _ in range(5):
+    g._iou_matrix.cache_clear(); g._coco_matches.cache_clear(); g._COCO_VALUES.clear()
+    start = time.process_time()
+    metric = get_metric("coco_ap")
+    scores = metric.score(predictions, samples)
+    value = metric.aggregate([s.value for s in scores], [s.stats for s in scores])
+    times.append(time.process_time() - start)
+print(json.dumps({"min": min(times), "median": statistics.median(times), "value": repr(float(value))}))
+"""
+
+
+def one_evaluation(n: int, work: Path, faster_python: str | None, env: dict[str, str]) -> dict[str, dict[str, float]]:
+    """CPU seconds of one evaluation in a warm process: evalkit coco_ap, pycocotools, faster-coco-eval."""
+    boxes = work / f"one-eval-{n}.json"
+    _, _, out = timed(
+        [sys.executable, "-c", ONE_EVALKIT, str(Path(__file__).resolve().parent), str(n), str(boxes)], env
+    )
+    rows = {"evalkit coco_ap": json.loads(out)}
+    _, _, out = timed([sys.executable, "-c", PYCOCOTOOLS, str(boxes), "warm"], env)
+    rows["pycocotools"] = json.loads(out)
+    if faster_python:
+        _, _, out = timed([faster_python, "-c", FASTER, str(boxes), "warm"], env)
+        rows["faster-coco-eval"] = json.loads(out)
+    return rows
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
@@ -153,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--work", type=Path, default=None, help="folder for the stores (kept; reused when present)")
     parser.add_argument("--faster-python", default=None, help="a python with faster-coco-eval (a side environment)")
+    parser.add_argument("--one-eval", type=int, default=0, help="also time one coco_ap evaluation on N samples")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="evalkit-compare-"))
@@ -206,6 +264,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"/COCOeval wall {row['wall_median'] / coco['wall_median']:5.2f}x  "
                 f"cpu {row['cpu_median'] / coco['cpu_median']:5.2f}x",
                 flush=True,
+            )
+    if args.one_eval:
+        rows = one_evaluation(args.one_eval, work, args.faster_python, env)
+        report["one evaluation"] = rows
+        reference = rows.get("faster-coco-eval", rows["pycocotools"])
+        print(f"one evaluation, {args.one_eval} samples, warm process, CPU s (min / median of 5):")
+        for name, row in rows.items():
+            print(
+                f"  {name:18s} {row['min']:6.3f} / {row['median']:6.3f}  value {row['value']}  "
+                f"/reference median {row['median'] / reference['median']:5.2f}x"
             )
     if args.json:
         print(json.dumps(report, indent=1))

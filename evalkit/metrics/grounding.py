@@ -21,8 +21,9 @@ gives the sources and worked examples):
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -389,16 +390,17 @@ class _CocoMetric(_GroundingMetric):
             raise EvalkitError(f"metric '{self.name}': backend must be one of {self.BACKENDS}, not '{self.backend}'")
 
     def score(self, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
-        records = [
-            {
-                **_record(pred, sample),
-                "sample_id": sample.sample_id,
-                "pred_boxes": [_finite_or_empty(b) for b in pred.boxes],
-                "ref_boxes": [list(map(float, b)) for b in sample.reference_boxes],
-                "coco_tp": coco_matches(pred.boxes, sample.reference_boxes),
-            }
-            for pred, sample in zip(predictions, samples, strict=True)
-        ]
+        with _gc_paused():
+            records = [
+                {
+                    **_record(pred, sample),
+                    "sample_id": sample.sample_id,
+                    "pred_boxes": [_finite_or_empty(b) for b in pred.boxes],
+                    "ref_boxes": [list(map(float, b)) for b in sample.reference_boxes],
+                    "coco_tp": coco_matches(pred.boxes, sample.reference_boxes),
+                }
+                for pred, sample in zip(predictions, samples, strict=True)
+            ]
         values = _per_sample_coco(records)
         return [
             SampleScore(float(v[self._index]) if r["n_ref"] else None, r) for r, v in zip(records, values, strict=True)
@@ -479,6 +481,20 @@ class _CocoMetric(_GroundingMetric):
 
 # Recently used COCO curves by record content (see `_CocoMetric._curves`); a paired test uses two or four.
 _SHARED_CURVES: dict[tuple, Any] = {}
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Python's cycle collector paused while the records are built: they hold no cycles (dicts of lists of floats),
+    yet their tens of thousands of containers trigger collections that walk every object of the process (about
+    half of a warm evaluation's time on 3,314 samples)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _per_sample_coco(records: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
