@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import evalkit
+from evalkit._version import __version__
 from evalkit.answers import parse_for_card
 from evalkit.config import ModelCard, TaskSpec
 from evalkit.data import get_loader
@@ -552,7 +552,7 @@ class Runner:
                 "card": dumps(self.card.model_dump(mode="json")),
                 "decoding": dumps(self.decoding),
                 "access": self.task.access,
-                "evalkit_version": evalkit.__version__,
+                "evalkit_version": __version__,
                 "git_sha": git_sha(),
                 "started_at": datetime.now(UTC).replace(tzinfo=None),
                 "finished_at": None,
