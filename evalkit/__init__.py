@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
+from evalkit._version import __version__
 from evalkit.errors import EvalkitError
 
 __all__ = ["EvalkitError", "__version__", "compare_systems", "evaluate", "score_reports"]

@@ -40,7 +40,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from evalkit.parsing import coordinate_lists, smart_resize, split_thinking
+from evalkit.answer_text import coordinate_lists, smart_resize, split_thinking
 from evalkit.sample import Box, Parsed
 
 if TYPE_CHECKING:

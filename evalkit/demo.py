@@ -28,7 +28,7 @@ def shipped_cards() -> list[ModelCard]:
     """Cards of the checkpoints shipped by the CPU training recipe (each folder holds its evalkit_card.yaml).
 
     The untrained base ships without weights (they are a seeded random init); resolving it by name recreates
-    them once in the user cache (training.demo.materialize_base).
+    them once in the user cache (evalkit.testing.tiny_qwen3vl.materialize_base).
     """
     rank = {name: i for i, name in enumerate(SHIPPED_ORDER)}
     names = sorted(shipped_checkpoints(), key=lambda name: (rank.get(name, len(rank)), name))

@@ -1,5 +1,10 @@
 """Errors that reach the user as a clear message and exit code 2, never as a bare traceback."""
 
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
 
 class EvalkitError(Exception):
     """Bad input or usage: the message names the file, field or sample and, where possible, the fix."""
@@ -17,3 +22,9 @@ class RunInterrupted(KeyboardInterrupt):
     def __init__(self, task: str, model: str, kept: int, total: int) -> None:
         super().__init__(f"{task} · {model}: {kept} of {total} samples kept")
         self.task, self.model, self.kept, self.total = task, model, kept, total
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for a close match, else '' (the suffix of an unknown-name error)."""
+    close = difflib.get_close_matches(name, list(known), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""

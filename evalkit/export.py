@@ -8,19 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.leaderboard import latest_runs
-from evalkit.results.queries import sample_values
+from evalkit.results.queries import run_outputs, sample_values
 from evalkit.results.store import Store, loads
 
 
 def export_rows(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for run in latest_runs(store, task, model):
-        generations = store.query(
-            "SELECT g.sample_id, g.text, g.parsed, g.error, g.error_file, s.reference_text, s.reference_boxes "
-            "FROM generations g LEFT JOIN samples s ON s.task = ? AND s.sample_id = g.sample_id "
-            "WHERE g.run_id = ? ORDER BY g.sample_id",
-            [run["task"], run["run_id"]],
-        )
+        generations = run_outputs(store, run["run_id"], run["task"])
         scores: dict[str, dict[str, float | None]] = {}
         for sample_id, metric, value in sample_values(store, run["run_id"]):
             scores.setdefault(sample_id, {})[metric] = value

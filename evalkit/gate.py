@@ -39,7 +39,7 @@ from pydantic import Field, field_validator
 from evalkit.config import Strict, load_spec
 from evalkit.errors import EvalkitError
 from evalkit.health import HealthThresholds
-from evalkit.results.queries import current_scores
+from evalkit.results.queries import current_scores, stored_task_names, task_model_names, task_run_ids
 from evalkit.results.store import Store
 from evalkit.stats import PairedData, find_run, holm, load_pairs, paired_bootstrap_distribution, unit_text
 
@@ -407,13 +407,12 @@ def gate_tasks(store: Store, task: str, candidate: str, baseline: str) -> list[s
     from evalkit.registry import task_groups
 
     members = task_groups().get(task)
-    stored = {r["task"] for r in store.query("SELECT DISTINCT task FROM runs")}
+    stored = set(stored_task_names(store))
     if not members or task in stored:
         return [task]
     ran = []
     for name in members:
-        models = {r["model"] for r in store.query("SELECT DISTINCT model FROM runs WHERE task = ?", [name])}
-        ids = {r["run_id"] for r in store.query("SELECT run_id FROM runs WHERE task = ?", [name])}
+        models, ids = set(task_model_names(store, name)), set(task_run_ids(store, name))
         if all(who in models or who in ids for who in (candidate, baseline)):
             ran.append(name)
     if not ran:

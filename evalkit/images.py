@@ -9,6 +9,7 @@ from functools import lru_cache
 from PIL import Image
 
 from evalkit.errors import SampleError
+from evalkit.image_files import header_size, read_rgb
 from evalkit.transforms.pixels import is_virtual, load_transformed, split_virtual, transformed_hash, transformed_size
 
 
@@ -36,12 +37,7 @@ def load_image(path: str) -> Image.Image:
     """Decoded RGB image; a missing or corrupt file raises SampleError naming the path."""
     if is_virtual(path):
         return load_transformed(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise SampleError(f"cannot read image {path}: {exc}") from exc
+    return read_rgb(path)
 
 
 def image_size(path: str) -> tuple[int, int]:
@@ -49,11 +45,7 @@ def image_size(path: str) -> tuple[int, int]:
     file whose pixel data is damaged passes here; such an adapter would not have looked at it either)."""
     if is_virtual(path):
         return transformed_size(path)
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise SampleError(f"cannot read image {path}: {exc}") from exc
+    return header_size(path)
 
 
 def image_exists(path: str) -> bool:

@@ -12,16 +12,14 @@ only the commands that ask for it by name (they get its error).
 
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
 import sys
-from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
 from evalkit.config import ModelCard, TaskSpec, load_spec, load_yaml, parse_spec
-from evalkit.errors import EvalkitError
+from evalkit.errors import EvalkitError, did_you_mean
 from evalkit.resources import PROJECT_ROOT, bundled
 from evalkit.transforms.tasks import derive_task, split_task_name
 
@@ -69,12 +67,6 @@ def check_metric_options(spec: TaskSpec, path: Path) -> TaskSpec:
 
 def load_task(path: Path) -> TaskSpec:
     return check_metric_options(load_spec(TaskSpec, path), path)
-
-
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """' (did you mean 'x'?)' for a close match, else ''."""
-    close = difflib.get_close_matches(name, list(known), n=2, cutoff=0.6)
-    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def _scan(dirs: list[Path], model: type) -> tuple[dict[str, tuple[Path, object]], dict[str, EvalkitError]]:
@@ -228,7 +220,7 @@ def resolve_model(name_or_path: str) -> ModelCard:
     shipped = shipped_checkpoints()
     if name_or_path in shipped:
         from evalkit.resources import cache_dir
-        from training.demo import materialize_base
+        from evalkit.testing.tiny_qwen3vl import materialize_base
 
         return resolve_model(str(materialize_base(shipped[name_or_path], cache_dir() / "models")))
     path = Path(name_or_path)

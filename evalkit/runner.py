@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import evalkit
+from evalkit._version import __version__
 from evalkit.answers import parse_for_card
 from evalkit.config import ModelCard, TaskSpec
 from evalkit.data import get_loader
@@ -36,8 +36,21 @@ from evalkit.metrics.base import Metric, ScoreIdentity, safe_score
 from evalkit.profiles import get_profile, parsing_identity
 from evalkit.progress import RunProgress
 from evalkit.prompts import render_prompt
-from evalkit.results.queries import CURRENT_SCORES, failed_samples, run_model_name
+from evalkit.results.queries import (
+    current_score_counts,
+    current_score_rows,
+    failed_generation_count,
+    failed_samples,
+    generation_count,
+    generation_failure_counts,
+    held_sample_count,
+    run_model_name,
+    score_counts,
+    stored_metric_rows,
+    unscored_generations,
+)
 from evalkit.results.store import HOLD_S, SLOW_STEP_S, Store, dumps, loads
+from evalkit.results.writes import drop_other_metrics, drop_scores, set_metric_aggregate
 from evalkit.sample import Parsed, Sample
 from model_adapters.base import Adapter, GenerationRequest, GenerationResult, stable_hash
 
@@ -320,7 +333,7 @@ class Runner:
         with self.store.transaction() as con:
             self.store.insert_rows("generation_cache", CACHE_COLUMNS, [[*row, now] for row in new_cache])
             self.store.insert_rows("generations", GENERATION_COLUMNS, generation_rows)
-            con.execute("DELETE FROM scores WHERE run_id = ? AND list_contains(?::VARCHAR[], sample_id)", [run_id, ids])
+            drop_scores(con, run_id, ids)
         return counts
 
     def _call_adapter(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
@@ -367,12 +380,7 @@ class Runner:
         for metric, identity in metrics:
             if (metric.name, identity.key) in complete:
                 continue  # every generation already has this score: no per-metric scan
-            rows = self.store.con.execute(
-                "SELECT g.sample_id, g.parsed FROM generations g WHERE g.run_id = ? AND (NOT ? OR g.error IS NULL) "
-                "AND NOT EXISTS (SELECT 1 FROM scores s WHERE s.run_id = g.run_id AND s.sample_id = g.sample_id "
-                "AND s.metric = ? AND s.score_key = ?) ORDER BY g.sample_id",
-                [run_id, skip_errored, metric.name, identity.key],
-            ).fetchall()
+            rows = unscored_generations(self.store, run_id, skip_errored, metric.name, identity.key)
             rows = [(sid, Parsed.from_json(loads(p, {}))) for sid, p in rows if sid in by_id]
             written += len(rows)
             slow = True
@@ -399,17 +407,8 @@ class Runner:
     def _completely_scored(self, run_id: str, skip_errored: bool) -> set[tuple[str, str]]:
         """(metric, score key) pairs under which every generation to score holds a score, in two queries (a
         fully cached rerun of a task with ten metrics would otherwise scan the run once per metric)."""
-        con = self.store.con
-        wanted = con.execute(
-            "SELECT count(*) FROM generations WHERE run_id = ? AND (NOT ? OR error IS NULL)", [run_id, skip_errored]
-        ).fetchall()[0][0]
-        rows = con.execute(
-            "SELECT s.metric, s.score_key, count(*) FROM scores s JOIN generations g "
-            "ON g.run_id = s.run_id AND g.sample_id = s.sample_id "
-            "WHERE s.run_id = ? AND (NOT ? OR g.error IS NULL) GROUP BY s.metric, s.score_key",
-            [run_id, skip_errored],
-        ).fetchall()
-        return {(metric, key) for metric, key, n in rows if n == wanted}
+        wanted = generation_count(self.store, run_id, skip_errored)
+        return {(metric, key) for metric, key, n in score_counts(self.store, run_id, skip_errored) if n == wanted}
 
     def _aggregate(
         self,
@@ -423,32 +422,20 @@ class Runner:
         values: dict[str, float | None] = {}
         identities = {m.name: identity for m, identity in metrics}
         with self.store.transaction() as con:
-            con.execute(
-                "DELETE FROM run_metrics WHERE run_id = ? AND NOT list_contains(?::VARCHAR[], metric)",
-                [run_id, self.task.metric_names],
-            )
-            failed_generations = con.execute(
-                "SELECT count(*) FROM generations WHERE run_id = ? AND error IS NOT NULL", [run_id]
-            ).fetchall()[0][0]
+            drop_other_metrics(con, run_id, self.task.metric_names)
+            failed_generations = failed_generation_count(con, run_id)
             for row in self._metric_rows(run_id, metrics, instances, unavailable):
                 self.store.insert_dicts("run_metrics", [{**row, "value": None, "n": 0, "n_errored": 0}])
                 name = row["metric"]
                 metric, identity = instances[name], identities.get(name)
                 if identity is None:
                     continue
-                scored = con.execute(
-                    # Sample order, not storage order: a resumed run sums in the same order as an uninterrupted one.
-                    f"SELECT s.value, s.stats {CURRENT_SCORES} AND s.metric = ? ORDER BY s.sample_id",
-                    [run_id, name],
-                ).fetchall()
+                scored = current_score_rows(con, run_id, name)  # sample order, not storage order
                 stats = [loads(r[1], {}) for r in scored]
                 value = metric.aggregate([r[0] for r in scored], stats) if scored else None
                 metric_failures = sum("error" in s for s in stats)
                 values[name] = value
-                con.execute(
-                    "UPDATE run_metrics SET value = ?, n = ?, n_errored = ? WHERE run_id = ? AND metric = ?",
-                    [value, len(scored), failed_generations + metric_failures, run_id, name],
-                )
+                set_metric_aggregate(con, run_id, name, value, len(scored), failed_generations + metric_failures)
         return values
 
     def _unchanged_aggregates(
@@ -464,12 +451,10 @@ class Runner:
         A fully cached rerun then skips re-aggregating and re-bootstrapping every metric. A process that died
         between scoring and aggregating leaves a different n (or score key) behind, so it is recomputed.
         """
-        stored = {r["metric"]: r for r in self.store.query("SELECT * FROM run_metrics WHERE run_id = ?", [run_id])}
+        stored = {r["metric"]: r for r in stored_metric_rows(self.store, run_id)}
         if set(stored) != set(self.task.metric_names):
             return None
-        counts = dict(
-            self.store.con.execute(f"SELECT s.metric, count(*) {CURRENT_SCORES} GROUP BY s.metric", [run_id]).fetchall()
-        )
+        counts = current_score_counts(self.store, run_id)
         values: dict[str, float | None] = {}
         for expected in self._metric_rows(run_id, metrics, instances, unavailable):
             row = stored[expected["metric"]]
@@ -552,7 +537,7 @@ class Runner:
                 "card": dumps(self.card.model_dump(mode="json")),
                 "decoding": dumps(self.decoding),
                 "access": self.task.access,
-                "evalkit_version": evalkit.__version__,
+                "evalkit_version": __version__,
                 "git_sha": git_sha(),
                 "started_at": datetime.now(UTC).replace(tzinfo=None),
                 "finished_at": None,
@@ -604,13 +589,7 @@ class Runner:
             )
             self.store.release()
             raise RunInterrupted(self.task.name, self.card.name, kept, len(self.samples)) from exc
-        stats = self.store.con.execute(
-            "SELECT count(*) FILTER (WHERE error IS NOT NULL), "
-            "count(*) FILTER (WHERE json_extract_string(parsed, '$.parse_error') IS NOT NULL AND error IS NULL) "
-            "FROM generations WHERE run_id = ?",
-            [run_id],
-        ).fetchall()[0]
-        summary.errors, summary.parse_failures = int(stats[0]), int(stats[1])
+        summary.errors, summary.parse_failures = generation_failure_counts(self.store, run_id)
         summary.n_samples = self._held(run_id)
         summary.failed = failed_samples(self.store, run_id)
         summary.seconds = time.perf_counter() - start
@@ -642,12 +621,7 @@ class Runner:
     def _held(self, run_id: str) -> int:
         """Samples the run holds (generated, failed or not) among the task's current samples."""
         ids = [s.sample_id for s in self.all_samples]
-        return int(
-            self.store.con.execute(
-                "SELECT count(*) FROM generations WHERE run_id = ? AND list_contains(?::VARCHAR[], sample_id)",
-                [run_id, ids],
-            ).fetchall()[0][0]
-        )
+        return held_sample_count(self.store, run_id, ids)
 
 
 def require_images(task: TaskSpec, samples: Sequence[Sample]) -> None:

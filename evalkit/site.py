@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import evalkit
+from evalkit._version import __version__
 from evalkit.config import TRANSFORM_NAMES
 from evalkit.errors import EvalkitError
 from evalkit.leaderboard import latest_runs, one_run_per_model, reference_label
@@ -197,7 +197,7 @@ class SiteBuilder:
         self.context = {
             "build": {
                 "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                "version": evalkit.__version__,
+                "version": __version__,
                 "git_sha": _git_sha(),
                 "db_name": self.store.path.name,
                 "private": self.private,

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.results.queries import sample_values
+from evalkit.results.queries import generated_sample_ids, run_generation_rows, sample_values, task_sample_rows
 from evalkit.results.store import Store, loads
 from evalkit.site_svg import colour
 
@@ -83,12 +83,7 @@ def write_task_data(
         max_samples: keep only the first samples (sorted ids); the rest are counted as truncated.
     """
     run_ids = [r[0] for r in runs]
-    ids = [
-        r[0]
-        for r in store.con.execute(
-            "SELECT DISTINCT sample_id FROM generations WHERE run_id IN (SELECT unnest(?)) ORDER BY 1", [run_ids]
-        ).fetchall()
-    ]
+    ids = generated_sample_ids(store, run_ids)
     truncated = 0
     if max_samples is not None and len(ids) > max_samples:
         truncated, ids = len(ids) - max_samples, ids[:max_samples]
@@ -101,23 +96,13 @@ def write_task_data(
         for sid, metric, value in sample_values(store, run_id):  # current scores only (their identity)
             if sid in position and metric in column_index:
                 scores.setdefault(sid, [None] * len(columns))[column_index[metric]] = _rounded(value, SCORE_DIGITS)
-        for sid, text, parsed, error in store.con.execute(
-            "SELECT sample_id, text, parsed, error FROM generations WHERE run_id = ?", [run_id]
-        ).fetchall():
+        for sid, text, parsed, error in run_generation_rows(store, run_id):
             if sid not in position:
                 continue
             outputs[position[sid]].append(_output(m, text, loads(parsed, {}) or {}, error, scores.get(sid)))
             if primary in column_index and sid in scores:
                 primary_scores[position[sid]][m] = scores[sid][column_index[primary]]
-    samples = {
-        r[0]: r[1:]
-        for r in store.con.execute(
-            "SELECT sample_id, image_paths, prompt_vars, reference_text, reference_boxes, reference_labels "
-            "FROM samples WHERE task = ?",
-            [task],
-        ).fetchall()
-        if r[0] in position
-    }
+    samples = {r[0]: r[1:] for r in task_sample_rows(store, task) if r[0] in position}
     folder = out / "data" / task_slug
     folder.mkdir(parents=True, exist_ok=True)
     for part, start in enumerate(range(0, len(ids), PART_SIZE)):

@@ -38,7 +38,14 @@ import numpy as np
 from evalkit.errors import EvalkitError
 from evalkit.metrics import metric_class
 from evalkit.metrics.base import Metric, SampleScore
-from evalkit.results.queries import current_scores, display_runs, run_metrics
+from evalkit.results.queries import (
+    current_scores,
+    display_runs,
+    run_metrics,
+    stored_run,
+    stored_task_names,
+    task_model_names,
+)
 from evalkit.results.store import Store
 from evalkit.sample import UNITS
 
@@ -469,16 +476,16 @@ def load_run_scores(store: Store, run_id: str, metrics: Sequence[str] | None = N
 def find_run(store: Store, task: str, model_or_run: str) -> dict[str, Any]:
     """A run by id, or the run the leaderboard shows for a model on a task (the latest full one, else the latest
     partial one); EvalkitError naming what exists otherwise."""
-    rows = store.query("SELECT * FROM runs WHERE run_id = ? AND task = ?", [model_or_run, task])
-    if rows:
-        return rows[0]
+    run = stored_run(store, model_or_run, task)
+    if run:
+        return run
     rows = display_runs(store, task, model_or_run)
     if rows:
         return rows[0]
-    tasks = [r["task"] for r in store.query("SELECT DISTINCT task FROM runs ORDER BY task")]
+    tasks = stored_task_names(store)
     if task not in tasks:
         raise EvalkitError(f"{store.path}: no runs of task '{task}'; tasks with runs: {', '.join(tasks) or 'none'}")
-    models = [r["model"] for r in store.query("SELECT DISTINCT model FROM runs WHERE task = ? ORDER BY 1", [task])]
+    models = task_model_names(store, task)
     raise EvalkitError(
         f"{store.path}: no run of model (or run id) '{model_or_run}' on task '{task}'; models: {', '.join(models)}"
     )

@@ -16,8 +16,9 @@ from typing import Any
 import duckdb
 
 from evalkit.errors import EvalkitError
-from evalkit.results.queries import run_metrics
+from evalkit.results.queries import current_intervals, interval_settings, run_metrics, stored_run
 from evalkit.results.store import Store
+from evalkit.results.writes import drop_intervals
 from evalkit.stats import DEFAULT_LEVEL, DISPLAY_MAX_GENERIC, Interval, run_intervals
 
 # Resamples behind the CIs that leaderboard and site show (and that a finished run stores).
@@ -75,11 +76,7 @@ def _compute_and_write(
 ) -> dict[str, Interval]:
     bounds = _compute(store, run, metrics, n_boot, seed, level, cluster)
     keys = {row["metric"]: row["score_key"] for row in run_metrics(store, run["run_id"])}
-    store.con.execute(
-        "DELETE FROM intervals WHERE run_id = ? AND n_boot = ? AND seed = ? AND level = ? AND cluster = ? "
-        "AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], metric))",
-        [run["run_id"], n_boot, seed, level, cluster, metrics, metrics],
-    )
+    drop_intervals(store, run["run_id"], n_boot, seed, level, cluster, metrics)
     rows = [
         [run["run_id"], name, keys.get(name), n_boot, seed, level, b.value, b.ci_low, b.ci_high, b.n, b.n_boot]
         for name, b in bounds.items()
@@ -134,14 +131,7 @@ def _stored_and_missing(
 def _stored(store: Store, run_id: str, n_boot: int, seed: int, level: float, cluster: str) -> dict[str, Interval]:
     """Stored intervals that still describe the run's aggregate (same score identity and number of samples)."""
     try:
-        rows = store.con.execute(
-            "SELECT i.metric, i.value, i.ci_low, i.ci_high, i.n, i.level, i.n_boot_used, i.vectorised, i.unit, "
-            "i.n_clusters "
-            "FROM intervals i JOIN run_metrics m ON m.run_id = i.run_id AND m.metric = i.metric "
-            "WHERE i.run_id = ? AND i.n_boot = ? AND i.seed = ? AND i.level = ? AND i.cluster = ? "
-            "AND i.score_key IS NOT DISTINCT FROM m.score_key AND i.n = m.n",
-            [run_id, n_boot, seed, level, cluster],
-        ).fetchall()
+        rows = current_intervals(store, run_id, n_boot, seed, level, cluster)
     except (duckdb.CatalogException, duckdb.BinderException):
         return {}  # a file written before the table (or its columns) existed, opened read-only
     return {
@@ -157,13 +147,11 @@ def refresh(store: Store, run_ids: Sequence[str]) -> None:
     """Recompute the stored CIs of these runs at every setting the table holds for them, inside the caller's
     transaction (a merge)."""
     for run_id in run_ids:
-        runs = store.query("SELECT * FROM runs WHERE run_id = ?", [run_id])
-        settings = store.con.execute(
-            "SELECT DISTINCT n_boot, seed, level, cluster FROM intervals WHERE run_id = ?", [run_id]
-        ).fetchall() or [(DISPLAY_N_BOOT, 0, DEFAULT_LEVEL, "auto")]
+        run = stored_run(store, run_id)
+        settings = interval_settings(store, run_id) or [(DISPLAY_N_BOOT, 0, DEFAULT_LEVEL, "auto")]
         for n_boot, seed, level, cluster in settings:
-            if runs:
+            if run:
                 try:
-                    _compute_and_write(store, runs[0], n_boot, seed, level, cluster)
+                    _compute_and_write(store, run, n_boot, seed, level, cluster)
                 except EvalkitError:
                     pass  # left stale (their n no longer matches): readers compute and report it on demand

@@ -9,11 +9,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
-from model_adapters.base import Adapter
+
+if TYPE_CHECKING:  # base imports this module (card_with_overrides); an annotation must not close the circle
+    from model_adapters.base import Adapter
 
 
 @dataclass(frozen=True)

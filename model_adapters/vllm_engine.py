@@ -16,7 +16,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -27,7 +26,8 @@ from evalkit.sample import Sample
 from model_adapters.base import GenerationRequest, GenerationResult, card_fingerprint
 from model_adapters.chat import chat_messages, decoding_for, mm_processor_kwargs, png_data_url, raw_prompt
 from model_adapters.thinking import Attempt, generate_with_retries, retry_seed
-from model_adapters.transformers_local import _looks_like_local_path, checkpoint_digest
+from model_adapters.transformers_local import checkpoint_digest
+from model_adapters.vllm_card import check_engine_args, mm_limits, resolve_checkpoint
 
 # Engine arguments that change speed or memory only; everything else in `serving.engine_args` (dtype,
 # quantization, max_model_len, ...) can change outputs and goes into the fingerprint.
@@ -56,19 +56,6 @@ INSTALL_HINT = (
 )
 
 
-def check_engine_args(card: ModelCard) -> None:
-    """Refuse `serving.engine_args` that vLLM's EngineArgs does not have, before anything is started."""
-    from model_adapters.vllm_engine_args import unknown_engine_args
-
-    unknown, source = unknown_engine_args(card.serving.engine_args)
-    if unknown:
-        raise EvalkitError(
-            f"model card '{card.name}': serving.engine_args {unknown} are not vLLM engine arguments ({source}); "
-            "remove them (vLLM 0.32 dropped swap_space and disable_mm_preprocessor_cache: use "
-            "mm_processor_cache_gb: 0 to turn the processor cache off)"
-        )
-
-
 def require_vllm(server: bool = False) -> None:
     """Raise the install hint unless vLLM (or, for a managed server, the `vllm` command) is available."""
     import importlib.util
@@ -95,25 +82,6 @@ def sampling_kwargs(decoding: dict[str, Any], round_index: int) -> dict[str, Any
     }
 
 
-def resolve_checkpoint(card: ModelCard) -> tuple[str, Path | None]:
-    """(what to pass as `model`, the local directory if it is one); a missing local path is an error."""
-    path = Path(card.checkpoint).expanduser()
-    if path.is_dir():
-        return str(path.resolve()), path
-    how = "Copy the card, set 'checkpoint' to the local folder and pass the copy with --model."
-    if not card.public:
-        raise EvalkitError(
-            f"model card '{card.name}': its weights are not public and '{card.checkpoint}' is not a folder here. "
-            f"{card.description.strip()} {how}"
-        )
-    if path.exists() or _looks_like_local_path(card.checkpoint):
-        raise EvalkitError(
-            f"model card '{card.name}': checkpoint directory '{card.checkpoint}' not found "
-            f"(resolved to {path.resolve()}). {how}"
-        )
-    return card.checkpoint, None
-
-
 def engine_kwargs(card: ModelCard) -> dict[str, Any]:
     """Keyword arguments for `vllm.LLM(...)` from a card (data parallel 1)."""
     model, _ = resolve_checkpoint(card)
@@ -137,12 +105,6 @@ def engine_kwargs(card: ModelCard) -> dict[str, Any]:
     check_engine_args(card)
     kwargs.update(serving.engine_args)
     return kwargs
-
-
-def mm_limits(card: ModelCard) -> dict[str, int]:
-    """Items per prompt: the card's images, and no video (vLLM otherwise reserves encoder memory for a dummy
-    video of its largest size when profiling)."""
-    return {"image": int(card.options.get("max_images_per_prompt", 1)), "video": 0}
 
 
 def output_relevant_engine_args(card: ModelCard) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
 from model_adapters.chat import mm_processor_kwargs
-from model_adapters.vllm_engine import check_engine_args, mm_limits
+from model_adapters.vllm_card import check_engine_args, mm_limits
 
 DEFAULT_STARTUP_TIMEOUT_S = 1800.0
 
@@ -97,7 +97,7 @@ class ManagedVLLMServer:
         startup_timeout_s: float | None = None,
         log_path: Path | None = None,
     ) -> None:
-        from model_adapters.vllm_engine import resolve_checkpoint
+        from model_adapters.vllm_card import resolve_checkpoint
 
         self.card = card
         self.model, _ = resolve_checkpoint(card)

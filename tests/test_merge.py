@@ -272,7 +272,7 @@ def test_a_run_copied_in_steps_is_the_same_merge(
     sources = [jobs["report_part"], jobs["grounding"], jobs["report"]]
     whole = merge_databases(sources, tmp_path / "whole.duckdb")
     assert _rows(jobs["report"], "SELECT count(*) FROM generations")[0][0] > 2 * 7  # so every copy takes steps
-    monkeypatch.setattr("evalkit.merge.STEP_ROWS", 7)
+    monkeypatch.setattr("evalkit.results.merge.STEP_ROWS", 7)
     stepped = merge_databases(sources, tmp_path / "stepped.duckdb")
     assert stepped.to_json() | {"into": ""} == whole.to_json() | {"into": ""}
     for table, key in (("generations", "run_id, sample_id"), ("scores", "run_id, sample_id, metric, score_key")):

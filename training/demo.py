@@ -9,7 +9,6 @@ grounding tasks and scored with `soft_f1_iou` and `radvlm_map50`. `ship_checkpoi
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import time
@@ -19,11 +18,10 @@ from typing import Any
 from rich.console import Console
 
 from evalkit.config import MetricSpec
-from evalkit.errors import EvalkitError
 from evalkit.registry import resolve_model, resolve_tasks
 from evalkit.resources import bundled
+from evalkit.testing.tiny_qwen3vl import materialize_base  # noqa: F401 (its home before; kept importable here)
 from training.config import load_train_config
-from training.modeling import BUILD_STAMP
 
 CONFIG_DIR = bundled("training_configs")
 SFT_CONFIG = CONFIG_DIR / "cpu-demo-sft.yaml"
@@ -256,38 +254,3 @@ def ship_checkpoints(
         written[stage] = target
         parent = name
     return written
-
-
-def materialize_base(folder: Path, cache: Path | None = None) -> Path:
-    """A folder with weights for a base shipped without them: the seeded random init, recreated under `cache`.
-
-    `build_tiny_qwen3vl` initialises with `torch.manual_seed(seed)` then the model constructor, so the same
-    config and seed give the same tensors; the recreated folder is reused on later calls.
-    """
-    folder = Path(folder)
-    if (folder / "model.safetensors").is_file():
-        return folder
-    stamp_file = folder / BUILD_STAMP
-    if not stamp_file.is_file():
-        raise EvalkitError(f"{folder}: no weights and no {BUILD_STAMP} to recreate them from")
-    stamp = json.loads(stamp_file.read_text(encoding="utf-8"))
-    from evalkit.resources import cache_dir
-
-    target = Path(cache if cache is not None else cache_dir() / "models") / folder.name
-    if (target / "model.safetensors").is_file() and (target / BUILD_STAMP).is_file():
-        if json.loads((target / BUILD_STAMP).read_text(encoding="utf-8")) == stamp:
-            return target
-    import torch
-    from transformers import GenerationConfig, Qwen3VLConfig, Qwen3VLForConditionalGeneration
-
-    from model_adapters.qwen3vl_processor import quiet_progress_bars
-
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(folder, target)
-    torch.manual_seed(int(stamp["build"]["seed"]))
-    model = Qwen3VLForConditionalGeneration(Qwen3VLConfig.from_pretrained(str(folder))).eval()
-    model.generation_config = GenerationConfig.from_pretrained(str(folder))
-    with quiet_progress_bars():
-        model.save_pretrained(str(target))
-    return target

@@ -17,10 +17,10 @@ import evalkit
 from evalkit.config import ImageSpec, MetricSpec, ModelCard
 from evalkit.errors import EvalkitError
 from evalkit.registry import CARD_IN_CHECKPOINT, resolve_model, resolve_tasks
+from evalkit.testing.tiny_qwen3vl import BUILD_STAMP
 from training.config import TrainConfig
 from training.data import Source
 
-BUILD_STAMP = "evalkit_build.json"
 # The pixel budget of evalkit's Qwen3-VL cards and RadVLM-GRPO's recipes (1,024..451,584 pixels, about 440 image
 # tokens for a radiograph); the hub's own Qwen3-VL processor config allows 16.7 M pixels (7,000+ tokens).
 QWEN3VL_PIXEL_BUDGET = ImageSpec(min_pixels=1024, max_pixels=451584)

@@ -24,7 +24,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from evalkit.metrics.grounding import COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS
+from evalkit.metrics.coco_params import COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS
 
 
 class CocoCurves:

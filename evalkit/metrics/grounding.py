@@ -32,6 +32,7 @@ import numpy as np
 from evalkit.errors import EvalkitError
 from evalkit.metrics import register_metric
 from evalkit.metrics.base import Metric, MetricOptions, SampleScore
+from evalkit.metrics.coco_params import COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS
 from evalkit.sample import Box, Parsed, Sample
 
 # One set of IoU matrices and COCO match records per (predicted, reference) pair, shared by every grounding metric
@@ -162,9 +163,6 @@ def soft_f1_iou(predicted: Sequence[Box], reference: Sequence[Box]) -> tuple[flo
 
 # --- COCO AP (pycocotools COCOeval, class-agnostic, every score 1.0) ----------------------------------------------
 
-# The very expressions of pycocotools' `Params.setDetParams`, so the floats are bit-identical.
-COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
-COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
 COCO_MAX_DETECTIONS = 100
 
 

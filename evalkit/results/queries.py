@@ -164,3 +164,157 @@ def count_run_samples(con: Any, run_id: str) -> None:
         "UPDATE runs SET n_samples = (SELECT count(*) FROM generations g WHERE g.run_id = ?) WHERE run_id = ?",
         [run_id, run_id],
     )
+
+
+# --- reads of the readers outside this package (stats, gate, site, export, stored CIs, the runner) -------------
+def stored_run(store: Store, run_id: str, task: str | None = None) -> dict[str, Any] | None:
+    """The run with this id (on this task, when given), or None."""
+    if task is None:
+        rows = store.query("SELECT * FROM runs WHERE run_id = ?", [run_id])
+    else:
+        rows = store.query("SELECT * FROM runs WHERE run_id = ? AND task = ?", [run_id, task])
+    return rows[0] if rows else None
+
+
+def task_model_names(store: Store, task: str) -> list[str]:
+    """Every model name the file holds a run of on `task`, sorted."""
+    return [r["model"] for r in store.query("SELECT DISTINCT model FROM runs WHERE task = ? ORDER BY 1", [task])]
+
+
+def task_run_ids(store: Store, task: str) -> list[str]:
+    """Every run id of `task`."""
+    return [r["run_id"] for r in store.query("SELECT run_id FROM runs WHERE task = ?", [task])]
+
+
+def run_outputs(store: Store, run_id: str, task: str) -> list[dict[str, Any]]:
+    """A run's generations in sample order, each with its sample's references (export)."""
+    return store.query(
+        "SELECT g.sample_id, g.text, g.parsed, g.error, g.error_file, s.reference_text, s.reference_boxes "
+        "FROM generations g LEFT JOIN samples s ON s.task = ? AND s.sample_id = g.sample_id "
+        "WHERE g.run_id = ? ORDER BY g.sample_id",
+        [task, run_id],
+    )
+
+
+def generated_sample_ids(store: Store, run_ids: Sequence[str]) -> list[str]:
+    """Sample ids that any of these runs generated, sorted."""
+    return [
+        r[0]
+        for r in store.con.execute(
+            "SELECT DISTINCT sample_id FROM generations WHERE run_id IN (SELECT unnest(?)) ORDER BY 1", [run_ids]
+        ).fetchall()
+    ]
+
+
+def run_generation_rows(store: Store, run_id: str) -> list[tuple[Any, ...]]:
+    """(sample_id, text, parsed, error) of each generation of a run, in storage order."""
+    return store.con.execute(
+        "SELECT sample_id, text, parsed, error FROM generations WHERE run_id = ?", [run_id]
+    ).fetchall()
+
+
+def task_sample_rows(store: Store, task: str) -> list[tuple[Any, ...]]:
+    """(sample_id, image_paths, prompt_vars, reference_text, reference_boxes, reference_labels) of a task."""
+    return store.con.execute(
+        "SELECT sample_id, image_paths, prompt_vars, reference_text, reference_boxes, reference_labels "
+        "FROM samples WHERE task = ?",
+        [task],
+    ).fetchall()
+
+
+def current_intervals(
+    store: Store, run_id: str, n_boot: int, seed: int, level: float, cluster: str
+) -> list[tuple[Any, ...]]:
+    """Stored intervals of a run at one setting that still describe its aggregate (same score identity and n):
+    (metric, value, ci_low, ci_high, n, level, n_boot_used, vectorised, unit, n_clusters)."""
+    return store.con.execute(
+        "SELECT i.metric, i.value, i.ci_low, i.ci_high, i.n, i.level, i.n_boot_used, i.vectorised, i.unit, "
+        "i.n_clusters "
+        "FROM intervals i JOIN run_metrics m ON m.run_id = i.run_id AND m.metric = i.metric "
+        "WHERE i.run_id = ? AND i.n_boot = ? AND i.seed = ? AND i.level = ? AND i.cluster = ? "
+        "AND i.score_key IS NOT DISTINCT FROM m.score_key AND i.n = m.n",
+        [run_id, n_boot, seed, level, cluster],
+    ).fetchall()
+
+
+def interval_settings(store: Store, run_id: str) -> list[tuple[Any, ...]]:
+    """(n_boot, seed, level, cluster) of every setting the intervals table holds for a run."""
+    return store.con.execute(
+        "SELECT DISTINCT n_boot, seed, level, cluster FROM intervals WHERE run_id = ?", [run_id]
+    ).fetchall()
+
+
+def unscored_generations(
+    store: Store, run_id: str, skip_errored: bool, metric: str, score_key: str
+) -> list[tuple[str, Any]]:
+    """(sample_id, parsed) of a run's generations that hold no score of this metric under this key, in sample
+    order (errored generations left out when `skip_errored`)."""
+    return store.con.execute(
+        "SELECT g.sample_id, g.parsed FROM generations g WHERE g.run_id = ? AND (NOT ? OR g.error IS NULL) "
+        "AND NOT EXISTS (SELECT 1 FROM scores s WHERE s.run_id = g.run_id AND s.sample_id = g.sample_id "
+        "AND s.metric = ? AND s.score_key = ?) ORDER BY g.sample_id",
+        [run_id, skip_errored, metric, score_key],
+    ).fetchall()
+
+
+def generation_count(store: Store, run_id: str, skip_errored: bool) -> int:
+    """Generations of a run (errored ones left out when `skip_errored`)."""
+    return store.con.execute(
+        "SELECT count(*) FROM generations WHERE run_id = ? AND (NOT ? OR error IS NULL)", [run_id, skip_errored]
+    ).fetchall()[0][0]
+
+
+def score_counts(store: Store, run_id: str, skip_errored: bool) -> list[tuple[str, str, int]]:
+    """(metric, score_key, scored generations) of a run (errored generations left out when `skip_errored`)."""
+    return store.con.execute(
+        "SELECT s.metric, s.score_key, count(*) FROM scores s JOIN generations g "
+        "ON g.run_id = s.run_id AND g.sample_id = s.sample_id "
+        "WHERE s.run_id = ? AND (NOT ? OR g.error IS NULL) GROUP BY s.metric, s.score_key",
+        [run_id, skip_errored],
+    ).fetchall()
+
+
+def failed_generation_count(con: Any, run_id: str) -> int:
+    """Generations of a run that failed (error set)."""
+    return con.execute("SELECT count(*) FROM generations WHERE run_id = ? AND error IS NOT NULL", [run_id]).fetchall()[
+        0
+    ][0]
+
+
+def current_score_rows(con: Any, run_id: str, metric: str) -> list[tuple[Any, Any]]:
+    """(value, stats) of a run's current scores of a metric, in sample order (a resumed run sums in the same order
+    as an uninterrupted one)."""
+    return con.execute(
+        f"SELECT s.value, s.stats {CURRENT_SCORES} AND s.metric = ? ORDER BY s.sample_id", [run_id, metric]
+    ).fetchall()
+
+
+def current_score_counts(store: Store, run_id: str) -> dict[str, int]:
+    """Current scores per metric of a run."""
+    return dict(store.con.execute(f"SELECT s.metric, count(*) {CURRENT_SCORES} GROUP BY s.metric", [run_id]).fetchall())
+
+
+def stored_metric_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """A run's run_metrics rows as stored, in storage order."""
+    return store.query("SELECT * FROM run_metrics WHERE run_id = ?", [run_id])
+
+
+def generation_failure_counts(store: Store, run_id: str) -> tuple[int, int]:
+    """(failed generations, answers the parser could not read among the others) of a run."""
+    row = store.con.execute(
+        "SELECT count(*) FILTER (WHERE error IS NOT NULL), "
+        "count(*) FILTER (WHERE json_extract_string(parsed, '$.parse_error') IS NOT NULL AND error IS NULL) "
+        "FROM generations WHERE run_id = ?",
+        [run_id],
+    ).fetchall()[0]
+    return int(row[0]), int(row[1])
+
+
+def held_sample_count(store: Store, run_id: str, sample_ids: Sequence[str]) -> int:
+    """Generations a run holds among these samples (generated, failed or not)."""
+    return int(
+        store.con.execute(
+            "SELECT count(*) FROM generations WHERE run_id = ? AND list_contains(?::VARCHAR[], sample_id)",
+            [run_id, list(sample_ids)],
+        ).fetchall()[0][0]
+    )

@@ -8,9 +8,12 @@ placeholders, left padding, batched `generate`, saving and reloading) runs in we
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+from evalkit.errors import EvalkitError
 from model_adapters.qwen3vl_processor import image_only_processor_class, quiet_progress_bars, write_hub_layout
 
 # Special tokens in Qwen's order; ids follow this order (0..6), so the model config can point at them.
@@ -27,6 +30,9 @@ SPECIAL_TOKENS: tuple[str, ...] = (
 THINK_TOKENS: tuple[str, ...] = ("<think>", "</think>")
 
 INIT_STD = 0.3
+# Written next to a locally built model: how it was built (config, seed), so a base shipped without weights can
+# be rebuilt bit for bit (`materialize_base`).
+BUILD_STAMP = "evalkit_build.json"
 
 # Qwen2-VL/Qwen3-VL chat template, reduced to what evalkit sends: system/user/assistant turns whose content
 # is a string or a list of {"type": "image"} / {"type": "text", "text": ...} parts.
@@ -305,3 +311,36 @@ def build_hub_qwen3vl(out_dir: Path, seed: int = 0, **options: Any) -> Path:
     return build_tiny_qwen3vl(
         out_dir, seed, min_pixels=HUB_IMAGE_SIZE["shortest_edge"], max_pixels=HUB_IMAGE_SIZE["longest_edge"], **options
     )
+
+
+def materialize_base(folder: Path, cache: Path | None = None) -> Path:
+    """A folder with weights for a base shipped without them: the seeded random init, recreated under `cache`.
+
+    `build_tiny_qwen3vl` initialises with `torch.manual_seed(seed)` then the model constructor, so the same
+    config and seed give the same tensors; the recreated folder is reused on later calls.
+    """
+    folder = Path(folder)
+    if (folder / "model.safetensors").is_file():
+        return folder
+    stamp_file = folder / BUILD_STAMP
+    if not stamp_file.is_file():
+        raise EvalkitError(f"{folder}: no weights and no {BUILD_STAMP} to recreate them from")
+    stamp = json.loads(stamp_file.read_text(encoding="utf-8"))
+    from evalkit.resources import cache_dir
+
+    target = Path(cache if cache is not None else cache_dir() / "models") / folder.name
+    if (target / "model.safetensors").is_file() and (target / BUILD_STAMP).is_file():
+        if json.loads((target / BUILD_STAMP).read_text(encoding="utf-8")) == stamp:
+            return target
+    import torch
+    from transformers import GenerationConfig, Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(folder, target)
+    torch.manual_seed(int(stamp["build"]["seed"]))
+    model = Qwen3VLForConditionalGeneration(Qwen3VLConfig.from_pretrained(str(folder))).eval()
+    model.generation_config = GenerationConfig.from_pretrained(str(folder))
+    with quiet_progress_bars():
+        model.save_pretrained(str(target))
+    return target

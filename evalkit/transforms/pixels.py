@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from evalkit.errors import SampleError
+from evalkit.image_files import header_size, read_rgb
 
 PREFIX = "evalkit-transform:"
 
@@ -76,12 +77,10 @@ def _stamp(source: str) -> tuple[int, int]:
 
 @lru_cache(maxsize=64)
 def _render(path: str, size: int, mtime_ns: int) -> Image.Image:
-    from evalkit.images import load_image
-
     name, seed, source = split_virtual(path)
     if name not in PIXEL_TRANSFORMS:
         raise SampleError(f"{path}: unknown image transform '{name}'; known: {', '.join(sorted(PIXEL_TRANSFORMS))}")
-    return PIXEL_TRANSFORMS[name](load_image(source), seed)
+    return PIXEL_TRANSFORMS[name](read_rgb(source), seed)
 
 
 def load_transformed(path: str) -> Image.Image:
@@ -104,6 +103,4 @@ def transformed_hash(path: str) -> str:
 
 
 def transformed_size(path: str) -> tuple[int, int]:
-    from evalkit.images import image_size
-
-    return image_size(split_virtual(path)[2])  # every transform keeps the size
+    return header_size(split_virtual(path)[2])  # every transform keeps the size

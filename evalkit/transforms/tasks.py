@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from evalkit.config import TRANSFORM_NAMES, TaskSpec, TransformSpec
-from evalkit.errors import EvalkitError
+from evalkit.errors import EvalkitError, did_you_mean
 
 SEPARATOR = "@"
 
@@ -29,8 +29,6 @@ def derive_task(task: TaskSpec, transform: str | TransformSpec) -> TaskSpec:
         raise EvalkitError(f"task '{task.name}' is already a derived task; transform its base task instead")
     if isinstance(transform, str):
         if transform not in TRANSFORM_NAMES:
-            from evalkit.registry import did_you_mean
-
             raise EvalkitError(
                 f"unknown image transform '{transform}'{did_you_mean(transform, TRANSFORM_NAMES)}; "
                 f"known: {', '.join(TRANSFORM_NAMES)}"
