@@ -96,3 +96,92 @@ def test_green_completions_body_is_rendered_as_evalkit_tokenizes_it(built: tuple
     tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(checkpoint / "tokenizer.json"))
     (green,) = FIXTURES["completions"]
     assert tokenizer(body["prompt"])["input_ids"] == green["prompt_token_ids"]
+
+
+# --- every shipped card's request shape (scripts/vllm_contract/shapes.json, check_shapes.py) ---------------------
+SHAPES = json.loads((FOLDER / "shapes.json").read_text(encoding="utf-8"))
+
+
+def _load(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, FOLDER / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def shapes() -> dict[str, dict[str, Any]]:
+    return {s["card"]: s for s in _load("emit_shapes").shapes()}
+
+
+def test_shapes_cover_every_shipped_card_and_family(shapes: dict[str, dict[str, Any]]) -> None:
+    frozen = {c["card"]: c for c in SHAPES["cards"]}
+    assert SHAPES["vllm"] == FIXTURES["vllm"]
+    assert set(frozen) == set(shapes)  # a new card needs the check rerun
+    families = {c["family"] for c in frozen.values()}
+    assert {"qwen3-vl", "qwen2.5-vl", "gemma3", "llava-v1", "maira-2", "chexagent"} <= families
+    for name, card in frozen.items():
+        assert card["family"] == shapes[name]["family"] and card["adapter"] == shapes[name]["adapter"], name
+        assert ("no_vllm" in card) == (card["adapter"] != "vllm"), name
+
+
+def test_offline_inputs_are_the_ones_vllm_accepted(shapes: dict[str, dict[str, Any]]) -> None:
+    for card in SHAPES["cards"]:
+        if "no_vllm" in card:
+            continue
+        ours = shapes[card["card"]]
+        offline = card["offline"]
+        assert ours["offline_input"] == offline["input"], card["card"]
+        assert ours["sampling_kwargs"] == offline["sampling_kwargs"], card["card"]
+        assert ours["engine_kwargs"] == card["engine_kwargs"] and card["unknown_engine_args"] == [], card["card"]
+        # vLLM's SamplingParams kept what evalkit asked for: the card's decoding, top_k off (vLLM writes off as 0
+        # when greedy, -1 otherwise).
+        for key, value in ours["sampling_kwargs"].items():
+            got = offline["sampling_params"][key]
+            assert got in (-1, 0) if key == "top_k" else got == value, (card["card"], key, got)
+        if offline["kind"] == "TextPrompt":
+            assert offline["unknown_keys"] == [] and offline["image_size"] is not None
+        else:
+            kinds = [p["type"] for p in offline["parts"]]
+            assert kinds.count("image_url") == 1 and "text" in kinds, card["card"]
+
+
+def test_chat_bodies_are_the_ones_vllm_accepted(shapes: dict[str, dict[str, Any]]) -> None:
+    served = 0
+    for card in SHAPES["cards"]:
+        if "no_vllm" in card:
+            continue
+        ours = shapes[card["card"]]
+        if "chat_refused" in card:  # a raw-prompt card: evalkit refuses chat completions before any request
+            assert ours["chat_refused"] == card["chat_refused"] and "raw_prompt" in card["chat_refused"]
+            continue
+        served += 1
+        chat = card["chat"]
+        assert ours["chat_body"] == chat["body"], card["card"]
+        assert chat["unknown_fields"] == [], card["card"]
+        sampling = chat["sampling_params"]
+        body = ours["chat_body"]
+        # What vLLM samples with, no server defaults: the card's decoding, no checkpoint top_k.
+        assert (sampling["temperature"], sampling["top_p"], sampling["max_tokens"]) == (
+            body["temperature"],
+            body["top_p"],
+            body["max_tokens"],
+        ), card["card"]
+        assert sampling["top_k"] in (-1, 0) and sampling["seed"] == body["seed"], card["card"]
+        # The image vLLM decodes is the card-resized one, within the card's pixel budget when it has one.
+        (image,) = [p for p in chat["parts"] if p["type"] == "image_url"]
+        budget = ours["engine_kwargs"].get("mm_processor_kwargs", {}).get("size")
+        if budget:
+            width, height = image["image_size"]
+            assert width * height <= budget["longest_edge"], card["card"]
+    assert served >= 7
+
+
+def test_green_completions_body_is_valid_for_vllm() -> None:
+    green = SHAPES["green_completions"]
+    ours = _load("emit_shapes").green_body()
+    assert ours == green["body"] and green["unknown_fields"] == []
+    assert (
+        green["sampling_params"]["temperature"] == 0.0 and green["sampling_params"]["max_tokens"] == ours["max_tokens"]
+    )
