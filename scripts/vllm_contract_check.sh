@@ -11,7 +11,8 @@
 #    started with evalkit's flags (CPU platform: VLLM_TARGET_DEVICE=cpu); each body rendered to prompt token ids.
 # Measured 2026-12-07 with vLLM 0.32.0 (torch 2.13.0, transformers 5.19.0): about 40 s once the env exists.
 # 4. Writes scripts/vllm_contract/fixtures.json; tests/test_vllm_contract.py holds evalkit to it without vLLM.
-# 5. Every other card family (no tiny build here): emit_shapes.py (project venv) writes each shipped card's requests
+# 5. Qwen2.5-VL (evalkit/testing/tiny_qwen25vl.py, deepmedix-r1's card): steps 2-4 again, fixtures-qwen2.5-vl.json.
+# 6. Every shipped card: emit_shapes.py (project venv) writes each shipped card's requests
 #    (offline engine input, sampling and engine kwargs, OpenAI chat body) and check_shapes.py (side env) validates
 #    them with vLLM's request models and chat-content parser, writing scripts/vllm_contract/shapes.json.
 set -euo pipefail
@@ -38,6 +39,10 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$P
 "$PROJECT_PY" scripts/vllm_contract/emit_requests.py "$WORK"
 env -u PYTHONPATH CUDA_VISIBLE_DEVICES= "$SIDE/bin/python" scripts/vllm_contract/run_vllm.py "$WORK" \
   scripts/vllm_contract/fixtures.json || { tail -40 "$WORK/render.log" 2>/dev/null; exit 1; }
+# The other family evalkit builds tiny (Qwen2.5-VL, deepmedix-r1's settings): the same render check.
+"$PROJECT_PY" scripts/vllm_contract/emit_requests.py "$WORK/qwen2.5-vl" qwen2.5-vl
+env -u PYTHONPATH CUDA_VISIBLE_DEVICES= "$SIDE/bin/python" scripts/vllm_contract/run_vllm.py "$WORK/qwen2.5-vl" \
+  scripts/vllm_contract/fixtures-qwen2.5-vl.json || { tail -40 "$WORK/qwen2.5-vl/render.log" 2>/dev/null; exit 1; }
 "$PROJECT_PY" scripts/vllm_contract/emit_shapes.py "$WORK"
 env -u PYTHONPATH CUDA_VISIBLE_DEVICES= VLLM_TARGET_DEVICE=cpu "$SIDE/bin/python" scripts/vllm_contract/check_shapes.py \
   "$WORK" scripts/vllm_contract/shapes.json

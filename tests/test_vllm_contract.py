@@ -185,3 +185,55 @@ def test_green_completions_body_is_valid_for_vllm() -> None:
     assert (
         green["sampling_params"]["temperature"] == 0.0 and green["sampling_params"]["max_tokens"] == ours["max_tokens"]
     )
+
+
+# --- Qwen2.5-VL (deepmedix-r1's card on the tiny hub-layout Qwen2.5-VL), rendered by `vllm launch render` ---------
+QWEN25 = json.loads((FOLDER / "fixtures-qwen2.5-vl.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def built25(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    emit = _emit()
+    checkpoint = emit.build("qwen2.5-vl", tmp_path_factory.mktemp("contract25"))
+    return checkpoint, emit.cases(checkpoint, "qwen2.5-vl")
+
+
+def test_qwen25vl_flags_and_engine_args_are_the_ones_vllm_accepted(built25: tuple[Path, list[dict[str, Any]]]) -> None:
+    from model_adapters.vllm_server import serve_command
+
+    checkpoint, _ = built25
+    assert QWEN25["vllm"] == FIXTURES["vllm"]
+    assert QWEN25["engine"]["unknown_engine_args"] == [] and QWEN25["engine"]["multimodal"]
+    command = serve_command(_emit().card(checkpoint, "qwen2.5-vl"), str(checkpoint), 0, "tiny")
+    flags = command[command.index("serve") + 2 :]
+    for option in ("--host", "--port"):
+        at = flags.index(option)
+        del flags[at : at + 2]
+    assert flags == QWEN25["serve_flags"]
+
+
+def test_qwen25vl_prompts_and_image_tokens_match_vllms_rendering(built25: tuple[Path, list[dict[str, Any]]]) -> None:
+    """evalkit's own rendering (the checkpoint's chat template, Qwen2-VL image processor under the card's budget)
+    and the pre-flight's arithmetic give vLLM's prompt token ids and image-token counts for deepmedix-r1's card."""
+    from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
+
+    from training.preflight import image_tokens
+
+    checkpoint, cases = built25
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    budget = {"shortest_edge": 1024, "longest_edge": 262144}  # the deepmedix-r1 card's
+    processor = Qwen2VLImageProcessorPil(patch_size=14, merge_size=2, temporal_patch_size=2, size=budget)
+    expected = {c["name"]: c for c in QWEN25["cases"]}
+    assert set(expected) == {c["name"] for c in cases}
+    for case in cases:
+        vllm_case = expected[case["name"]]
+        messages = case["body"]["messages"]
+        url = next(p["image_url"]["url"] for m in messages for p in m["content"] if p.get("type") == "image_url")
+        image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+        grid = processor(images=[image], return_tensors="np")["image_grid_thw"][0]
+        count = int(grid.prod()) // 4
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = text.replace("<|image_pad|>", "<|image_pad|>" * count)
+        assert tokenizer(text)["input_ids"] == vllm_case["prompt_token_ids"], case["name"]
+        settings = {"patch_size": 14, "merge_size": 2}
+        assert image_tokens(tuple(case["image_size"]), settings, budget) == vllm_case["image_tokens"], case["name"]

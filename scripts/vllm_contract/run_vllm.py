@@ -50,7 +50,12 @@ def engine_check(checkpoint: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def image_pad_id(checkpoint: str) -> int:
     data = json.loads((Path(checkpoint) / "tokenizer.json").read_text(encoding="utf-8"))
-    return next(t["id"] for t in data["added_tokens"] if t["content"] == "<|image_pad|>")
+    # Qwen-VL's image placeholder, else Gemma3's.
+    for token in ("<|image_pad|>", "<image_soft_token>"):
+        found = [t["id"] for t in data["added_tokens"] if t["content"] == token]
+        if found:
+            return int(found[0])
+    raise SystemExit("no image placeholder token in the checkpoint's tokenizer.json")
 
 
 def render_all(
