@@ -237,3 +237,54 @@ def test_qwen25vl_prompts_and_image_tokens_match_vllms_rendering(built25: tuple[
         assert tokenizer(text)["input_ids"] == vllm_case["prompt_token_ids"], case["name"]
         settings = {"patch_size": 14, "merge_size": 2}
         assert image_tokens(tuple(case["image_size"]), settings, budget) == vllm_case["image_tokens"], case["name"]
+
+
+# --- Gemma3 (medgemma-27b-it's card on the tiny hub-layout Gemma3), rendered by `vllm launch render` --------------
+GEMMA3 = json.loads((FOLDER / "fixtures-gemma3.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def built_gemma3(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    emit = _emit()
+    checkpoint = emit.build("gemma3", tmp_path_factory.mktemp("contract_gemma3"))
+    return checkpoint, emit.cases(checkpoint, "gemma3")
+
+
+def test_gemma3_flags_and_engine_args_are_the_ones_vllm_accepted(
+    built_gemma3: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    from model_adapters.vllm_server import serve_command
+
+    checkpoint, _ = built_gemma3
+    assert GEMMA3["vllm"] == FIXTURES["vllm"]
+    assert GEMMA3["engine"]["unknown_engine_args"] == [] and GEMMA3["engine"]["multimodal"]
+    command = serve_command(_emit().card(checkpoint, "gemma3"), str(checkpoint), 0, "tiny")
+    flags = command[command.index("serve") + 2 :]
+    for option in ("--host", "--port"):
+        at = flags.index(option)
+        del flags[at : at + 2]
+    assert flags == GEMMA3["serve_flags"]
+
+
+def test_gemma3_prompts_and_image_tokens_match_vllms_rendering(
+    built_gemma3: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    """transformers' Gemma3 processor on evalkit's chat body (medgemma-27b-it's card) gives vLLM's prompt token
+    ids: the 256 image tokens per image, whatever the radiograph's size."""
+    from transformers import AutoTokenizer, Gemma3ImageProcessorPil, Gemma3Processor
+
+    checkpoint, cases = built_gemma3
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    image_processor = Gemma3ImageProcessorPil.from_pretrained(checkpoint)
+    processor = Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_length=256)
+    expected = {c["name"]: c for c in GEMMA3["cases"]}
+    assert set(expected) == {c["name"] for c in cases}
+    for case in cases:
+        vllm_case = expected[case["name"]]
+        messages = case["body"]["messages"]
+        url = next(p["image_url"]["url"] for m in messages for p in m["content"] if p.get("type") == "image_url")
+        image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = processor(text=[text], images=[image], add_special_tokens=False)["input_ids"][0]
+        assert list(map(int, ids)) == vllm_case["prompt_token_ids"], case["name"]
+        assert vllm_case["image_tokens"] == 256, case["name"]

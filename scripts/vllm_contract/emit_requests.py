@@ -33,6 +33,7 @@ PROMPT = "Describe the findings of this chest radiograph."
 TINY: dict[str, tuple[str, str, str]] = {
     "qwen3-vl": ("evalkit.testing.tiny_qwen3vl", "build_tiny_qwen3vl", ""),
     "qwen2.5-vl": ("evalkit.testing.tiny_qwen25vl", "build_tiny_qwen25vl", "deepmedix-r1"),
+    "gemma3": ("evalkit.testing.tiny_gemma3", "build_tiny_gemma3", "medgemma-27b-it"),
 }
 
 
