@@ -217,11 +217,13 @@ def test_qwen25vl_prompts_and_image_tokens_match_vllms_rendering(built25: tuple[
     and the pre-flight's arithmetic give vLLM's prompt token ids and image-token counts for deepmedix-r1's card."""
     from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
 
+    from model_adapters.chat import pixel_bounds
     from training.preflight import image_tokens
 
     checkpoint, cases = built25
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    budget = {"shortest_edge": 1024, "longest_edge": 262144}  # the deepmedix-r1 card's
+    bounds = pixel_bounds(_emit().card(checkpoint, "qwen2.5-vl"))  # the deepmedix-r1 card's
+    budget = {"shortest_edge": bounds["min_pixels"], "longest_edge": bounds["max_pixels"]}
     processor = Qwen2VLImageProcessorPil(patch_size=14, merge_size=2, temporal_patch_size=2, size=budget)
     expected = {c["name"]: c for c in QWEN25["cases"]}
     assert set(expected) == {c["name"] for c in cases}
