@@ -290,3 +290,26 @@ def test_gemma3_prompts_and_image_tokens_match_vllms_rendering(
         ids = processor(text=[text], images=[image], add_special_tokens=False)["input_ids"][0]
         assert list(map(int, ids)) == vllm_case["prompt_token_ids"], case["name"]
         assert vllm_case["image_tokens"] == 256, case["name"]
+
+
+def test_medgemma_pt_raw_prompt_matches_vllms_offline_rendering(
+    built_gemma3: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    """medgemma-4b-pt's raw prompt (`LLM.generate`, no chat template) as evalkit builds it, rendered by transformers'
+    Gemma3 processor, gives the prompt token ids vLLM's own renderer made of it (<bos>, 256 image tokens)."""
+    from transformers import AutoTokenizer, Gemma3ImageProcessorPil, Gemma3Processor
+
+    checkpoint, _ = built_gemma3
+    items = _emit().raw_prompts(checkpoint, "gemma3")
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    processor = Gemma3Processor(
+        image_processor=Gemma3ImageProcessorPil.from_pretrained(checkpoint), tokenizer=tokenizer, image_seq_length=256
+    )
+    expected = {r["name"]: r for r in GEMMA3["raw_prompts"]}
+    assert set(expected) == {i["name"] for i in items} and {i["card"] for i in items} == {"medgemma-4b-pt"}
+    for item in items:
+        url = item["input"]["multi_modal_data"]["image"]
+        image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+        ids = processor(text=[item["input"]["prompt"]], images=[image])["input_ids"][0]
+        assert list(map(int, ids)) == expected[item["name"]]["prompt_token_ids"], item["name"]
+        assert expected[item["name"]]["image_tokens"] == 256 and ids[0] == tokenizer.bos_token_id

@@ -44,7 +44,7 @@ CHAT_TEMPLATE = (
 
 
 def _tokenizer() -> object:
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -57,6 +57,11 @@ def _tokenizer() -> object:
         show_progress=False,
     )
     tokenizer.train_from_iterator(list(DEFAULT_CORPUS), trainer=trainer)
+    # Gemma's tokenizer puts <bos> first when special tokens are added (a raw prompt; chat templates write it).
+    bos = tokenizer.token_to_id("<bos>")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", bos)]
+    )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token="<bos>",

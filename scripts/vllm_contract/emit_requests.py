@@ -102,6 +102,42 @@ def cases(checkpoint: Path, family: str = "qwen3-vl") -> list[dict[str, Any]]:
     return out
 
 
+# Cards whose offline engine input is a raw prompt (`LLM.generate`, no chat template), checked on a family's tiny model.
+RAW_PROMPT_CARDS: dict[str, str] = {"gemma3": "medgemma-4b-pt"}
+
+
+def raw_prompts(checkpoint: Path, family: str) -> list[dict[str, Any]]:
+    """The offline adapter's `{"prompt", "multi_modal_data"}` for the family's raw-prompt card (images as PNG data
+    URLs; vLLM's side decodes them back), one per case."""
+    import yaml
+
+    from evalkit.config import ModelCard
+    from evalkit.sample import Sample
+    from model_adapters.base import GenerationRequest
+    from model_adapters.chat import png_data_url
+    from model_adapters.vllm_engine import VLLMAdapter, engine_kwargs
+
+    if family not in RAW_PROMPT_CARDS:
+        return []
+    path = ROOT / "model_adapters" / "cards" / f"{RAW_PROMPT_CARDS[family]}.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["checkpoint"] = str(checkpoint)
+    data["serving"]["engine_args"] = {"max_model_len": 4096, "enforce_eager": True}
+    the_card = ModelCard.model_validate(data)
+    adapter = VLLMAdapter(the_card, engine=object())
+    kwargs = {k: v for k, v in engine_kwargs(the_card).items() if k != "model"}
+    out = []
+    for name, size in CASES:
+        item = adapter.build_messages(
+            GenerationRequest(Sample(name, "contract", [f"{name}.png"]), PROMPT, [image(size)])
+        )
+        item["multi_modal_data"] = {"image": png_data_url(item["multi_modal_data"]["image"])}
+        out.append(
+            {"name": name, "card": the_card.name, "image_size": list(size), "input": item, "engine_kwargs": kwargs}
+        )
+    return out
+
+
 def green_body() -> dict[str, Any]:
     """The body GREEN's `openai` back end posts to `/completions` (its judge's chat template, greedy)."""
     from evalkit.metrics.green import _ServerJudge, make_prompt
@@ -132,6 +168,7 @@ def main() -> None:
         "engine_kwargs": kwargs,
         "cases": cases(checkpoint, family),
         "completions": [{"name": "green", "body": green_body()}],
+        "raw_prompts": raw_prompts(checkpoint, family),
     }
     (work / "requests.json").write_text(json.dumps(payload), encoding="utf-8")
     print(f"emit_requests: {len(payload['cases'])} cases, flags {' '.join(flags)}")
