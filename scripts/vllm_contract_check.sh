@@ -13,7 +13,8 @@
 # plus 15 s for the shapes once the env exists, about 2.5 min in all on 2 shared cores.
 # 4. Writes scripts/vllm_contract/fixtures.json; tests/test_vllm_contract.py holds evalkit to it without vLLM.
 # 5. Qwen2.5-VL (evalkit/testing/tiny_qwen25vl.py, deepmedix-r1's card) and Gemma3 (tiny_gemma3.py,
-#    medgemma-27b-it's card): steps 2-4 again, fixtures-qwen2.5-vl.json and fixtures-gemma3.json.
+#    medgemma-27b-it's card): steps 2-4 again, fixtures-qwen2.5-vl.json and fixtures-gemma3.json; for Gemma3 also
+#    medgemma-4b-pt's raw prompt (the offline LLM.generate input) through vLLM's renderer (render_cmpl).
 # 6. Every shipped card: emit_shapes.py (project venv) writes each shipped card's requests
 #    (offline engine input, sampling and engine kwargs, OpenAI chat body) and check_shapes.py (side env) validates
 #    them with vLLM's request models and chat-content parser, writing scripts/vllm_contract/shapes.json.
