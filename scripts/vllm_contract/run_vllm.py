@@ -50,7 +50,12 @@ def engine_check(checkpoint: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def image_pad_id(checkpoint: str) -> int:
     data = json.loads((Path(checkpoint) / "tokenizer.json").read_text(encoding="utf-8"))
-    return next(t["id"] for t in data["added_tokens"] if t["content"] == "<|image_pad|>")
+    # Qwen-VL's image placeholder, else Gemma3's.
+    for token in ("<|image_pad|>", "<image_soft_token>"):
+        found = [t["id"] for t in data["added_tokens"] if t["content"] == token]
+        if found:
+            return int(found[0])
+    raise SystemExit("no image placeholder token in the checkpoint's tokenizer.json")
 
 
 def render_all(
@@ -107,8 +112,41 @@ def token_ids(rendered: dict[str, Any]) -> list[int]:
     raise SystemExit(f"no token ids in the render response: {sorted(rendered)}")
 
 
+def render_raw_prompts(checkpoint: str, items: list[dict[str, Any]], pad: int) -> list[dict[str, Any]]:
+    """The offline engine's raw prompts (`LLM.generate` inputs) through vLLM's own renderer for the engine config
+    evalkit's engine arguments give (`renderer_from_config(...).render_cmpl`, the path `LLM.generate` takes)."""
+    import base64
+    import io
+
+    from PIL import Image
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.renderers.registry import renderer_from_config
+
+    out = []
+    for item in items:
+        kwargs = {k: v for k, v in item["engine_kwargs"].items() if k != "enable_sleep_mode"}  # CUDA only
+        renderer = renderer_from_config(EngineArgs(model=checkpoint, **kwargs).create_engine_config())
+        url = item["input"]["multi_modal_data"]["image"]
+        picture = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+        (rendered,) = renderer.render_cmpl(
+            [{"prompt": item["input"]["prompt"], "multi_modal_data": {"image": picture}}]
+        )
+        ids = [int(t) for t in rendered["prompt_token_ids"]]
+        out.append(
+            {
+                "name": item["name"],
+                "card": item["card"],
+                "image_size": item["image_size"],
+                "prompt_token_ids": ids,
+                "image_tokens": sum(1 for t in ids if t == pad),
+            }
+        )
+    return out
+
+
 def main() -> None:
     work, target = Path(sys.argv[1]), Path(sys.argv[2])
+    os.environ["VLLM_TARGET_DEVICE"] = "cpu"  # GPU-free, as the render server: vLLM's CPU platform
     import vllm
 
     payload = json.loads((work / "requests.json").read_text(encoding="utf-8"))
@@ -147,6 +185,8 @@ def main() -> None:
         "cases": cases,
         "completions": completions,
     }
+    if payload.get("raw_prompts"):
+        fixtures["raw_prompts"] = render_raw_prompts(checkpoint, payload["raw_prompts"], pad)
     target.write_text(json.dumps(fixtures, indent=1) + "\n", encoding="utf-8")
     print(f"run_vllm: vLLM {vllm.__version__}: {[(c['name'], c['image_tokens']) for c in cases]} -> {target}")
 
