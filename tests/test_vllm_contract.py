@@ -198,20 +198,6 @@ def built25(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[s
     return checkpoint, emit.cases(checkpoint, "qwen2.5-vl")
 
 
-def test_qwen25vl_flags_and_engine_args_are_the_ones_vllm_accepted(built25: tuple[Path, list[dict[str, Any]]]) -> None:
-    from model_adapters.vllm_server import serve_command
-
-    checkpoint, _ = built25
-    assert QWEN25["vllm"] == FIXTURES["vllm"]
-    assert QWEN25["engine"]["unknown_engine_args"] == [] and QWEN25["engine"]["multimodal"]
-    command = serve_command(_emit().card(checkpoint, "qwen2.5-vl"), str(checkpoint), 0, "tiny")
-    flags = command[command.index("serve") + 2 :]
-    for option in ("--host", "--port"):
-        at = flags.index(option)
-        del flags[at : at + 2]
-    assert flags == QWEN25["serve_flags"]
-
-
 def test_qwen25vl_prompts_and_image_tokens_match_vllms_rendering(built25: tuple[Path, list[dict[str, Any]]]) -> None:
     """evalkit's own rendering (the checkpoint's chat template, Qwen2-VL image processor under the card's budget)
     and the pre-flight's arithmetic give vLLM's prompt token ids and image-token counts for deepmedix-r1's card."""
@@ -230,8 +216,7 @@ def test_qwen25vl_prompts_and_image_tokens_match_vllms_rendering(built25: tuple[
     for case in cases:
         vllm_case = expected[case["name"]]
         messages = case["body"]["messages"]
-        url = next(p["image_url"]["url"] for m in messages for p in m["content"] if p.get("type") == "image_url")
-        image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+        image = _body_image(messages)
         grid = processor(images=[image], return_tensors="np")["image_grid_thw"][0]
         count = int(grid.prod()) // 4
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -252,20 +237,29 @@ def built_gemma3(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[d
     return checkpoint, emit.cases(checkpoint, "gemma3")
 
 
-def test_gemma3_flags_and_engine_args_are_the_ones_vllm_accepted(
-    built_gemma3: tuple[Path, list[dict[str, Any]]],
+@pytest.mark.parametrize(
+    ("family", "frozen", "built"), [("qwen2.5-vl", QWEN25, "built25"), ("gemma3", GEMMA3, "built_gemma3")]
+)
+def test_tiny_family_flags_and_engine_args_are_the_ones_vllm_accepted(
+    family: str, frozen: dict[str, Any], built: str, request: pytest.FixtureRequest
 ) -> None:
     from model_adapters.vllm_server import serve_command
 
-    checkpoint, _ = built_gemma3
-    assert GEMMA3["vllm"] == FIXTURES["vllm"]
-    assert GEMMA3["engine"]["unknown_engine_args"] == [] and GEMMA3["engine"]["multimodal"]
-    command = serve_command(_emit().card(checkpoint, "gemma3"), str(checkpoint), 0, "tiny")
+    checkpoint, _ = request.getfixturevalue(built)
+    assert frozen["vllm"] == FIXTURES["vllm"]
+    assert frozen["engine"]["unknown_engine_args"] == [] and frozen["engine"]["multimodal"]
+    command = serve_command(_emit().card(checkpoint, family), str(checkpoint), 0, "tiny")
     flags = command[command.index("serve") + 2 :]
     for option in ("--host", "--port"):
         at = flags.index(option)
         del flags[at : at + 2]
-    assert flags == GEMMA3["serve_flags"]
+    assert flags == frozen["serve_flags"]
+
+
+def _body_image(messages: list[dict[str, Any]]) -> Image.Image:
+    """The (first) image of an OpenAI chat body, decoded from its data URL."""
+    url = next(p["image_url"]["url"] for m in messages for p in m["content"] if p.get("type") == "image_url")
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
 
 
 def test_gemma3_prompts_and_image_tokens_match_vllms_rendering(
@@ -284,8 +278,7 @@ def test_gemma3_prompts_and_image_tokens_match_vllms_rendering(
     for case in cases:
         vllm_case = expected[case["name"]]
         messages = case["body"]["messages"]
-        url = next(p["image_url"]["url"] for m in messages for p in m["content"] if p.get("type") == "image_url")
-        image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+        image = _body_image(messages)
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         ids = processor(text=[text], images=[image], add_special_tokens=False)["input_ids"][0]
         assert list(map(int, ids)) == vllm_case["prompt_token_ids"], case["name"]
