@@ -93,10 +93,10 @@ def build_store(db: Path, shape: str, n: int) -> None:
     from dataclasses import replace
 
     from evalkit.config import ModelCard
+    from evalkit.model_adapters.predictions import PredictionsAdapter
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import Runner
+    from evalkit.run.runner import Runner
     from evalkit.store import Store
-    from model_adapters.predictions import PredictionsAdapter
 
     spec = resolve_tasks(SHAPES[shape])[0]
     samples, a, b = make_shape(shape, n)

@@ -90,10 +90,10 @@ def _prediction(task: str, sample, rng: np.random.Generator, skill: float) -> st
 def build_store(db: Path, n_models: int, n_samples: int, prefix: str = "model") -> dict[str, float]:
     """The store, through evalkit's scoring path (PredictionsAdapter + Runner, as `evalkit score`)."""
     from evalkit.config import ModelCard
+    from evalkit.model_adapters.predictions import PredictionsAdapter
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import Runner
+    from evalkit.run.runner import Runner
     from evalkit.store import Store
-    from model_adapters.predictions import PredictionsAdapter
 
     seconds: dict[str, float] = {}
     with Store(db) as store:
@@ -168,7 +168,7 @@ def _renamed_copy(source: Path, target: Path, suffix: str) -> None:
 MERGE_CHILD = """
 import re, sys, time
 from pathlib import Path
-from evalkit.merge import merge_databases
+from evalkit.results.merge import merge_databases
 start = time.perf_counter()
 report = merge_databases([Path(p) for p in sys.argv[2:]], Path(sys.argv[1]))
 peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) / 1024

@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evalkit.metrics._annotations import clear_memory
-from evalkit.reports import DEFAULT_METRICS, score_reports
+from evalkit.run.pairs import DEFAULT_METRICS, score_reports
 
 SIDES = ("left", "right")
 ZONES = ("upper", "middle", "lower")

@@ -198,7 +198,7 @@ def time_evalkit(metrics, runs) -> dict[str, Any]:
 
 def time_store_end_to_end(runs) -> float:
     """Write both runs' scores to a DuckDB file, then time what `evalkit compare` does: load, pair, compare."""
-    from evalkit.stats import compare_runs
+    from evalkit.results.scores import compare_runs
     from evalkit.store import Store, dumps
 
     with tempfile.TemporaryDirectory() as folder:

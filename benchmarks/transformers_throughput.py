@@ -29,9 +29,9 @@ def phantom_requests(workdir: Path, n: int, card) -> list:
     from evalkit.data import get_loader
     from evalkit.data.phantom import generate_phantom
     from evalkit.images import load_image
-    from evalkit.prompts import render_prompt
+    from evalkit.model_adapters.base import GenerationRequest
     from evalkit.registry import all_tasks
-    from model_adapters.base import GenerationRequest
+    from evalkit.run.prompts import render_prompt
 
     root = generate_phantom(workdir / "phantom", n_train=0, n_validate=0, n_test=n, size=256)
     requests = []
@@ -57,8 +57,8 @@ def main() -> int:
     import torch
 
     from evalkit.config import ModelCard
+    from evalkit.model_adapters.transformers_local import TransformersAdapter
     from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
-    from model_adapters.transformers_local import TransformersAdapter
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -228,7 +228,7 @@ class Lineage(Strict):
 
 
 class ModelCard(Strict):
-    """How to load and talk to one model. See model_adapters/cards/*.yaml."""
+    """How to load and talk to one model. See evalkit/model_adapters/cards/*.yaml."""
 
     name: str
     adapter: Literal["vllm", "openai", "transformers", "baseline", "external"]

@@ -5,7 +5,7 @@ model as printed, the value as printed (and its scale), and the evalkit task, me
 corresponds to (or `unknown`). The bundled ledger is `published/*.csv` (in the wheel: evalkit/_bundled/published);
 a user's own records are validated by `evalkit published add FILE` and kept in the results database.
 
-Published numbers are facts to put beside re-runs (evalkit.published_compare); they are never ranked as runs.
+Published numbers are facts to put beside re-runs (evalkit.views.published_compare); they are never ranked as runs.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where tasks, task groups and model cards are found, by name or path.
 
-The bundled tasks and cards (`tasks/*.yaml`, `model_adapters/cards/*.yaml`, found in a source checkout or inside
+The bundled tasks and cards (`tasks/*.yaml`, `evalkit/model_adapters/cards/*.yaml`, found in a source checkout or inside
 the installed wheel: evalkit.resources) come last; folders on EVALKIT_TASKS_PATH / EVALKIT_CARDS_PATH
 (os.pathsep-separated) come first and win on a name clash. A model can also be given as a path: a card YAML file,
 or a checkpoint folder (a folder written by `evalkit train` carries its own `evalkit_card.yaml`), or the name of a
@@ -166,7 +166,7 @@ def all_cards() -> dict[str, ModelCard]:
 
 
 def shipped_checkpoints() -> dict[str, Path]:
-    """Card name -> folder of each checkpoint the CPU training recipe shipped (model_adapters/checkpoints/)."""
+    """Card name -> folder of each checkpoint the CPU training recipe shipped (evalkit/model_adapters/checkpoints/)."""
     found = {}
     root = bundled("checkpoints")
     for folder in sorted(root.iterdir()) if root.is_dir() else []:

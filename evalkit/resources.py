@@ -2,7 +2,7 @@
 
 The design card keeps tasks, cards, site templates and training configs as top-level folders of the repository
 (data, not code). `pyproject.toml` maps `tasks/` and `site/` into the wheel as `evalkit/_bundled/...`; cards and
-training configs are package data of `model_adapters` and `training`. Every reader goes through `bundled(...)`,
+training configs are package data of `evalkit.model_adapters` and `training`. Every reader goes through `bundled(...)`,
 so a source checkout, an editable install and a wheel installed anywhere find the same files.
 """
 
@@ -19,9 +19,9 @@ _BUNDLED: dict[str, tuple[str, str, str]] = {
     "tasks": ("evalkit", "_bundled/tasks", "tasks"),
     "site": ("evalkit", "_bundled/site", "site"),
     "published": ("evalkit", "_bundled/published", "published"),  # the ledger of published results
-    "cards": ("model_adapters", "cards", "model_adapters/cards"),
-    "checkpoints": ("model_adapters", "checkpoints", "model_adapters/checkpoints"),
-    "training_configs": ("training", "configs", "training/configs"),
+    "cards": ("evalkit.model_adapters", "cards", "evalkit/model_adapters/cards"),
+    "checkpoints": ("evalkit.model_adapters", "checkpoints", "evalkit/model_adapters/checkpoints"),
+    "training_configs": ("evalkit.training", "configs", "evalkit/training/configs"),
 }
 
 

@@ -36,18 +36,7 @@ from typing import Any
 import numpy as np
 
 from evalkit.errors import EvalkitError
-from evalkit.metrics import metric_class
-from evalkit.metrics.base import Metric, SampleScore
-from evalkit.results.queries import (
-    current_scores,
-    display_runs,
-    run_metrics,
-    stored_run,
-    stored_task_names,
-    task_model_names,
-)
-from evalkit.results.store import Store
-from evalkit.sample import UNITS
+from evalkit.metrics.base import Metric
 
 DEFAULT_N_BOOT = 10_000
 DEFAULT_LEVEL = 0.95
@@ -59,48 +48,6 @@ _BLOCK_CELLS = 8_000_000
 EXACT_MAX_CLUSTERS = 13
 # Below this many clusters the paired bootstrap p is not trusted: "better" follows the permutation p.
 FEW_CLUSTERS = 20
-
-
-class StoredMean(Metric):
-    """Stand-in for a metric no longer registered: the mean of its stored per-sample values."""
-
-    name = "stored_mean"
-
-    def __init__(self, name: str, higher_is_better: bool = True, description: str = "") -> None:
-        super().__init__()
-        self.name = name  # type: ignore[misc]
-        self.higher_is_better = higher_is_better  # type: ignore[misc]
-        self.description = description  # type: ignore[misc]
-
-    def score(self, predictions: Sequence[Any], samples: Sequence[Any]) -> list[SampleScore]:
-        raise NotImplementedError("a stored-mean stand-in cannot score")
-
-
-def stored_metric(row: dict[str, Any]) -> Metric:
-    """The metric a run's aggregate was computed with, rebuilt from what the run stored (a `run_metrics` row:
-    name, options, direction), to re-aggregate stored scores. Today's task YAML plays no part."""
-    name, options = row["metric"], row.get("options") or {}
-    good = True if row.get("higher_is_better") is None else bool(row["higher_is_better"])
-    try:
-        cls = metric_class(name)
-    except EvalkitError:
-        return StoredMean(name, good)
-    if not cls.corpus and cls.aggregate is Metric.aggregate and cls.sufficient_matrix is Metric.sufficient_matrix:
-        # A plain mean: re-aggregating needs no scorer, so skip the metric's (possibly heavy) constructor.
-        return StoredMean(name, good, cls.description)
-    try:
-        metric = cls(**options)
-    except Exception as exc:
-        if not cls.corpus:
-            return StoredMean(name, good, cls.description)
-        raise EvalkitError(f"metric '{name}' cannot be constructed to re-aggregate its stored scores: {exc}") from exc
-    metric.higher_is_better = good  # type: ignore[misc]  # the stored direction, even if the class changed since
-    return metric
-
-
-def stored_metrics(store: Store, run_id: str) -> dict[str, Metric]:
-    """Every metric of a run, as `stored_metric` rebuilds it, in the task's order."""
-    return {row["metric"]: stored_metric(row) for row in run_metrics(store, run_id)}
 
 
 # --- one metric's stored data, ready to be resampled ------------------------------------------------------------
@@ -429,30 +376,6 @@ class Clustering:
         return unit_text(self.unit, self.count(sample_ids))
 
 
-def load_clustering(store: Store, task: str, cluster: str = "auto") -> Clustering:
-    """The resampling units of a task's stored samples; `cluster` picks one (`auto`: each sample's `cluster`)."""
-    if cluster not in CLUSTER_CHOICES:
-        raise EvalkitError(f"unknown --cluster '{cluster}'; use one of {', '.join(CLUSTER_CHOICES)}")
-    if cluster == "none":
-        return Clustering()
-    stored = store.sample_units(task)
-    if cluster == "auto":
-        keys = {sid: key for sid, (key, _) in stored.items() if key}
-        if not keys:
-            return Clustering()  # written before clusters were stored: samples are the only unit known
-        named = [u for u in UNITS if all(units.get(u) == key for key, units in stored.values() if key)]
-        return Clustering(named[0] if named else "cluster", keys)
-    keys = {sid: units[cluster] for sid, (_, units) in stored.items() if units.get(cluster)}
-    if len(keys) < len(stored) or not stored:
-        known = sorted({u for _, units in stored.values() for u in units}, key=UNITS.index)
-        raise EvalkitError(
-            f"task '{task}': {len(stored) - len(keys)} of {len(stored)} stored samples have no '{cluster}' key "
-            f"(its samples record: {', '.join(known) or 'no unit; re-run the task to store them'}); "
-            f"use --cluster {' | '.join([*known, 'none'])}"
-        )
-    return Clustering(cluster, keys)
-
-
 # --- reading the store ----------------------------------------------------------------------------------------
 @dataclass
 class MetricScores:
@@ -462,33 +385,6 @@ class MetricScores:
     sample_ids: list[str]
     values: list[float | None]
     stats: list[dict[str, Any]]
-
-
-def load_run_scores(store: Store, run_id: str, metrics: Sequence[str] | None = None) -> dict[str, MetricScores]:
-    """Per-sample scores of a run under the identity its aggregate (`run_metrics`) was computed with: the same
-    samples as the stored value, so a value and its CI never come from different samples."""
-    return {
-        name: MetricScores(name, ids, values, stats)
-        for name, (ids, values, stats) in current_scores(store, run_id, metrics).items()
-    }
-
-
-def find_run(store: Store, task: str, model_or_run: str) -> dict[str, Any]:
-    """A run by id, or the run the leaderboard shows for a model on a task (the latest full one, else the latest
-    partial one); EvalkitError naming what exists otherwise."""
-    run = stored_run(store, model_or_run, task)
-    if run:
-        return run
-    rows = display_runs(store, task, model_or_run)
-    if rows:
-        return rows[0]
-    tasks = stored_task_names(store)
-    if task not in tasks:
-        raise EvalkitError(f"{store.path}: no runs of task '{task}'; tasks with runs: {', '.join(tasks) or 'none'}")
-    models = task_model_names(store, task)
-    raise EvalkitError(
-        f"{store.path}: no run of model (or run id) '{model_or_run}' on task '{task}'; models: {', '.join(models)}"
-    )
 
 
 # --- confidence intervals per (run, metric) --------------------------------------------------------------------
@@ -540,27 +436,6 @@ def intervals(
             used = int(np.isfinite(reps).sum()) if not r.vectorised else n_boot
             out[name] = Interval(name, r.point(), low, high, r.n, level, used, r.vectorised, clustering.unit, g)
     return out
-
-
-def run_intervals(
-    store: Store,
-    run: dict[str, Any],
-    metrics: Sequence[str] | None = None,
-    *,
-    n_boot: int = DEFAULT_N_BOOT,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
-    max_generic: int | None = None,
-    cluster: str = "auto",
-) -> dict[str, Interval]:
-    """CIs of every stored metric of a run (a `runs` row), resampling the `cluster` unit."""
-    scores = load_run_scores(store, run["run_id"], metrics)
-    stored = stored_metrics(store, run["run_id"])
-    instances = {name: stored[name] for name in scores}
-    clustering = load_clustering(store, run["task"], cluster)
-    return intervals(
-        scores, instances, n_boot=n_boot, seed=seed, level=level, max_generic=max_generic, clustering=clustering
-    )
 
 
 # --- paired comparison of two runs ----------------------------------------------------------------------------
@@ -697,65 +572,3 @@ def compare_paired(
         for c, adjusted in zip(ordered, holm([getattr(c, key) for c in ordered]), strict=True):
             setattr(c, f"{key}_holm", adjusted)
     return ordered
-
-
-def compare_runs(
-    store: Store,
-    task: str,
-    model_a: str,
-    model_b: str,
-    metrics: Sequence[str] | None = None,
-    *,
-    n_boot: int = DEFAULT_N_BOOT,
-    n_perm: int = DEFAULT_N_BOOT,
-    seed: int = 0,
-    level: float = DEFAULT_LEVEL,
-    cluster: str = "auto",
-) -> tuple[dict[str, Any], dict[str, Any], list[Comparison]]:
-    """Compare the latest runs (or given run ids) of two models on a task. Returns (run A, run B, comparisons).
-
-    Without `metrics`: every shared metric but the RL-health diagnostics, which would also join the Holm family and
-    so move the adjusted p-values of the quality metrics (name them to compare them; `evalkit health` does)."""
-    run_a, run_b = find_run(store, task, model_a), find_run(store, task, model_b)
-    if run_a["run_id"] == run_b["run_id"]:
-        raise EvalkitError(f"both sides name the same run ({run_a['run_id']}); compare two different models")
-    paired = load_pairs(store, task, run_a, run_b, metrics, cluster, skip_diagnostics=not metrics)
-    return run_a, run_b, compare_paired(paired, n_boot=n_boot, n_perm=n_perm, seed=seed, level=level)
-
-
-def load_pairs(
-    store: Store,
-    task: str,
-    run_a: dict[str, Any],
-    run_b: dict[str, Any],
-    metrics: Sequence[str] | None = None,
-    cluster: str = "auto",
-    *,
-    skip_diagnostics: bool = False,
-) -> list[PairedData]:
-    """Shared-sample pairs of two runs, with the task's resampling units; EvalkitError when a named metric is
-    missing or nothing is shared. `skip_diagnostics`: without `metrics`, leave the RL-health diagnostics out."""
-    from evalkit.metrics import is_diagnostic
-
-    order = stored_metrics(store, run_a["run_id"])
-    wanted = metrics or ([n for n in order if not is_diagnostic(n)] if skip_diagnostics else None)
-    scores_a = load_run_scores(store, run_a["run_id"], wanted)
-    scores_b = load_run_scores(store, run_b["run_id"], wanted)
-    names = list(metrics) if metrics else [n for n in (wanted or order) if n in scores_a and n in scores_b]
-    for name in names:
-        for run, scores in ((run_a, scores_a), (run_b, scores_b)):
-            if name not in scores:
-                raise EvalkitError(
-                    f"metric '{name}' has no stored scores in run {run['run_id']} ({run['model']} on {task}); "
-                    f"scored there: {', '.join(sorted(scores)) or 'nothing'}"
-                )
-    if not names:
-        raise EvalkitError(f"runs {run_a['run_id']} and {run_b['run_id']} share no scored metric")
-    instances = {name: order[name] if name in order else StoredMean(name) for name in names}
-    paired = pair_scores(scores_a, scores_b, instances, names, load_clustering(store, task, cluster))
-    if all(not p.sample_ids for p in paired):
-        raise EvalkitError(
-            f"runs {run_a['run_id']} ({run_a['model']}) and {run_b['run_id']} ({run_b['model']}) share no scored "
-            "sample: paired statistics need the same samples"
-        )
-    return [p for p in paired if p.sample_ids]

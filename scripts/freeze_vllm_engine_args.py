@@ -1,5 +1,5 @@
 """Print the field names of vLLM's `EngineArgs` dataclass from an installed vLLM's source (no import, no GPU), for
-the frozen lists in model_adapters/vllm_engine_args.py.
+the frozen lists in evalkit/model_adapters/vllm_engine_args.py.
 
     /work/side/vllm/bin/python scripts/freeze_vllm_engine_args.py   # or: python ... path/to/vllm
 """

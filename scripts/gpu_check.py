@@ -168,9 +168,9 @@ def phantom_requests(workdir: Path, n: int, size: int, card: Any) -> list[Any]:
     from evalkit.data import get_loader
     from evalkit.data.phantom import generate_phantom
     from evalkit.images import load_image
-    from evalkit.prompts import render_prompt
+    from evalkit.model_adapters.base import GenerationRequest
     from evalkit.registry import all_tasks
-    from model_adapters.base import GenerationRequest
+    from evalkit.run.prompts import render_prompt
 
     root = generate_phantom(workdir / f"phantom-{size}", n_train=0, n_validate=0, n_test=n, size=size)
     tasks = all_tasks()
@@ -214,8 +214,8 @@ def build_2b_shape(tiny_dir: Path, device: str, small: bool) -> tuple[Any, Any, 
     import torch
     from transformers import Qwen3VLForConditionalGeneration
 
+    from evalkit.model_adapters.qwen3vl_processor import image_only_processor_class, load_processor
     from evalkit.testing.tiny_qwen3vl import SPECIAL_TOKENS, greedy_generation, qwen3vl_config, qwen3vl_image_processor
-    from model_adapters.qwen3vl_processor import image_only_processor_class, load_processor
 
     tokenizer = load_processor(tiny_dir).tokenizer
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
@@ -283,7 +283,7 @@ def compare_transformers(
     eos_ids = set(model.generation_config.eos_token_id or [])
 
     def bare(prepared: list[Any]) -> tuple[float, list[str], int]:
-        from model_adapters.transformers_local import generated_length
+        from evalkit.model_adapters.transformers_local import generated_length
 
         _sync(device)
         started = time.perf_counter()
@@ -376,8 +376,8 @@ def compare_transformers(
 
 
 def transformers_tiny(check: Check, workdir: Path, device: str, args: argparse.Namespace) -> Path:
+    from evalkit.model_adapters.transformers_local import TransformersAdapter
     from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
-    from model_adapters.transformers_local import TransformersAdapter
 
     checkpoint = build_tiny_qwen3vl(workdir / "tiny-qwen3vl", seed=0)
     card = tiny_card(checkpoint, args.tiny_tokens)
@@ -390,7 +390,7 @@ def transformers_tiny(check: Check, workdir: Path, device: str, args: argparse.N
 
 
 def transformers_2b(check: Check, workdir: Path, tiny_dir: Path, device: str, args: argparse.Namespace) -> None:
-    from model_adapters.transformers_local import TransformersAdapter
+    from evalkit.model_adapters.transformers_local import TransformersAdapter
 
     model, processor, info = build_2b_shape(tiny_dir, device, args.small)
     check.result["qwen3vl_2b_shape"] = info
@@ -448,7 +448,7 @@ def vllm_stage(check: Check, workdir: Path, device: str, args: argparse.Namespac
     from vllm import SamplingParams
 
     from evalkit.config import ModelCard
-    from model_adapters.vllm_engine import VLLMAdapter, sampling_kwargs
+    from evalkit.model_adapters.vllm_engine import VLLMAdapter, sampling_kwargs
 
     card = ModelCard.model_validate(
         {
@@ -514,8 +514,8 @@ def vllm_stage(check: Check, workdir: Path, device: str, args: argparse.Namespac
 def runner_stage(check: Check, workdir: Path, tiny_dir: Path, device: str, args: argparse.Namespace) -> None:
     if importlib.util.find_spec("duckdb") is None:
         raise SkipStage("duckdb is not installed (the runner's store needs it)")
-    from evalkit.evaluation import build_quietly, evaluate
     from evalkit.registry import all_tasks
+    from evalkit.run.evaluate import build_quietly, evaluate
     from evalkit.store import Store
 
     task = all_tasks()["phantom-report"]

@@ -133,6 +133,7 @@ def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
     import torch
     from transformers import Qwen3VLForConditionalGeneration
 
+    from evalkit.model_adapters.qwen3vl_processor import image_only_processor_class, write_hub_layout
     from evalkit.testing.tiny_qwen3vl import (
         CHAT_TEMPLATE,
         DEFAULT_CORPUS,
@@ -143,10 +144,9 @@ def stage_build(work: Path, smoke: bool) -> dict[str, Any]:
         qwen3vl_config,
         qwen3vl_image_processor,
     )
-    from model_adapters.qwen3vl_processor import image_only_processor_class, write_hub_layout
-    from training.data import Source, build_rows
-    from training.modeling import write_card
-    from training.sft import corpus_of
+    from evalkit.training.data import Source, build_rows
+    from evalkit.training.modeling import write_card
+    from evalkit.training.sft import corpus_of
 
     if not smoke and not torch.cuda.is_available():
         raise RuntimeError("no CUDA device here; `scripts/gpu_train_check.sh --cpu-smoke` runs the CPU path")
@@ -237,7 +237,7 @@ def demo_card(checkpoint: Path) -> Any:
 
 def _config(recipe: str, work: Path, smoke: bool, **grpo: Any) -> Any:
     from evalkit.config import parse_spec
-    from training.config import TrainConfig
+    from evalkit.training.config import TrainConfig
 
     s = sizes(smoke)
     # float32 master weights with bf16 autocast on CUDA (train.bf16: auto): pure-bf16 weights would round away
@@ -289,7 +289,7 @@ def _config(recipe: str, work: Path, smoke: bool, **grpo: Any) -> Any:
 
 
 def stage_sft(work: Path, smoke: bool) -> dict[str, Any]:
-    from training.sft import run_sft
+    from evalkit.training.sft import run_sft
 
     started = time.time()
     result = run_sft(_config("sft", work, smoke))
@@ -306,7 +306,7 @@ def stage_sft(work: Path, smoke: bool) -> dict[str, Any]:
 def _grpo(work: Path, smoke: bool, vllm: bool) -> dict[str, Any]:
     from safetensors.torch import load_file
 
-    from training.grpo import run_grpo
+    from evalkit.training.grpo import run_grpo
 
     name, output = ("gpu-check-grpo-vllm", "grpo_vllm") if vllm else ("gpu-check-grpo", "grpo")
     extra: dict[str, Any] = {"name": name, "output": output}
@@ -345,10 +345,10 @@ def stage_adapter(work: Path, smoke: bool) -> dict[str, Any]:
     """The transformers adapter on radiograph-sized images with the card's budget: tokens per image, latency."""
     from PIL import Image
 
+    from evalkit.model_adapters.base import GenerationRequest
+    from evalkit.model_adapters.transformers_local import TransformersAdapter
     from evalkit.registry import resolve_model
     from evalkit.sample import Sample
-    from model_adapters.base import GenerationRequest
-    from model_adapters.transformers_local import TransformersAdapter
 
     card = resolve_model(str(work / "base"))
     adapter = TransformersAdapter(card, batch_size=4)
@@ -432,8 +432,8 @@ def stage_grpo_vllm(work: Path, smoke: bool) -> dict[str, Any]:
 
 def stage_eval(work: Path, smoke: bool) -> dict[str, Any]:
     from evalkit.config import MetricSpec
-    from evalkit.evaluation import build_quietly, evaluate
     from evalkit.registry import resolve_model, resolve_tasks
+    from evalkit.run.evaluate import build_quietly, evaluate
     from evalkit.store import Store
 
     s = sizes(smoke)

@@ -14,13 +14,13 @@ from answer_fuzz import megabyte_answers, random_answers
 
 from evalkit.answers import last_boxed, parse_answer
 from evalkit.config import ModelCard
-from evalkit.evaluation import evaluate
 from evalkit.metrics.grounding import iou_matrix, nonfinite_boxes
+from evalkit.model_adapters.predictions import PredictionsAdapter
 from evalkit.registry import resolve_tasks
-from evalkit.runner import load_samples
+from evalkit.run.evaluate import evaluate
+from evalkit.run.runner import load_samples
 from evalkit.sample import Parsed
 from evalkit.store import Store, dumps, loads
-from model_adapters.predictions import PredictionsAdapter
 
 # (box convention, answer rule, box format): each convention with the answer rule its profile pairs it with.
 CONVENTIONS = [

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import evalkit.stored_cis as stored_cis
+import evalkit.results.intervals as stored_cis
 from evalkit.errors import EvalkitError
-from evalkit.evaluation import evaluate
-from evalkit.runner import Runner
+from evalkit.run.evaluate import evaluate
+from evalkit.run.runner import Runner
 from evalkit.store import Store
 
 
@@ -40,7 +40,7 @@ def test_cached_rerun_skips_aggregation_cis_and_embedding_but_redoes_what_change
 
     aggregate = _counting(monkeypatch, Runner, "_aggregate")
     bootstrap = _counting(monkeypatch, stored_cis, "_compute_and_write")
-    embed = _counting(monkeypatch, __import__("model_adapters.baselines", fromlist=["x"]), "embed_image")
+    embed = _counting(monkeypatch, __import__("evalkit.model_adapters.baselines", fromlist=["x"]), "embed_image")
     again = evaluate("nn-retrieval", "phantom-report", db=db, data_root=data_root)[0]
     assert again.generated == again.from_cache == 0 and again.reused == first.n_samples
     assert again.metrics == first.metrics and _intervals(db) == cis
@@ -63,8 +63,8 @@ def test_cached_rerun_skips_aggregation_cis_and_embedding_but_redoes_what_change
 @pytest.mark.slow  # about 8 s: builds a tiny Qwen3-VL and generates with it twice
 def test_local_checkpoint_loads_only_when_something_is_generated(tmp_path, db, data_root, monkeypatch):
     pytest.importorskip("transformers")
+    from evalkit.model_adapters.transformers_local import TransformersAdapter
     from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
-    from model_adapters.transformers_local import TransformersAdapter
     from tests.test_transformers_adapter import _card
 
     card = _card(build_tiny_qwen3vl(tmp_path / "tiny", seed=0))
@@ -95,7 +95,7 @@ def test_put_samples_writes_only_new_or_changed_rows(tmp_path, data_root, monkey
     import dataclasses
 
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import load_samples, sample_row
+    from evalkit.run.runner import load_samples, sample_row
 
     samples = load_samples(resolve_tasks("phantom-report")[0], data_root)[:3]
     with Store(tmp_path / "s.duckdb") as store:

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from evalkit import cli
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
+from evalkit.model_adapters.base import card_fingerprint, card_with_overrides
 from evalkit.registry import all_cards
-from model_adapters.base import card_fingerprint, card_with_overrides
 
 FIELD_MODELS = {
     "radvlm": "vllm",
@@ -108,8 +108,8 @@ def test_overrides_are_validated_and_fingerprinted_as_documented(cards: dict[str
 @pytest.fixture()
 def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """What `evaluate` hands the adapter class (from the registry) and the runner, with neither really run."""
-    import evalkit.runner
-    from model_adapters.registry import AdapterEntry
+    import evalkit.run.runner
+    from evalkit.model_adapters.registry import AdapterEntry
 
     seen: dict[str, Any] = {}
 
@@ -125,11 +125,11 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             self.task, self.card = task, card
             seen["batch_size"] = kw["batch_size"]
 
-        def run(self) -> evalkit.runner.RunSummary:
-            return evalkit.runner.RunSummary("run", self.task.name, self.card.name, 0)
+        def run(self) -> evalkit.run.runner.RunSummary:
+            return evalkit.run.runner.RunSummary("run", self.task.name, self.card.name, 0)
 
     monkeypatch.setattr(AdapterEntry, "load", lambda self: FakeAdapter)
-    monkeypatch.setattr(evalkit.runner, "Runner", FakeRunner)
+    monkeypatch.setattr(evalkit.run.runner, "Runner", FakeRunner)
     return seen
 
 

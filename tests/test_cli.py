@@ -100,7 +100,7 @@ def test_missing_data_root(tmp_path, db):
 
 def test_score_external_predictions_and_export(tmp_path, db, data_root):
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import load_samples
+    from evalkit.run.runner import load_samples
 
     spec = resolve_tasks("phantom-abnormality-grounding")[0]
     samples = load_samples(spec, data_root)[:5]
@@ -209,8 +209,8 @@ def test_leaderboard_without_db(tmp_path):
 
 def test_card_report_prompt_overrides_the_task_pool():
     from evalkit.config import ModelCard
-    from evalkit.prompts import render_prompt
     from evalkit.registry import resolve_tasks
+    from evalkit.run.prompts import render_prompt
     from evalkit.sample import Sample
 
     report, grounding = resolve_tasks("phantom-report")[0], resolve_tasks("phantom-abnormality-grounding")[0]

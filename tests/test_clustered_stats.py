@@ -179,9 +179,9 @@ def test_old_results_files_get_the_cluster_columns_and_read_as_iid(tmp_path):
 
 
 def test_phantom_samples_of_one_image_share_their_cluster_and_runs_store_it(data_root, db):
-    from evalkit.evaluation import evaluate
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import load_samples
+    from evalkit.run.evaluate import evaluate
+    from evalkit.run.runner import load_samples
 
     spec = resolve_tasks("phantom-phrase-grounding")[0]
     samples = load_samples(spec, data_root, split="test")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from evalkit.cli import app
 from evalkit.metrics import all_metrics, is_diagnostic
-from evalkit.stats import compare_runs
+from evalkit.results.scores import compare_runs
 from evalkit.store import Store
 
 runner = CliRunner()

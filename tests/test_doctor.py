@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evalkit.cli import app
-from evalkit.commands.doctor import CONSTRAINTS, TRL_VLLM_RANGE, read_constraints, version_checks, vllm_check
+from evalkit.cli.doctor import CONSTRAINTS, TRL_VLLM_RANGE, read_constraints, version_checks, vllm_check
 
 
 def test_constraints_name_the_stack_checked_together() -> None:

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from evalkit import cli
 from evalkit.cli import app
 from evalkit.errors import EvalkitError
-from evalkit.evaluation import evaluate
 from evalkit.resources import bundled
+from evalkit.run.evaluate import evaluate
 
 runner = CliRunner()
 
@@ -141,7 +141,7 @@ def test_rerun_line_counts_the_samples_it_reused(db, data_root):
 
 
 def test_ctrl_c_says_what_was_kept_and_how_to_resume(db, data_root, monkeypatch):
-    from model_adapters.baselines import BaselineAdapter
+    from evalkit.model_adapters.baselines import BaselineAdapter
 
     calls = {"n": 0}
     generate = BaselineAdapter.generate
@@ -163,9 +163,9 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(db, data_root, monkeypatch)
 
 
 def test_plain_progress_lines_off_a_terminal(db, data_root, capsys, monkeypatch):
-    import evalkit.progress
+    import evalkit.run.progress
 
-    monkeypatch.setattr(evalkit.progress, "PLAIN_EVERY_S", 0.0)
+    monkeypatch.setattr(evalkit.run.progress, "PLAIN_EVERY_S", 0.0)
     evaluate("nn-retrieval", "phantom-report", db=db, data_root=data_root, batch_size=4, progress="plain")
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("phantom-report")]
     assert lines, "no progress line"
@@ -196,7 +196,7 @@ def test_tables_fit_80_columns_and_never_cut_names(db, data_root, monkeypatch):
 
 
 def test_evaluate_owns_the_adapter_lifecycle(db, data_root, monkeypatch):
-    from model_adapters.baselines import BaselineAdapter
+    from evalkit.model_adapters.baselines import BaselineAdapter
 
     events: list[str] = []
     prepare = BaselineAdapter.prepare
@@ -215,7 +215,7 @@ def test_adapter_registry_declares_every_back_end():
     import importlib.util
 
     from evalkit.config import ModelCard
-    from model_adapters.registry import ADAPTERS, default_batch_size
+    from evalkit.model_adapters.registry import ADAPTERS, default_batch_size
 
     assert set(ADAPTERS) == set(ModelCard.model_fields["adapter"].annotation.__args__)
     for name, entry in ADAPTERS.items():

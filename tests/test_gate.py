@@ -12,10 +12,10 @@ import yaml
 from typer.testing import CliRunner
 
 from evalkit.cli import app
-from evalkit.gate import noninferiority
 from evalkit.metrics import get_metric
 from evalkit.metrics.base import Metric
 from evalkit.stats import MetricScores, pair_scores
+from evalkit.views.gate import noninferiority
 
 N = 1000
 MARGIN = 0.015  # SE of the paired difference is 0.1 / sqrt(1000) = 0.0032: about 99.7% power per metric
@@ -255,7 +255,7 @@ def test_task_group_gives_one_table_with_holm_within_tasks_or_bh_across_the_grid
 
 
 def test_benjamini_hochberg_matches_a_hand_computation():
-    from evalkit.gate import benjamini_hochberg
+    from evalkit.views.gate import benjamini_hochberg
 
     # m = 4, sorted p: 0.01, 0.02, 0.03, 0.2 -> 0.04, 0.04, 0.04, 0.2 (step-up minimum from the top)
     assert benjamini_hochberg([0.03, 0.2, 0.01, 0.02]) == pytest.approx([0.04, 0.2, 0.04, 0.04])

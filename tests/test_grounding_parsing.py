@@ -6,14 +6,14 @@ import json
 
 import pytest
 
+from evalkit.answers import parse_boxes, parse_output
 from evalkit.config import ModelCard
-from evalkit.evaluation import evaluate
 from evalkit.metrics import is_diagnostic
-from evalkit.parsing import parse_boxes, parse_output
+from evalkit.model_adapters.predictions import PredictionsAdapter
 from evalkit.registry import resolve_tasks
-from evalkit.runner import load_samples
+from evalkit.run.evaluate import evaluate
+from evalkit.run.runner import load_samples
 from evalkit.store import Store
-from model_adapters.predictions import PredictionsAdapter
 
 
 def test_several_unit01_boxes_in_output_order():

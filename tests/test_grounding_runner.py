@@ -15,10 +15,10 @@ from evalkit.data.grounding_layouts import (
     MALFORMED_VINDR,
     write_grounding_layouts,
 )
-from evalkit.evaluation import evaluate
 from evalkit.metrics.grounding import coco_ap_pycocotools
 from evalkit.registry import resolve_tasks
-from evalkit.runner import load_samples
+from evalkit.run.evaluate import evaluate
+from evalkit.run.runner import load_samples
 from evalkit.sample import Parsed
 from evalkit.store import Store, loads
 

@@ -25,7 +25,7 @@ N_BOOT = "1000"
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from evalkit.data.phantom import generate_phantom
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import load_samples
+    from evalkit.run.runner import load_samples
 
     root = tmp_path_factory.mktemp("health")
     generate_phantom(root / "phantom", n_train=40, n_validate=6, n_test=100)

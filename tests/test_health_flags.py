@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evalkit.health import RULES, HealthRow, HealthThresholds, _flag
+from evalkit.views.health import RULES, HealthRow, HealthThresholds, _flag
 
 
 def _rule(metric: str, worse: str | None = None):

@@ -68,7 +68,7 @@ def test_labeller_polarity_and_hierarchy():
 
 def test_labeller_reproduces_the_phantom_labels(data_root):
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import load_samples
+    from evalkit.run.runner import load_samples
 
     samples = load_samples(resolve_tasks("phantom-report")[0], data_root)
     assert samples

@@ -18,7 +18,7 @@ TASK = "phantom-abnormality-grounding"
 def grounding_db(tmp_path_factory, data_root):
     from evalkit import evaluate
     from evalkit.results.health_queries import run_outputs
-    from evalkit.stats import find_run
+    from evalkit.results.scores import find_run
     from evalkit.store import Store
 
     folder = tmp_path_factory.mktemp("health-outputs")

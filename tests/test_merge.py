@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evalkit.cli import app
-from evalkit.merge import merge_databases
+from evalkit.results.merge import merge_databases
 
 runner = CliRunner()
 

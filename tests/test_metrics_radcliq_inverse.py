@@ -11,8 +11,9 @@ import pytest
 from evalkit.metrics import get_metric, metric_class
 from evalkit.metrics.base import SampleScore
 from evalkit.profiles import get_profile
+from evalkit.results.aggregates import StoredMean
 from evalkit.sample import Parsed, Sample
-from evalkit.stats import MetricScores, PairedData, Resampler, StoredMean, compare_paired, intervals
+from evalkit.stats import MetricScores, PairedData, Resampler, compare_paired, intervals
 
 NAME = "1/RadCliQ-v1"
 

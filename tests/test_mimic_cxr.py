@@ -144,8 +144,8 @@ def test_mimic_task_runs_without_metric_weights(mimic_root: Path, tmp_path: Path
     import evalkit.metrics._weights as weights
     import evalkit.metrics.chexbert as chexbert
     import evalkit.metrics.radgraph as radgraph
-    from evalkit.evaluation import evaluate
     from evalkit.registry import resolve_tasks
+    from evalkit.run.evaluate import evaluate
     from evalkit.store import Store
 
     monkeypatch.setenv("EVALKIT_METRIC_WEIGHTS", str(tmp_path / "no-weights"))

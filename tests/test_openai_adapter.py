@@ -21,15 +21,15 @@ from PIL import Image
 
 from evalkit.config import ModelCard, TaskSpec
 from evalkit.errors import EvalkitError
-from evalkit.sample import Sample
-from model_adapters.base import Adapter, GenerationRequest
-from model_adapters.openai_server import (
+from evalkit.model_adapters.base import Adapter, GenerationRequest
+from evalkit.model_adapters.openai_server import (
     OpenAIAdapter,
     chat_completions_url,
     is_local_endpoint,
     message_text,
     retry_after_seconds,
 )
+from evalkit.sample import Sample
 
 Action = Callable[[BaseHTTPRequestHandler, dict[str, Any]], None]
 

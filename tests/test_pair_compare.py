@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 import evalkit
 from evalkit.cli import app
 from evalkit.config import ModelCard
+from evalkit.model_adapters.predictions import PredictionsAdapter
 from evalkit.registry import resolve_tasks
+from evalkit.results.scores import compare_runs
 from evalkit.sample import Sample
-from evalkit.stats import compare_runs
 from evalkit.store import Store
-from model_adapters.predictions import PredictionsAdapter
 
 runner = CliRunner()
 REFS = [

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from evalkit.cli import app
-from evalkit.evaluation import evaluate
-from evalkit.leaderboard import RADVLM_GRPO_REPORT_COLUMNS, leaderboard_rows, paper_tables
+from evalkit.run.evaluate import evaluate
 from evalkit.store import Store
+from evalkit.views.leaderboard import RADVLM_GRPO_REPORT_COLUMNS, leaderboard_rows, paper_tables
 
 
 def _run(db: Path, data_root: Path, model: str, task: str) -> None:

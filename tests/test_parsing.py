@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from evalkit.parsing import format_boxes, parse_boxes, parse_output, smart_resize, split_thinking
+from evalkit.answers import format_boxes, parse_boxes, parse_output, smart_resize, split_thinking
 
 
 def test_split_thinking_tags():

@@ -17,14 +17,14 @@ from typer.testing import CliRunner
 from evalkit.answers import parse_for_card
 from evalkit.cli import app
 from evalkit.config import ModelCard, TaskSpec
-from evalkit.evaluation import evaluate
-from evalkit.leaderboard import leaderboard_rows, paper_tables
+from evalkit.model_adapters.base import stable_hash
+from evalkit.model_adapters.predictions import PredictionsAdapter
 from evalkit.profiles import PROFILES, get_profile, parsing_identity, profile_changes, with_profile
 from evalkit.registry import all_cards, all_tasks, resolve_tasks
-from evalkit.runner import load_samples, run_id_for
+from evalkit.run.evaluate import evaluate
+from evalkit.run.runner import load_samples, run_id_for
 from evalkit.store import Store
-from model_adapters.base import stable_hash
-from model_adapters.predictions import PredictionsAdapter
+from evalkit.views.leaderboard import leaderboard_rows, paper_tables
 
 FIXTURE = json.loads(Path(__file__).with_name("fixtures").joinpath("radvlm_divergence_reference.json").read_text())
 TASK = "phantom-abnormality-grounding"
@@ -215,7 +215,7 @@ REPORT_FIXTURE = json.loads(Path(__file__).with_name("fixtures").joinpath("radvl
 def test_score_pairs_under_a_profile_prints_the_seeds_columns(tmp_path: Path, monkeypatch):
     """`score --pairs --profile radvlm-grpo`: the seed's report columns by default, each with the profile's options;
     the lexical ones equal vilmedic's values (radvlm_report_reference.json) with no option written."""
-    import evalkit.reports as reports
+    import evalkit.run.pairs as reports
 
     monkeypatch.setenv("EVALKIT_METRIC_WEIGHTS", str(tmp_path / "none"))
     asked: dict[str, dict] = {}
@@ -273,7 +273,7 @@ def test_the_4000_character_cut_follows_the_seeds_path_per_card():
 
 
 def test_views_keyed_by_model_keep_the_run_under_the_tasks_own_profile():
-    from evalkit.leaderboard import one_run_per_model
+    from evalkit.views.leaderboard import one_run_per_model
 
     runs = [
         {"task": "t", "model": "a", "profile": None, "run_id": "1"},

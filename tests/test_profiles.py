@@ -84,7 +84,7 @@ def test_radgraph_scores_reports_over_1000_words_under_the_profile() -> None:
 
 
 def test_response_length_is_reported_but_not_gated_by_default() -> None:
-    from evalkit.gate import _gated_by_default
+    from evalkit.views.gate import _gated_by_default
 
     assert _gated_by_default("response_chars") is False
     assert _gated_by_default("rouge_l") and _gated_by_default("cider_d") and _gated_by_default("no_such_metric")

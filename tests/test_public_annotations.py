@@ -451,8 +451,8 @@ def card_reference() -> str:
 
 @pytest.mark.slow
 def test_radiologist_on_the_whole_training_csv(public_root, tmp_path):
-    from evalkit.evaluation import evaluate
     from evalkit.registry import resolve_model, resolve_tasks
+    from evalkit.run.evaluate import evaluate
 
     task, card = resolve_tasks("vindr-reader-agreement")[0], resolve_model("radiologist")
     (summary,) = evaluate(card, task, db=tmp_path / "r.duckdb", data_root=public_root, batch_size=2048)

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from evalkit.cli import app
 from evalkit.errors import EvalkitError
 from evalkit.published import FIELDS, bundled_records, read_ledger
-from evalkit.published_compare import DIFFERS, NOT_COMPARABLE, REPRODUCED, RunNumber, judge
 from evalkit.registry import all_cards
+from evalkit.views.published_compare import DIFFERS, NOT_COMPARABLE, REPRODUCED, RunNumber, judge
 
 RUNNER = CliRunner()
 
@@ -86,7 +86,7 @@ def test_every_published_name_on_a_card_is_in_the_ledger(ledger):
 
 
 def test_published_as_leaves_the_run_identity_alone():
-    from model_adapters.base import card_fingerprint
+    from evalkit.model_adapters.base import card_fingerprint
 
     card = all_cards()["radvlm-grpo"]
     assert card_fingerprint(card) == card_fingerprint(card.model_copy(update={"published_as": []}))
@@ -228,7 +228,7 @@ def test_a_reciprocal_scale_compares_on_the_run_scale(ledger):
 
 
 def test_merge_carries_added_records(tmp_path):
-    from evalkit.merge import merge_databases
+    from evalkit.results.merge import merge_databases
 
     a, b, into = tmp_path / "a.duckdb", tmp_path / "b.duckdb", tmp_path / "all.duckdb"
     for db, rows in ((a, [_row(), _row(model="N")]), (b, [_row(value="31.0", printed="31.0"), _row(model="O")])):

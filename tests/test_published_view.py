@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from evalkit.cli import app
-from evalkit.leaderboard import leaderboard_rows
 from evalkit.published import FIELDS
 from evalkit.store import Store
+from evalkit.views.leaderboard import leaderboard_rows
 
 RUNNER = CliRunner()
 PAPER_NAME = "Template (paper)"
@@ -27,7 +27,7 @@ def reported_db(tmp_path_factory, data_root) -> dict:
     from evalkit import evaluate
 
     folder = tmp_path_factory.mktemp("reported")
-    card = Path(__file__).parents[1].joinpath("model_adapters/cards/normal-template.yaml").read_text()
+    card = Path(__file__).parents[1].joinpath("evalkit/model_adapters/cards/normal-template.yaml").read_text()
     (folder / "card.yaml").write_text(card + f'published_as: ["{PAPER_NAME}"]\n')
     # phantom-report scored on R-L alone (the only column the records name): a third of the full task's time.
     task = Path(__file__).parents[1].joinpath("tasks/phantom-report.yaml").read_text().split("metrics:\n")[0]
@@ -139,8 +139,8 @@ def test_browser_shows_the_three_verdicts_beside_the_run(reported_db, tmp_path):
 
 def test_paper_tables_put_table_1_and_3_rows_beside_a_run_without_ranking_them():
     """Stored-row dicts as leaderboard_rows gives them; the ledger as shipped (RadVLM+RL is 29.9 R-L in Table 1)."""
-    from evalkit.leaderboard import paper_tables
     from evalkit.published import bundled_records
+    from evalkit.views.leaderboard import paper_tables
 
     task = "mimic-cxr-report-radvlm-filtered"
     base = dict(task=task, kind="report_generation", model="radvlm-grpo", n=3314, task_size=3314, partial=False,

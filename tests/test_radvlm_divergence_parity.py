@@ -22,7 +22,7 @@ from evalkit.metrics import get_metric
 from evalkit.metrics.grounding import iou_matrix
 from evalkit.profiles import get_profile
 from evalkit.sample import Parsed, Sample
-from training.rewards import build_reward
+from evalkit.training.rewards import build_reward
 
 FIXTURE = json.loads(Path(__file__).with_name("fixtures").joinpath("radvlm_divergence_reference.json").read_text())
 PROFILE = get_profile("radvlm-grpo")

@@ -19,7 +19,7 @@ from evalkit.config import ModelCard
 from evalkit.metrics import get_metric
 from evalkit.profiles import get_profile
 from evalkit.sample import Parsed, Sample
-from training.rewards import build_reward
+from evalkit.training.rewards import build_reward
 
 FIXTURE = json.loads(Path(__file__).with_name("fixtures").joinpath("radvlm_grounding_reference.json").read_text())
 CASES = {c["id"]: c for c in FIXTURE["cases"]}

@@ -58,7 +58,7 @@ def test_score_pairs_under_the_profile_equals_the_seed_on_tiny_weights():
     """`score_reports(profile="radvlm-grpo")` (what `score --pairs --profile radvlm-grpo` runs) with only the weight
     paths written: RadCliQ-v1 equals the seed's worker on these pairs and on three of the RadCliQ fixture's; RGF1
     equals calcF1RadGraph where the seed gives a number, and is 0 and counted where it raises."""
-    from evalkit.reports import score_reports
+    from evalkit.run.pairs import score_reports
 
     radgraph = {"model_dir": str(radgraph_folder("radgraph-xl")), "device": "cpu"}
     radcliq = {**all_options()["radcliq_v1"], "radgraph": radgraph}

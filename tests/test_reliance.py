@@ -1,4 +1,4 @@
-"""Image-reliance scores (evalkit/reliance.py) and `evalkit reliance`: models that look at the image drop when it
+"""Image-reliance scores (evalkit/views/reliance.py) and `evalkit reliance`: models that look at the image drop when it
 is taken away; models that do not, do not."""
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ import yaml
 from typer.testing import CliRunner
 
 from evalkit import evaluate
+from evalkit.answers import format_boxes
 from evalkit.cli import app
 from evalkit.data.phantom import generate_phantom
-from evalkit.parsing import format_boxes
+from evalkit.model_adapters.base import GenerationResult, stable_hash
 from evalkit.registry import resolve_model, resolve_tasks
-from evalkit.reliance import reliance_rows
 from evalkit.resources import bundled
 from evalkit.store import Store
 from evalkit.transforms.samples import mirror_box
 from evalkit.transforms.tasks import derive_task
-from model_adapters.base import GenerationResult, stable_hash
+from evalkit.views.reliance import reliance_rows
 
 IMAGE_FREE = ("normal-template", "prior-box", "whole-image")
 
@@ -121,7 +121,7 @@ class Oracle:
 
 @pytest.mark.slow  # four runs
 def test_shuffle_agreement_and_flip_equivariance_of_a_model_that_looks(tmp_path, data_root, db):
-    from evalkit.runner import load_samples
+    from evalkit.run.runner import load_samples
 
     card = resolve_model("whole-image")
     report = resolve_tasks(str(mini_task(tmp_path, "phantom-report", ["rouge_l"], "mini-report")))[0]
@@ -201,8 +201,8 @@ def test_findings_on_blank_read_chexbert_labels_when_scored(tmp_path, data_root,
 
 
 def _row(per_sample, clustering=None):
-    from evalkit.reliance import _paired_row
     from evalkit.stats import Clustering
+    from evalkit.views.reliance import _paired_row
 
     base = {"task": "t", "model": "m"}
     labels = ("a", "b")
@@ -226,8 +226,8 @@ def test_paired_row_is_the_mean_difference_with_a_clustered_ci():
 
 
 def test_report_labels_from_references():
-    from evalkit.reliance import known_report_labels, positive_findings
     from evalkit.sample import Sample
+    from evalkit.views.reliance import known_report_labels, positive_findings
 
     assert positive_findings({"No Finding": 1.0, "Pleural Effusion": 0.0, "Edema": None}) == frozenset()
     assert positive_findings({"Pneumonia": -1.0, "Edema": 1.0}) == {"Pneumonia", "Edema"}

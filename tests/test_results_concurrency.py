@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from evalkit.errors import EvalkitError
+from evalkit.model_adapters.registry import build_adapter
 from evalkit.registry import resolve_model, resolve_tasks
 from evalkit.results.store import Store
-from evalkit.runner import Runner, load_samples
-from model_adapters.registry import build_adapter
+from evalkit.run.runner import Runner, load_samples
 
 TASK = "phantom-phrase-grounding"
 
@@ -25,8 +25,8 @@ WRITER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, load_samples
-    from model_adapters.registry import build_adapter
+    from evalkit.run.runner import Runner, load_samples
+    from evalkit.model_adapters.registry import build_adapter
     from evalkit.results.store import Store
 
     db, root, model, delay = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], float(sys.argv[4])

@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 
 from evalkit.cli import app
 from evalkit.errors import EvalkitError
-from evalkit.leaderboard import leaderboard_rows
 from evalkit.metrics import get_metric
 from evalkit.metrics.lexical import RougeL
+from evalkit.model_adapters.registry import build_adapter
 from evalkit.registry import resolve_model, resolve_tasks
 from evalkit.results.store import Store
-from evalkit.runner import Runner, load_samples
-from model_adapters.registry import build_adapter
+from evalkit.run.runner import Runner, load_samples
+from evalkit.views.leaderboard import leaderboard_rows
 
 cli = CliRunner()
 
@@ -85,7 +85,7 @@ def test_option_change_rescores_stored_generations_and_a_revert_hits_the_cache(d
 
 
 def test_pairs_scoring_uses_the_same_identity(tmp_path):
-    from evalkit.reports import score_reports
+    from evalkit.run.pairs import score_reports
 
     db = tmp_path / "pairs.duckdb"
     refs, preds = ["No pleural effusions seen."], ["No pleural effusion."]
@@ -113,9 +113,9 @@ def test_unknown_or_mistyped_metric_option_names_file_metric_and_option(tmp_path
 
 # --- the database renders from what it holds -------------------------------------------------------------------
 def _snapshot(db: Path, site: Path) -> dict:
-    from evalkit.export import export_rows
-    from evalkit.site import build_site
-    from evalkit.stats import compare_runs
+    from evalkit.results.scores import compare_runs
+    from evalkit.views.export import export_rows
+    from evalkit.views.site import build_site
 
     with Store(db, read_only=True) as store:
         rows = leaderboard_rows(store, n_boot=300)
@@ -161,7 +161,7 @@ def test_database_renders_the_same_after_its_yaml_is_edited_or_removed(tmp_path,
 
 # --- run size -------------------------------------------------------------------------------------------------
 def test_limit_never_overwrites_a_full_run_and_values_match_their_cis(db, data_root):
-    from evalkit.stats import run_intervals
+    from evalkit.results.scores import run_intervals
 
     spec = _report_task()
     full = _run(db, data_root, "nn-retrieval", spec)

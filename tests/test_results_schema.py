@@ -11,10 +11,10 @@ import duckdb
 import pytest
 
 from evalkit.errors import EvalkitError
-from evalkit.leaderboard import leaderboard_rows
 from evalkit.results import schema
 from evalkit.results.schema import SCHEMA_VERSION, TABLES, Table, stored_version
 from evalkit.results.store import Store
+from evalkit.views.leaderboard import leaderboard_rows
 
 FIXTURES = Path(__file__).parent / "fixtures"
 COMPARED = ("value", "n", "ci_low", "ci_high", "higher_is_better", "status", "primary")
@@ -54,9 +54,9 @@ def test_old_format_database_opens_after_migration_and_renders_as_before(legacy_
 def test_a_new_run_on_a_migrated_file_rescores_legacy_scores_and_generates_nothing(legacy_db, tmp_path):
     from evalkit.data.phantom import generate_phantom
     from evalkit.metrics import get_metric
+    from evalkit.model_adapters.registry import build_adapter
     from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, load_samples
-    from model_adapters.registry import build_adapter
+    from evalkit.run.runner import Runner, load_samples
 
     root = tmp_path / "data"
     generate_phantom(root / "phantom", n_train=12, n_validate=2, n_test=6)  # the fixture's data, made again
@@ -86,7 +86,7 @@ def test_a_new_run_on_a_migrated_file_rescores_legacy_scores_and_generates_nothi
 
 
 def test_merge_takes_a_legacy_source_without_touching_it(legacy_db, tmp_path):
-    from evalkit.merge import merge_databases
+    from evalkit.results.merge import merge_databases
 
     report = merge_databases([legacy_db], tmp_path / "merged.duckdb")
     assert report.written and not report.conflicts

@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
+from evalkit.answers import parse_output
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
 from evalkit.metrics import get_metric
 from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.metrics.grounding import soft_f1_iou
-from evalkit.parsing import parse_output
 from evalkit.sample import Sample
-from training import rewards as rewards_module
-from training.rewards import PRESETS, MetricReward, build_reward, completion_text
+from evalkit.training import rewards as rewards_module
+from evalkit.training.rewards import PRESETS, MetricReward, build_reward, completion_text
 
 REFERENCE_BOXES = [[0.10, 0.20, 0.40, 0.60], [0.55, 0.50, 0.90, 0.85]]
 BOX_COMPLETIONS = [

@@ -40,7 +40,7 @@ def _load(root: Path, **options):
 @pytest.mark.slow  # reads the 3,955 IU X-ray reports from the archive (~5 s)
 def test_the_task_loads_the_590_reports_with_rexrank_references(iu_root):
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import load_samples
+    from evalkit.run.runner import load_samples
 
     (task,) = resolve_tasks("iu-xray-report-rexrank")
     samples = load_samples(task, iu_root)

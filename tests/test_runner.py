@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.evaluation import build_quietly, evaluate
 from evalkit.registry import resolve_model, resolve_tasks
-from evalkit.runner import load_samples
+from evalkit.run.evaluate import build_quietly, evaluate
+from evalkit.run.runner import load_samples
 from evalkit.store import Store
 from tests.test_results_concurrency import TASK, WRITER
 
@@ -165,8 +165,8 @@ def test_adapter_exception_isolated_to_one_sample(tmp_path, data_root):
 def test_image_less_answers_are_cached_per_sample_not_per_prompt(db, data_root):
     """Stored predictions for two samples with the same prompt: each keeps its own (the cache key is the sample)."""
     from evalkit.config import ModelCard
-    from evalkit.prompts import render_prompt
-    from model_adapters.predictions import PredictionsAdapter
+    from evalkit.model_adapters.predictions import PredictionsAdapter
+    from evalkit.run.prompts import render_prompt
 
     spec = resolve_tasks("phantom-report")[0]
     card = ModelCard(name="elsewhere", adapter="external", checkpoint="file")
@@ -186,10 +186,10 @@ SCORE_RUN = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    import evalkit.runner as runner_module
+    import evalkit.run.runner as runner_module
     from evalkit.registry import resolve_model, resolve_tasks
-    from evalkit.runner import Runner, load_samples
-    from model_adapters.registry import build_adapter
+    from evalkit.run.runner import Runner, load_samples
+    from evalkit.model_adapters.registry import build_adapter
     from evalkit.store import Store
 
     db, root, delay, stemmer = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "stem"

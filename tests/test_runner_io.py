@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import evalkit.runner
+import evalkit.run.runner
+from evalkit.model_adapters.registry import build_adapter
 from evalkit.registry import resolve_model, resolve_tasks
-from evalkit.runner import Runner, load_samples
+from evalkit.run.runner import Runner, load_samples
 from evalkit.store import Store
-from model_adapters.registry import build_adapter
 
 
 def _run(db, data_root, model: str, task: str, reads_pixels: bool | None = None, **kwargs):
@@ -25,8 +25,8 @@ def test_a_prior_baseline_reads_headers_only_and_answers_the_same(tmp_path, data
     card = resolve_model("prior-box")
     assert not build_adapter(card).reads_pixels and build_adapter(resolve_model("nn-retrieval")).reads_pixels
     calls = []
-    real = evalkit.runner.load_image
-    monkeypatch.setattr(evalkit.runner, "load_image", lambda p: calls.append(p) or real(p))
+    real = evalkit.run.runner.load_image
+    monkeypatch.setattr(evalkit.run.runner, "load_image", lambda p: calls.append(p) or real(p))
     decoded = _run(tmp_path / "a.duckdb", data_root, "prior-box", "phantom-anatomy-grounding", reads_pixels=True)
     assert len(calls) == decoded[0].n_samples > 0
     calls.clear()

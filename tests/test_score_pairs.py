@@ -14,7 +14,7 @@ from evalkit.cli import app
 from evalkit.errors import EvalkitError
 from evalkit.metrics import get_metric
 from evalkit.metrics.base import Metric
-from evalkit.reports import read_pairs, score_reports
+from evalkit.run.pairs import read_pairs, score_reports
 from evalkit.sample import Parsed, Sample
 
 REFS = [

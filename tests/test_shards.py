@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from evalkit.cli import app
 from evalkit.errors import EvalkitError
 from evalkit.results.store import Store
-from evalkit.shards import parse_shard, shard_of
+from evalkit.run.shards import parse_shard, shard_of
 
 runner = CliRunner()
 TASK = "phantom-anatomy-grounding"
@@ -88,7 +88,7 @@ def test_four_merged_shards_equal_one_unsharded_run(tmp_path, data_root):
 @pytest.mark.slow
 def test_score_shards_merge_to_the_unsharded_score(tmp_path, data_root):
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import load_samples
+    from evalkit.run.runner import load_samples
 
     text = Path("tasks/phantom-report.yaml").read_text()
     task = tmp_path / "shard-report.yaml"  # phantom-report with lexical metrics only (no weights, fast)
@@ -114,7 +114,7 @@ SHARD_WRITER = textwrap.dedent(
     from pathlib import Path
     import evalkit
     from evalkit.registry import resolve_model
-    from model_adapters.registry import build_adapter
+    from evalkit.model_adapters.registry import build_adapter
 
     db, root, delay, shard = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
     card = resolve_model("prior-box")

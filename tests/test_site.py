@@ -40,7 +40,7 @@ def _build(db: Path, out: Path, *extra: str):
 @pytest.fixture(scope="module")
 def public_db(tmp_path_factory, data_root) -> Path:
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import load_samples
+    from evalkit.run.runner import load_samples
 
     db = tmp_path_factory.mktemp("site") / "results.duckdb"
     for model in ("nn-retrieval", "normal-template"):
@@ -79,7 +79,7 @@ VIEWER_PART_SIZE = 5  # small parts in the shared site, so the browser tests wal
 def public_site(public_db, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("public-site") / "site"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("evalkit.site_data.PART_SIZE", VIEWER_PART_SIZE)
+        patch.setattr("evalkit.views.site_data.PART_SIZE", VIEWER_PART_SIZE)
         _build(public_db, out)
     return out
 
@@ -117,7 +117,7 @@ def _pages(site: Path) -> list[Path]:
 
 def _sample_data(site: Path, task: str) -> tuple[dict, list[dict]]:
     """A task's sample index and every sample record, read back from the data scripts as the browser would."""
-    from evalkit.site_data import read_part
+    from evalkit.views.site_data import read_part
 
     folder = site / "data" / task
     text = (folder / "index.js").read_text()
@@ -190,7 +190,7 @@ def test_private_build_includes_samples_and_says_so_on_every_page(credentialed):
 
 
 def test_part_scripts_hold_compressed_json_that_reads_back():
-    from evalkit.site_data import part_script, read_part
+    from evalkit.views.site_data import part_script, read_part
 
     data = [{"id": "s-1", "out": [{"m": 0, "a": XSS_REPORT + " \u00e9\u2028", "b": [[0.1, 0.2, 0.3, 0.4]]}]}] * 50
     text = part_script("task/0", data)
@@ -408,7 +408,7 @@ def test_viewer_says_when_a_sample_or_the_decoder_is_missing(browser, public_sit
 
 def test_site_size_does_not_grow_with_pages(public_db, tmp_path):
     """Files per task are a fixed handful plus one data part per PART_SIZE samples, not one page per sample."""
-    from evalkit.site_data import PART_SIZE
+    from evalkit.views.site_data import PART_SIZE
 
     out = tmp_path / "site"
     _build(public_db, out)
@@ -419,10 +419,11 @@ def test_site_size_does_not_grow_with_pages(public_db, tmp_path):
 
 # --- the pairwise significance map --------------------------------------------------------------------------------
 def test_pairwise_map_holds_every_pair_with_holm_across_pairs(public_db, public_site):
-    from evalkit.leaderboard import latest_runs
-    from evalkit.site_pairwise import pairwise_map
-    from evalkit.stats import compare_runs, holm
+    from evalkit.results.scores import compare_runs
+    from evalkit.stats import holm
     from evalkit.store import Store
+    from evalkit.views.leaderboard import latest_runs
+    from evalkit.views.site_pairwise import pairwise_map
 
     html = (public_site / "tasks" / "phantom-report.html").read_text()
     assert html.count('class="pairwise-map"') == 2  # leaderboard order and name order
@@ -453,10 +454,11 @@ def test_pairwise_map_holds_every_pair_with_holm_across_pairs(public_db, public_
 def test_difference_to_the_leader_is_the_paired_bootstrap_with_holm_across_models(public_db, tmp_path):
     """The task page's Δ vs #1 column, read from the pairwise map, equals each model's own paired bootstrap
     against the leader (`compare_runs`), with Holm over those comparisons only."""
-    from evalkit.leaderboard import latest_runs
-    from evalkit.site import SiteBuilder, _stored_spec
-    from evalkit.stats import compare_runs, holm
+    from evalkit.results.scores import compare_runs
+    from evalkit.stats import holm
     from evalkit.store import Store
+    from evalkit.views.leaderboard import latest_runs
+    from evalkit.views.site import SiteBuilder, _stored_spec
 
     with Store(public_db, read_only=True) as store:
         runs = latest_runs(store, "phantom-report")

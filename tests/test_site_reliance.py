@@ -13,9 +13,9 @@ from evalkit import evaluate
 from evalkit.cli import app
 from evalkit.registry import resolve_tasks
 from evalkit.resources import bundled
-from evalkit.site import build_site, slug
 from evalkit.store import Store
 from evalkit.transforms.tasks import derive_task
+from evalkit.views.site import build_site, slug
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.slow  # six runs behind one site build

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import evalkit.stats
-from evalkit.leaderboard import latest_runs, leaderboard_rows
+import evalkit.results.scores
+from evalkit.results.intervals import DISPLAY_N_BOOT, run_cis
 from evalkit.store import Store
-from evalkit.stored_cis import DISPLAY_N_BOOT, run_cis
+from evalkit.views.leaderboard import latest_runs, leaderboard_rows
 from tests.test_stats import _run
 
 
@@ -25,7 +25,7 @@ def test_a_finished_run_stores_its_intervals(grounding_db):
         assert {r["metric"] for r in rows} == metrics and {"coco_ap", "coco_ap50"} <= metrics
         assert all(r["n_boot"] == DISPLAY_N_BOOT and r["seed"] == 0 for r in rows)
         # What is stored is what the bootstrap gives for these settings (COCO on all resamples: vectorised now).
-        fresh = evalkit.stats.run_intervals(store, run, n_boot=DISPLAY_N_BOOT, seed=0)
+        fresh = evalkit.results.scores.run_intervals(store, run, n_boot=DISPLAY_N_BOOT, seed=0)
         for r in rows:
             assert (r["ci_low"], r["ci_high"]) == pytest.approx((fresh[r["metric"]].ci_low, fresh[r["metric"]].ci_high))
         assert {r["metric"]: r["n_boot_used"] for r in rows}["coco_ap"] == DISPLAY_N_BOOT
@@ -35,13 +35,13 @@ def test_leaderboard_reads_stored_intervals_without_bootstrapping(grounding_db, 
     with Store(grounding_db, read_only=True) as store:
         expected = leaderboard_rows(store)
     calls = []
-    real = evalkit.stats.run_intervals
+    real = evalkit.results.scores.run_intervals
 
     def counting(*args, **kwargs):
         calls.append(args[2] if len(args) > 2 else kwargs.get("metrics"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("evalkit.stored_cis.run_intervals", counting)
+    monkeypatch.setattr("evalkit.results.intervals.run_intervals", counting)
     with Store(grounding_db, read_only=True) as store:
         assert leaderboard_rows(store) == expected
     assert calls == []

@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from evalkit.errors import EvalkitError
-from training.config import TrainConfig, load_train_config
-from training.demo import GRPO_CONFIG, SFT_CONFIG
+from evalkit.training.config import TrainConfig, load_train_config
+from evalkit.training.demo import GRPO_CONFIG, SFT_CONFIG
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "training" / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "evalkit" / "training" / "configs").glob("*.yaml"))
 PAPER = {"sft.yaml", "coldstart-thinking.yaml", "grpo-report.yaml", "grpo-grounding.yaml"}
 
 
@@ -138,7 +138,7 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
 
 
 def test_paper_batch_terms_map_onto_trl() -> None:
-    from training.grpo import batch_args
+    from evalkit.training.grpo import batch_args
 
     config = load_train_config(SFT_CONFIG.parent / "grpo-grounding.yaml")
     # 8 processes x 16 completions per micro-step: 128 prompts x 8 = 1024 completions per optimiser step,
@@ -153,9 +153,9 @@ def test_trainer_args_pass_through_and_unknown_fields(tmp_path: Path) -> None:
     pytest.importorskip("trl")
     from trl import GRPOConfig
 
-    from training.grpo import grpo_args
-    from training.modeling import make_trl_config
-    from training.rewards import build_reward
+    from evalkit.training.grpo import grpo_args
+    from evalkit.training.modeling import make_trl_config
+    from evalkit.training.rewards import build_reward
 
     config = load_train_config(
         GRPO_CONFIG, ["train.trainer_args={top_k: 5}", "grpo.beta=0.01", f"train.output_dir={tmp_path}"]

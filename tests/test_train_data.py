@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.answers import format_boxes, parse_output
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
-from evalkit.parsing import format_boxes, parse_output
-from evalkit.prompts import render_prompt
 from evalkit.registry import resolve_tasks
-from evalkit.runner import load_samples
-from training.data import Source, build_rows, read_thinking_traces, to_dataset
+from evalkit.run.prompts import render_prompt
+from evalkit.run.runner import load_samples
+from evalkit.training.data import Source, build_rows, read_thinking_traces, to_dataset
 
 
 def _card(**changes) -> ModelCard:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from evalkit.demo import demo_cards, run_demo
+from evalkit.cli.demo import demo_cards, run_demo
 from evalkit.resources import bundled
-from training.config import load_train_config
-from training.demo import GRPO_CONFIG, SFT_CONFIG, SHIPPED_NAMES, seed_overrides, summarise, table_lines
+from evalkit.training.config import load_train_config
+from evalkit.training.demo import GRPO_CONFIG, SFT_CONFIG, SHIPPED_NAMES, seed_overrides, summarise, table_lines
 
 SHIPPED_CHECKPOINTS = bundled("checkpoints")
 SHIPPED = [SHIPPED_CHECKPOINTS / name for name in SHIPPED_NAMES.values()]

@@ -20,15 +20,15 @@ from typer.testing import CliRunner
 
 pytest.importorskip("trl")
 
+from evalkit.answers import parse_output
 from evalkit.cli import app
 from evalkit.config import parse_spec
 from evalkit.metrics import get_metric
-from evalkit.parsing import parse_output
 from evalkit.registry import resolve_model
 from evalkit.sample import Sample
-from training import grpo as grpo_module
-from training.config import TrainConfig
-from training.rewards import MetricReward, build_reward, completion_text
+from evalkit.training import grpo as grpo_module
+from evalkit.training.config import TrainConfig
+from evalkit.training.rewards import MetricReward, build_reward, completion_text
 
 TINY_BUILD = {"text_hidden": 64, "layers": 2, "vision_depth": 2, "vision_hidden": 32, "seed": 0, "card_name": "t-base"}
 
@@ -212,7 +212,7 @@ def test_evalkit_run_accepts_the_checkpoints(chain: dict[str, Any], tmp_path: Pa
 
 
 def test_ship_checkpoints_and_recreate_the_base(chain: dict[str, Any], tmp_path: Path) -> None:
-    from training.demo import SHIPPED_NAMES, materialize_base, ship_checkpoints
+    from evalkit.training.demo import SHIPPED_NAMES, materialize_base, ship_checkpoints
 
     seed = chain["root"] / "seed0"
     written = ship_checkpoints(seed, tmp_path / "ship")
@@ -232,7 +232,7 @@ def test_ship_checkpoints_and_recreate_the_base(chain: dict[str, Any], tmp_path:
 
 
 def test_lora_sft_is_merged_into_a_plain_checkpoint(chain: dict[str, Any], tmp_path: Path) -> None:
-    from training.sft import run_sft
+    from evalkit.training.sft import run_sft
 
     recipe = _sft_recipe(chain["root"], max_steps=2, output_dir=str(tmp_path / "lora"))
     recipe["lora"] = {"enabled": True, "r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}

@@ -9,10 +9,10 @@ import pytest
 
 from evalkit.errors import EvalkitError
 from evalkit.resources import PROJECT_ROOT
-from training import modeling
-from training.config import load_train_config
+from evalkit.training import modeling
+from evalkit.training.config import load_train_config
 
-DEMO_SFT = PROJECT_ROOT / "model_adapters" / "checkpoints" / "demo-qwen3vl-sft"
+DEMO_SFT = PROJECT_ROOT / "evalkit" / "model_adapters" / "checkpoints" / "demo-qwen3vl-sft"
 
 
 def _sft(*extra: str) -> Any:
@@ -29,8 +29,8 @@ def test_bf16_update_at_the_recipe_learning_rate_is_rounded_away() -> None:
 
 
 def test_pure_bf16_full_fine_tune_without_deepspeed_is_refused(data_root: Path, monkeypatch) -> None:
-    from training.data import build_rows
-    from training.preflight import run_preflight
+    from evalkit.training.data import build_rows
+    from evalkit.training.preflight import run_preflight
 
     monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
     config = _sft()
@@ -59,7 +59,7 @@ def test_auto_dtype_keeps_fp32_master_weights_without_deepspeed(monkeypatch: pyt
 def test_evaluate_block_is_not_run_beside_vllm_or_deepspeed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from training.sft import TrainResult, finish
+    from evalkit.training.sft import TrainResult, finish
 
     called: list[Path] = []
     monkeypatch.setattr(modeling, "evaluate_checkpoint", lambda out, *a: called.append(out) or {"t": {"m": 1.0}})
@@ -83,7 +83,7 @@ def test_evaluate_block_is_not_run_beside_vllm_or_deepspeed(
 @pytest.mark.slow  # imports TRL (about 6 s)
 def test_trainer_config_exists_before_the_model_is_loaded(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Under ZeRO-3 the trainer config registers DeepSpeed's config; only then does from_pretrained shard at init.
-    from training import sft
+    from evalkit.training import sft
 
     events: list[str] = []
     real = modeling.make_trl_config

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from evalkit.cli import app
 from evalkit.errors import EvalkitError
 from evalkit.resources import PROJECT_ROOT
-from training.config import load_train_config
-from training.modeling import base_card
-from training.preflight import GIB, image_tokens, kv_bytes_per_token, run_preflight
+from evalkit.training.config import load_train_config
+from evalkit.training.modeling import base_card
+from evalkit.training.preflight import GIB, image_tokens, kv_bytes_per_token, run_preflight
 
 # Qwen/Qwen3-VL-8B-Instruct's config.json, the fields the pre-flight reads.
 QWEN3VL_8B = {
@@ -48,7 +48,9 @@ def config_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("qwen3vl-8b") / "ckpt"
     folder.mkdir()
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
-        shutil.copyfile(PROJECT_ROOT / "model_adapters" / "checkpoints" / "demo-qwen3vl-base" / name, folder / name)
+        shutil.copyfile(
+            PROJECT_ROOT / "evalkit" / "model_adapters" / "checkpoints" / "demo-qwen3vl-base" / name, folder / name
+        )
     image = {"patch_size": 16, "merge_size": 2, "temporal_patch_size": 2, "size": HUB_SIZE}
     image.update(processor_class="Qwen3VLProcessor", image_processor_type="Qwen2VLImageProcessorFast")
     (folder / "preprocessor_config.json").write_text(json.dumps(image), encoding="utf-8")
@@ -94,8 +96,8 @@ def test_shipped_grpo_recipes_fit_an_80gb_gpu(
     for recipe in ("grpo-report", "grpo-grounding"):
         config = load_train_config(Path(recipe), _sets(config_only), recipe="grpo")
         assert config.grpo is not None and config.grpo.vllm_max_model_length == 4096
-    from training.data import build_rows
-    from training.modeling import sources
+    from evalkit.training.data import build_rows
+    from evalkit.training.modeling import sources
 
     config = load_train_config(Path("grpo-report"), _sets(config_only), recipe="grpo")
     card = base_card(config)
@@ -111,8 +113,8 @@ def test_sft_without_a_budget_refuses_radiographs_that_overflow_max_length(
 ) -> None:
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     from evalkit.data.phantom import generate_phantom
-    from training.data import build_rows
-    from training.modeling import sources
+    from evalkit.training.data import build_rows
+    from evalkit.training.modeling import sources
 
     root = tmp_path / "data"
     folder = generate_phantom(root / "phantom", n_train=1, n_validate=1, n_test=1)

@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("trl")
+from evalkit.answers import smart_resize
 from evalkit.config import parse_spec
-from evalkit.parsing import smart_resize
+from evalkit.model_adapters.qwen3vl_processor import HUB_PROCESSOR_CLASS, load_processor
 from evalkit.testing.tiny_qwen3vl import HUB_IMAGE_SIZE, build_hub_qwen3vl
-from model_adapters.qwen3vl_processor import HUB_PROCESSOR_CLASS, load_processor
-from training.config import TrainConfig
-from training.modeling import restore_stock_processor
+from evalkit.training.config import TrainConfig
+from evalkit.training.modeling import restore_stock_processor
 
 pytestmark = pytest.mark.slow  # builds a model and trains on the CPU (about 25 s for the module)
 
@@ -95,8 +95,8 @@ def test_hub_layout_is_unbounded_and_restore_writes_the_budget(hub_base: Path, t
 def test_sft_and_grpo_steps_on_a_radiograph_keep_the_budget(
     hub_base: Path, radiograph_root: Path, tmp_path: Path
 ) -> None:
-    from training.grpo import run_grpo
-    from training.sft import run_sft
+    from evalkit.training.grpo import run_grpo
+    from evalkit.training.sft import run_sft
 
     sft = run_sft(_recipe(hub_base, tmp_path / "sft", "sft", per_device_train_batch_size=2), data_root=radiograph_root)
     assert sft.steps == 1 and "loss" in sft.final_metrics

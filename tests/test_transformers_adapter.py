@@ -20,11 +20,11 @@ from PIL import Image
 
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
+from evalkit.model_adapters.base import Adapter, GenerationRequest
+from evalkit.model_adapters.qwen3vl_processor import PROCESSOR_CLASS_NAME, load_processor
+from evalkit.model_adapters.transformers_local import TransformersAdapter, generated_length
 from evalkit.sample import Sample
 from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
-from model_adapters.base import Adapter, GenerationRequest
-from model_adapters.qwen3vl_processor import PROCESSOR_CLASS_NAME, load_processor
-from model_adapters.transformers_local import TransformersAdapter, generated_length
 
 pytest.importorskip("transformers")
 
@@ -118,13 +118,13 @@ def test_built_checkpoint_has_the_hub_layout_and_loads_without_torchvision(
 def test_shipped_demo_checkpoint_in_the_old_layout_still_loads() -> None:
     from evalkit.registry import PROJECT_ROOT
 
-    folder = PROJECT_ROOT / "model_adapters" / "checkpoints" / "demo-qwen3vl-sft"
+    folder = PROJECT_ROOT / "evalkit" / "model_adapters" / "checkpoints" / "demo-qwen3vl-sft"
     assert json.loads((folder / "processor_config.json").read_text())["processor_class"] == PROCESSOR_CLASS_NAME
     assert type(load_processor(folder)).__name__ == PROCESSOR_CLASS_NAME
 
 
 def test_module_import_does_not_load_torch() -> None:
-    code = "import sys, model_adapters.transformers_local; sys.exit('torch' in sys.modules)"
+    code = "import sys, evalkit.model_adapters.transformers_local; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -11,20 +11,20 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from evalkit import evaluate
+from evalkit.answers import format_boxes
 from evalkit.cli import app
 from evalkit.config import TaskSpec, TransformSpec
 from evalkit.errors import EvalkitError
 from evalkit.images import image_exists, image_hash, image_size, load_image
-from evalkit.parsing import format_boxes
+from evalkit.model_adapters.base import GenerationResult, stable_hash
 from evalkit.registry import resolve_tasks
-from evalkit.runner import load_samples, run_id_for
+from evalkit.run.runner import load_samples, run_id_for
 from evalkit.sample import Sample, cluster_units
 from evalkit.store import Store
 from evalkit.transforms.laterality import swap_laterality
 from evalkit.transforms.pixels import virtual_path
 from evalkit.transforms.samples import apply_transform, derangement, mirror_box
 from evalkit.transforms.tasks import derive_task
-from model_adapters.base import GenerationResult, stable_hash
 
 # --- hflip: boxes -------------------------------------------------------------------------------------------------
 

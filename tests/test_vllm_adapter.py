@@ -23,13 +23,13 @@ from typing import Any, ClassVar
 import pytest
 from PIL import Image
 
+from evalkit.answers import parse_output
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
-from evalkit.parsing import parse_output
+from evalkit.model_adapters.base import Adapter, GenerationRequest, card_with_overrides
+from evalkit.model_adapters.thinking import answer_text
+from evalkit.model_adapters.vllm_engine import VLLMAdapter, engine_kwargs
 from evalkit.sample import Sample
-from model_adapters.base import Adapter, GenerationRequest, card_with_overrides
-from model_adapters.thinking import answer_text
-from model_adapters.vllm_engine import VLLMAdapter, engine_kwargs
 
 Responder = Callable[[str, dict[str, Any]], tuple[str, str]]
 

@@ -40,7 +40,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str
 
 
 def test_fixtures_come_from_the_tested_vllm() -> None:
-    from evalkit.commands.doctor import read_constraints
+    from evalkit.cli.doctor import read_constraints
 
     assert FIXTURES["vllm"] == read_constraints()["vllm"]
     assert FIXTURES["engine"]["unknown_engine_args"] == []
@@ -48,7 +48,7 @@ def test_fixtures_come_from_the_tested_vllm() -> None:
 
 
 def test_serve_flags_are_the_ones_vllm_accepted(built: tuple[Path, list[dict[str, Any]]]) -> None:
-    from model_adapters.vllm_server import serve_command
+    from evalkit.model_adapters.vllm_server import serve_command
 
     checkpoint, _ = built
     command = serve_command(_emit().card(checkpoint), str(checkpoint), 0, "tiny")
@@ -60,8 +60,8 @@ def test_serve_flags_are_the_ones_vllm_accepted(built: tuple[Path, list[dict[str
 
 
 def test_prompts_and_image_tokens_match_vllms_rendering(built: tuple[Path, list[dict[str, Any]]]) -> None:
-    from model_adapters.qwen3vl_processor import load_processor
-    from training.preflight import image_tokens
+    from evalkit.model_adapters.qwen3vl_processor import load_processor
+    from evalkit.training.preflight import image_tokens
 
     checkpoint, cases = built
     processor = load_processor(checkpoint)
@@ -203,8 +203,8 @@ def test_qwen25vl_prompts_and_image_tokens_match_vllms_rendering(built25: tuple[
     and the pre-flight's arithmetic give vLLM's prompt token ids and image-token counts for deepmedix-r1's card."""
     from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
 
-    from model_adapters.chat import pixel_bounds
-    from training.preflight import image_tokens
+    from evalkit.model_adapters.chat import pixel_bounds
+    from evalkit.training.preflight import image_tokens
 
     checkpoint, cases = built25
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
@@ -243,7 +243,7 @@ def built_gemma3(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[d
 def test_tiny_family_flags_and_engine_args_are_the_ones_vllm_accepted(
     family: str, frozen: dict[str, Any], built: str, request: pytest.FixtureRequest
 ) -> None:
-    from model_adapters.vllm_server import serve_command
+    from evalkit.model_adapters.vllm_server import serve_command
 
     checkpoint, _ = request.getfixturevalue(built)
     assert frozen["vllm"] == FIXTURES["vllm"]

@@ -19,14 +19,14 @@ from test_vllm_adapter import FakeLLM, fake_vllm  # noqa: F401 - the fixture
 
 from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
+from evalkit.model_adapters.base import GenerationRequest
+from evalkit.model_adapters.openai_server import VLLM_NEUTRAL_SAMPLING, OpenAIAdapter
+from evalkit.model_adapters.transformers_local import hub_snapshot_commit
+from evalkit.model_adapters.vllm_engine import VLLMAdapter, engine_kwargs
+from evalkit.model_adapters.vllm_engine_args import VLLM_0_32_FIELDS, VLLM_0_33_FIELDS, unknown_engine_args
+from evalkit.model_adapters.vllm_server import serve_command
 from evalkit.registry import all_cards, resolve_tasks
 from evalkit.sample import Sample
-from model_adapters.base import GenerationRequest
-from model_adapters.openai_server import VLLM_NEUTRAL_SAMPLING, OpenAIAdapter
-from model_adapters.transformers_local import hub_snapshot_commit
-from model_adapters.vllm_engine import VLLMAdapter, engine_kwargs
-from model_adapters.vllm_engine_args import VLLM_0_32_FIELDS, VLLM_0_33_FIELDS, unknown_engine_args
-from model_adapters.vllm_server import serve_command
 
 
 def _card(checkpoint: Path, **serving: Any) -> ModelCard:
@@ -110,7 +110,7 @@ def test_managed_server_requests_carry_resized_images(tmp_path: Path, monkeypatc
         def start(self) -> None:
             pass
 
-    monkeypatch.setattr("model_adapters.vllm_server.ManagedVLLMServer", FakeServer)
+    monkeypatch.setattr("evalkit.model_adapters.vllm_server.ManagedVLLMServer", FakeServer)
     adapter = VLLMAdapter(_card(tmp_path, data_parallel_size=2), engine=object())
     client = adapter._served()
     assert client.client_resize
@@ -199,7 +199,7 @@ def test_hub_snapshot_commit_from_the_cache(tmp_path: Path, monkeypatch: pytest.
 
 @pytest.mark.usefixtures("fake_vllm")  # vllm.SamplingParams for the engine's requests
 def test_engine_sleeps_before_scoring_and_wakes_for_the_next_task(data_root: Path, tmp_path: Path) -> None:
-    from evalkit.evaluation import evaluate
+    from evalkit.run.evaluate import evaluate
 
     events: list[str] = []
 

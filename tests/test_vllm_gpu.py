@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from evalkit.config import ModelCard
+from evalkit.model_adapters.base import GenerationRequest
 from evalkit.sample import Sample
-from model_adapters.base import GenerationRequest
 
 
 def _cuda() -> bool:
@@ -34,8 +34,8 @@ pytestmark = [
 
 
 def test_real_engine_answers_every_request(tmp_path: Path) -> None:
+    from evalkit.model_adapters.vllm_engine import VLLMAdapter
     from evalkit.testing.tiny_qwen3vl import build_tiny_qwen3vl
-    from model_adapters.vllm_engine import VLLMAdapter
 
     checkpoint = build_tiny_qwen3vl(tmp_path / "tiny", text_hidden=128, layers=2)
     card = ModelCard.model_validate(

@@ -1,4 +1,4 @@
-"""The shared thinking-retry rule (model_adapters/thinking.py) and its wiring into the transformers adapter."""
+"""The shared thinking-retry rule (evalkit/model_adapters/thinking.py) and its wiring into the transformers adapter."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from evalkit.config import ModelCard
+from evalkit.model_adapters.base import GenerationRequest
+from evalkit.model_adapters.thinking import Attempt, answer_text, generate_with_retries, retry_reason, retry_seed
 from evalkit.sample import Sample
-from model_adapters.base import GenerationRequest
-from model_adapters.thinking import Attempt, answer_text, generate_with_retries, retry_reason, retry_seed
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,7 @@ def _requests() -> list[GenerationRequest]:
 
 
 def test_transformers_adapter_retries_sampled_generations(tiny_checkpoint: Path) -> None:
-    from model_adapters.transformers_local import TransformersAdapter
+    from evalkit.model_adapters.transformers_local import TransformersAdapter
 
     card = _tiny_card(tiny_checkpoint, temperature=1.0, seed=3, thinking_retries=2)
     results = TransformersAdapter(card, device="cpu").generate(_requests())
@@ -126,7 +126,7 @@ def test_transformers_adapter_retries_sampled_generations(tiny_checkpoint: Path)
 
 
 def test_transformers_adapter_skips_retries_when_greedy(tiny_checkpoint: Path) -> None:
-    from model_adapters.transformers_local import TransformersAdapter
+    from evalkit.model_adapters.transformers_local import TransformersAdapter
 
     card = _tiny_card(tiny_checkpoint, temperature=0, thinking_retries=5)
     results = TransformersAdapter(card, device="cpu").generate(_requests())

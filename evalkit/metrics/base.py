@@ -82,7 +82,7 @@ class Metric(ABC):
             where a resampled mean reaches 0), so no CI is stored instead of one from the other resamples.
         requires: What must be installed or downloaded for `available()` to pass (documentation).
         Options: The typed options a task YAML may give (`metrics: [{name, options}]`).
-        diagnostic: True for RL-health diagnostics (evalkit/health.py): stored and resampled like any metric, but
+        diagnostic: True for RL-health diagnostics (evalkit/views/health.py): stored and resampled like any metric, but
             left out of leaderboard tables, run summaries and default comparisons, which they would swamp
             (`evalkit health` and the site's RL-health panel show them).
     """

@@ -141,7 +141,8 @@ def soft_f1_iou(predicted: Sequence[Box], reference: Sequence[Box]) -> tuple[flo
     precision = mass / (mass + unmatched + 1e-8), recall = mass / (#references + 1e-8),
     F1 = 2PR / (P + R + 1e-8); 0 when either side is empty. The 1e-8 guards are the reward's own, kept so that this
     function and the published reward agree to the last bit (a perfect answer scores 1 - ~1e-8, not 1).
-    training/rewards.py uses this very function. Returns (value, [(pred index, ref index, iou), ...]) for the pairs
+    evalkit/training/rewards.py uses this very function.
+    Returns (value, [(pred index, ref index, iou), ...]) for the pairs
     that count (IoU > 0).
     """
     if not predicted or not reference:

@@ -1,5 +1,5 @@
 """Reads for the RL-health diagnostics that compare a run's stored outputs with another run's (a baseline's answer
-per sample) or with its own decoding settings (answers cut at the token limit): evalkit/health.py."""
+per sample) or with its own decoding settings (answers cut at the token limit): evalkit/views/health.py."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ Each job writes its own DuckDB file; `merge_databases` folds them, in the order 
   would retry that sample anyway); two different texts are a conflict.
 - `run_metrics`: aggregates are recomputed from the merged per-sample scores of every run that received samples
   from more than one file (metrics aggregate from stored statistics, so no model runs again); so are that
-  run's stored CIs (`intervals`, evalkit/stored_cis.py), which a new run brings along.
+  run's stored CIs (`intervals`, evalkit/results/intervals.py), which a new run brings along.
 - `samples`: the same (task, sample_id) must hold the same references and prompt variables (image paths may
   differ between machines); otherwise it is a conflict.
 - `generation_cache`, `annotation_cache`: content-addressed, merged by key; two different values for one key
@@ -35,7 +35,6 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +42,12 @@ from typing import Any
 import duckdb
 
 from evalkit.errors import EvalkitError
-from evalkit.results.queries import CURRENT_SCORES, count_run_samples
+from evalkit.results.aggregates import aggregate_current, stored_metric
+from evalkit.results.intervals import refresh
+from evalkit.results.queries import count_run_samples, ok_run_metrics
 from evalkit.results.schema import RESULT_TABLES, SCHEMA_VERSION, stored_version
 from evalkit.results.store import Store, connect, loads, wait_seconds
+from evalkit.results.writes import set_metric_aggregate
 
 ON_CONFLICT = ("fail", "keep-first")
 RUN_IDENTITY = ("task", "task_version", "model", "model_fingerprint", "adapter", "decoding")
@@ -146,10 +148,7 @@ class _Merger:
     scores, copying them, remembering where a kept sample came from) happens in DuckDB; Python holds runs, counts
     and conflicts only."""
 
-    def __init__(
-        self, store: Store, report: MergeReport, refresh_cis: Callable[[Store, list[str]], None] | None = None
-    ) -> None:
-        self.refresh_cis = refresh_cis
+    def __init__(self, store: Store, report: MergeReport) -> None:
         self.store = store
         self.con = store.con
         self.report = report
@@ -488,39 +487,25 @@ class _Merger:
                 self.recompute_run(run_id)
 
     def recompute_run(self, run_id: str) -> None:
-        from evalkit.metrics import get_metric
-
-        rows = self.store.query("SELECT metric, options FROM run_metrics WHERE run_id = ? AND status = 'ok'", [run_id])
-        for row in rows:
-            scores = self.con.execute(
-                f"SELECT s.value, s.stats {CURRENT_SCORES} AND s.metric = ? ORDER BY s.sample_id",
-                [run_id, row["metric"]],
-            ).fetchall()
+        for row in ok_run_metrics(self.con, run_id):
             try:
-                metric = get_metric(row["metric"], **(loads(row["options"], {}) or {}))
-                values, stats = [s[0] for s in scores], [loads(s[1], {}) for s in scores]
-                value = metric.aggregate(values, stats) if scores else None
+                value, n_scored, _ = aggregate_current(self.con, run_id, stored_metric(row))
             except Exception as exc:
                 detail = f"cannot recompute it here ({type(exc).__name__}: {exc}); rerun `evalkit run`"
                 key = {"run_id": run_id, "metric": row["metric"]}
                 self.conflict("run_metrics", key, "(merged)", ["value"], detail)
                 continue
-            self.con.execute(
-                "UPDATE run_metrics SET value = ?, n = ? WHERE run_id = ? AND metric = ?",
-                [value, len(scores), run_id, row["metric"]],
-            )
+            set_metric_aggregate(self.con, run_id, row["metric"], value, n_scored)
         # The run now holds the samples of every file (shards of one run: `--shard`), so it may no longer be partial.
         count_run_samples(self.con, run_id)
         self.report.recomputed_runs.append(run_id)
-        if self.refresh_cis is not None:
-            self.refresh_cis(self.store, [run_id])  # its stored CIs described the unmerged scores
+        refresh(self.store, [run_id])  # its stored CIs described the unmerged scores
 
 
 def merge_databases(
     sources: list[Path],
     into: Path,
     on_conflict: str = "fail",
-    refresh_cis: Callable[[Store, list[str]], None] | None = None,
 ) -> MergeReport:
     """Fold `sources` (in order) into `into`; see the module docstring for the rules.
 
@@ -533,8 +518,6 @@ def merge_databases(
         into: Target file; created if absent. Its existing content takes precedence over every source.
         on_conflict: `fail` (write nothing when any conflict is found) or `keep-first` (write, keeping the
             earliest file's version of each conflicting item).
-        refresh_cis: Recomputes the stored CIs of the given runs (`evalkit.merge.merge_databases` passes
-            `evalkit.stored_cis.refresh`, which sits above this package).
     """
     if on_conflict not in ON_CONFLICT:
         raise EvalkitError(f"--on-conflict must be one of {', '.join(ON_CONFLICT)}, not '{on_conflict}'")
@@ -571,7 +554,7 @@ def merge_databases(
             raise EvalkitError(f"{MEMORY_ENV}={limit!r} is not a memory size (e.g. 1GB): {exc}") from None
         store.con.execute("SET preserve_insertion_order = false")  # lets INSERT ... SELECT stream
         store.con.execute("SET enable_progress_bar = false")  # a slow step must not print into `--json` output
-        merger = _Merger(store, report, refresh_cis)
+        merger = _Merger(store, report)
         for index, source in enumerate(sources):
             alias = f"merge_src_{index}"
             try:

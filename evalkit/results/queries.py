@@ -281,6 +281,19 @@ def failed_generation_count(con: Any, run_id: str) -> int:
     ][0]
 
 
+def ok_run_metrics(con: Any, run_id: str) -> list[dict[str, Any]]:
+    """The metrics of a run that scored (`status = 'ok'`): name, options (decoded) and direction, enough to rebuild
+    each one (evalkit.results.aggregates.stored_metric)."""
+    cursor = con.execute(
+        "SELECT metric, options, higher_is_better FROM run_metrics WHERE run_id = ? AND status = 'ok'", [run_id]
+    )
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        row["options"] = loads(row["options"], {}) or {}
+    return rows
+
+
 def current_score_rows(con: Any, run_id: str, metric: str) -> list[tuple[Any, Any]]:
     """(value, stats) of a run's current scores of a metric, in sample order (a resumed run sums in the same order
     as an uninterrupted one)."""

@@ -97,7 +97,7 @@ TABLES: dict[str, Table] = {
             ("run_id", "metric"),
         ),
         Table(
-            "intervals",  # display CIs stored when a run finishes (evalkit/stored_cis.py)
+            "intervals",  # display CIs stored when a run finishes (evalkit/results/intervals.py)
             _cols(
                 "run_id VARCHAR, metric VARCHAR, score_key VARCHAR, n_boot INTEGER, seed BIGINT, level DOUBLE,"
                 "value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, n INTEGER, n_boot_used INTEGER, vectorised BOOLEAN,"

@@ -24,8 +24,16 @@ def drop_other_metrics(con: Any, run_id: str, metric_names: Sequence[str]) -> No
     )
 
 
-def set_metric_aggregate(con: Any, run_id: str, metric: str, value: float | None, n: int, n_errored: int) -> None:
-    """Write a metric's aggregate over a run's current scores."""
+def set_metric_aggregate(
+    con: Any, run_id: str, metric: str, value: float | None, n: int, n_errored: int | None = None
+) -> None:
+    """Write a metric's aggregate over a run's current scores (`n_errored` None: keep the stored count, as a
+    merge does, which re-aggregates without knowing the failed generations)."""
+    if n_errored is None:
+        con.execute(
+            "UPDATE run_metrics SET value = ?, n = ? WHERE run_id = ? AND metric = ?", [value, n, run_id, metric]
+        )
+        return
     con.execute(
         "UPDATE run_metrics SET value = ?, n = ?, n_errored = ? WHERE run_id = ? AND metric = ?",
         [value, n, n_errored, run_id, metric],

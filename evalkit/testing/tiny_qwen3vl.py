@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import EvalkitError
-from model_adapters.qwen3vl_processor import image_only_processor_class, quiet_progress_bars, write_hub_layout
+from evalkit.model_adapters.qwen3vl_processor import image_only_processor_class, quiet_progress_bars, write_hub_layout
 
 # Special tokens in Qwen's order; ids follow this order (0..6), so the model config can point at them.
 SPECIAL_TOKENS: tuple[str, ...] = (

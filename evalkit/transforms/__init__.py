@@ -3,7 +3,7 @@
 A derived task `T@NAME` is task T with each sample's image changed deterministically (and, for `hflip`, its
 references mirrored with it). It is a task like any other in the store (own name and run ids; its stored spec
 names the transform and seed), so runs of it resume, cache and compare with the usual machinery.
-evalkit/reliance.py turns a task's runs and its variants' runs into image-reliance scores.
+evalkit/views/reliance.py turns a task's runs and its variants' runs into image-reliance scores.
 """
 
 from __future__ import annotations

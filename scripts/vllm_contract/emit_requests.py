@@ -54,7 +54,9 @@ def card(checkpoint: Path, family: str = "qwen3-vl") -> Any:
 
     shipped = TINY[family][2]
     if shipped:
-        data = yaml.safe_load((ROOT / "model_adapters" / "cards" / f"{shipped}.yaml").read_text(encoding="utf-8"))
+        data = yaml.safe_load(
+            (ROOT / "evalkit" / "model_adapters" / "cards" / f"{shipped}.yaml").read_text(encoding="utf-8")
+        )
         data["checkpoint"] = str(checkpoint)
         data["decoding"]["max_new_tokens"] = 16
         data["serving"]["engine_args"] = {"max_model_len": 4096, "enforce_eager": True}
@@ -86,10 +88,10 @@ def image(size: tuple[int, int]) -> Any:
 
 def cases(checkpoint: Path, family: str = "qwen3-vl") -> list[dict[str, Any]]:
     """evalkit's request body for each case (the OpenAI adapter's, as sent to a vLLM server)."""
+    from evalkit.model_adapters.base import GenerationRequest
+    from evalkit.model_adapters.chat import chat_messages, decoding_for
+    from evalkit.model_adapters.openai_server import OpenAIAdapter
     from evalkit.sample import Sample
-    from model_adapters.base import GenerationRequest
-    from model_adapters.chat import chat_messages, decoding_for
-    from model_adapters.openai_server import OpenAIAdapter
 
     the_card = card(checkpoint, family).model_copy(update={"adapter": "openai"})
     adapter = OpenAIAdapter(the_card, endpoint="http://127.0.0.1:9/v1", served_model_name="tiny")
@@ -112,14 +114,14 @@ def raw_prompts(checkpoint: Path, family: str) -> list[dict[str, Any]]:
     import yaml
 
     from evalkit.config import ModelCard
+    from evalkit.model_adapters.base import GenerationRequest
+    from evalkit.model_adapters.chat import png_data_url
+    from evalkit.model_adapters.vllm_engine import VLLMAdapter, engine_kwargs
     from evalkit.sample import Sample
-    from model_adapters.base import GenerationRequest
-    from model_adapters.chat import png_data_url
-    from model_adapters.vllm_engine import VLLMAdapter, engine_kwargs
 
     if family not in RAW_PROMPT_CARDS:
         return []
-    path = ROOT / "model_adapters" / "cards" / f"{RAW_PROMPT_CARDS[family]}.yaml"
+    path = ROOT / "evalkit" / "model_adapters" / "cards" / f"{RAW_PROMPT_CARDS[family]}.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["checkpoint"] = str(checkpoint)
     data["serving"]["engine_args"] = {"max_model_len": 4096, "enforce_eager": True}
@@ -148,8 +150,8 @@ def green_body() -> dict[str, Any]:
 
 def main() -> None:
     """`emit_requests.py WORK [FAMILY]`: FAMILY (default qwen3-vl) is one of TINY."""
-    from model_adapters.vllm_engine import engine_kwargs
-    from model_adapters.vllm_server import serve_command
+    from evalkit.model_adapters.vllm_engine import engine_kwargs
+    from evalkit.model_adapters.vllm_server import serve_command
 
     work = Path(sys.argv[1])
     family = sys.argv[2] if len(sys.argv) > 2 else "qwen3-vl"

@@ -1,6 +1,6 @@
 """evalkit's request shape for every shipped card (project venv): what the vLLM check validates per family.
 
-For each card in model_adapters/cards/*.yaml, by adapter:
+For each card in evalkit/model_adapters/cards/*.yaml, by adapter:
 - `vllm`: the offline engine's input (`VLLMAdapter.build_messages`, images as data URLs as a server gets them:
   chat messages, or the `{"prompt", "multi_modal_data"}` of a raw-prompt card), its `SamplingParams` keyword
   arguments (`sampling_kwargs`), its engine keyword arguments (`engine_kwargs`), and the chat-completions body of
@@ -24,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-CARDS = ROOT / "model_adapters" / "cards"
+CARDS = ROOT / "evalkit" / "model_adapters" / "cards"
 IMAGE_SIZE = (640, 768)  # a small radiograph-shaped image (the card's resize still applies)
 PROMPT = "Describe the findings of this chest radiograph."
 NO_VLLM = {
@@ -70,7 +70,7 @@ def _json_images(value: Any) -> Any:
     """A raw-prompt input's PIL images as PNG data URLs (the side script decodes them back to images)."""
     from PIL import Image
 
-    from model_adapters.chat import png_data_url
+    from evalkit.model_adapters.chat import png_data_url
 
     if isinstance(value, dict):
         return {k: _json_images(v) for k, v in value.items()}
@@ -82,11 +82,11 @@ def _json_images(value: Any) -> Any:
 def requests(card: Any) -> dict[str, Any]:
     """What evalkit would hand vLLM for one card (full data URLs)."""
     from evalkit.errors import EvalkitError
+    from evalkit.model_adapters.base import GenerationRequest
+    from evalkit.model_adapters.chat import decoding_for
+    from evalkit.model_adapters.openai_server import OpenAIAdapter
+    from evalkit.model_adapters.vllm_engine import VLLMAdapter, engine_kwargs, sampling_kwargs
     from evalkit.sample import Sample
-    from model_adapters.base import GenerationRequest
-    from model_adapters.chat import decoding_for
-    from model_adapters.openai_server import OpenAIAdapter
-    from model_adapters.vllm_engine import VLLMAdapter, engine_kwargs, sampling_kwargs
 
     if card.adapter != "vllm":
         return {"card": card.name, "family": card.family, "adapter": card.adapter, "no_vllm": NO_VLLM[card.adapter]}

@@ -64,7 +64,7 @@ def test_corpus_is_large_and_ids_are_unique():
 def corpus_env(tmp_path_factory, data_root) -> dict[str, str]:
     """A results file with three runs of phantom-anatomy-grounding, and sample ids, made once."""
     from evalkit.registry import resolve_tasks
-    from evalkit.runner import load_samples
+    from evalkit.run.runner import load_samples
 
     folder = tmp_path_factory.mktemp("corpus")
     db = folder / "graded.duckdb"

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from evalkit.cli import app
 from evalkit.config import ModelCard, load_spec
 from evalkit.errors import EvalkitError
+from evalkit.model_adapters.predictions import read_predictions
 from evalkit.registry import load_task
-from evalkit.reports import read_pairs
-from model_adapters.predictions import read_predictions
+from evalkit.run.pairs import read_pairs
 
 ROOT = Path(__file__).resolve().parents[2]
 VALID = {
@@ -34,7 +34,7 @@ VALID = {
         + "\n"
     ).encode(),
     "task": (ROOT / "tasks" / "phantom-anatomy-grounding.yaml").read_bytes(),
-    "card": (ROOT / "model_adapters" / "cards" / "nn-retrieval.yaml").read_bytes(),
+    "card": (ROOT / "evalkit" / "model_adapters" / "cards" / "nn-retrieval.yaml").read_bytes(),
 }
 READERS: dict[str, Callable[[Path], object]] = {
     "predictions": read_predictions,

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from evalkit.cli import app
 from evalkit.registry import resolve_tasks
 from evalkit.results.store import Store
-from evalkit.runner import load_samples
+from evalkit.run.runner import load_samples
 
 GROUNDING = "phantom-anatomy-grounding"
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def test_same_predictions_under_two_model_names_are_two_runs_and_two_rows(tmp_pa
 
 def test_card_run_ids_do_not_change(tmp_path, data_root):
     """`evalkit run` with a card keeps the run id it always had: run_id_for(task, fingerprint), nothing added."""
-    from evalkit.runner import run_id_for
+    from evalkit.run.runner import run_id_for
 
     db = tmp_path / "r.duckdb"
     result = invoke("run", "-m", "prior-box", "-t", GROUNDING, "--db", db, "--data-root", data_root, "--limit", "2")
@@ -107,8 +107,8 @@ SITE_WRITER = """
 import sys, os
 from pathlib import Path
 from evalkit.results.store import Store
-from evalkit.site import build_site
-import evalkit.site as site
+from evalkit.views.site import build_site
+import evalkit.views.site as site
 real = site.SiteBuilder._render
 def slow(self, *a, **k):
     print("page", flush=True)
@@ -184,7 +184,7 @@ def test_site_build_killed_at_ten_random_times(tmp_path, site_db):
 
 
 def test_site_build_killed_between_the_two_renames_keeps_the_old_site(tmp_path, site_db, monkeypatch):
-    from evalkit import site_swap
+    from evalkit.views import site_swap
 
     out = tmp_path / "site"
     assert invoke("site", "build", "--db", site_db, "--out", out, "--n-boot", "100").exit_code == 0
@@ -200,7 +200,7 @@ def test_site_build_killed_between_the_two_renames_keeps_the_old_site(tmp_path, 
     monkeypatch.setattr(Path, "rename", crash_after_parking)
     with pytest.raises(KeyboardInterrupt):
         with Store(site_db, read_only=True) as store:
-            from evalkit.site import build_site
+            from evalkit.views.site import build_site
 
             build_site(store, out, n_boot=100)
     monkeypatch.setattr(Path, "rename", real_rename)
@@ -211,7 +211,7 @@ def test_site_build_killed_between_the_two_renames_keeps_the_old_site(tmp_path, 
 
 
 def test_site_build_interrupted_in_process_keeps_old_site(tmp_path, site_db, monkeypatch):
-    import evalkit.site as site
+    import evalkit.views.site as site
 
     out = tmp_path / "site"
     assert invoke("site", "build", "--db", site_db, "--out", out, "--n-boot", "100").exit_code == 0
@@ -284,7 +284,7 @@ def test_export_into_a_closed_pipe_is_quiet(tmp_path, data_root):
 
 
 def test_demo_interrupted_between_runs_says_what_was_stored(tmp_path, data_root, monkeypatch):
-    import evalkit.demo
+    import evalkit.cli.demo
 
     db = tmp_path / "r.duckdb"
     assert invoke("run", "-m", "prior-box", "-t", GROUNDING, "--db", db, "--data-root", data_root).exit_code == 0
@@ -292,7 +292,7 @@ def test_demo_interrupted_between_runs_says_what_was_stored(tmp_path, data_root,
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(evalkit.demo, "run_demo", interrupted)
+    monkeypatch.setattr(evalkit.cli.demo, "run_demo", interrupted)
     result = invoke("demo", "--db", db, "--data-root", data_root)
     assert result.exit_code == 130
     assert "holds 1 run(s), 16 samples" in result.output and "nothing to resume" not in result.output
@@ -300,7 +300,7 @@ def test_demo_interrupted_between_runs_says_what_was_stored(tmp_path, data_root,
 
 def test_train_without_the_train_extra_says_so(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "trl", None)  # as if TRL were not installed
-    config = ROOT / "training" / "configs"
+    config = ROOT / "evalkit" / "training" / "configs"
     recipe = next(p for p in sorted(config.glob("*.yaml")) if "sft" in p.name)
     result = invoke("train", "sft", "--config", recipe, "--output-dir", tmp_path / "out")
     assert result.exit_code == 2, result.output
@@ -308,7 +308,7 @@ def test_train_without_the_train_extra_says_so(tmp_path, monkeypatch):
 
 
 def test_two_merges_into_one_target_at_once_is_a_clear_error(tmp_path, data_root):
-    from evalkit.merge import _MergeLock
+    from evalkit.results.merge import _MergeLock
 
     source = tmp_path / "a.duckdb"
     assert (
@@ -329,7 +329,7 @@ def test_two_merges_into_one_target_at_once_is_a_clear_error(tmp_path, data_root
 
 
 def test_ctrl_c_during_merge_leaves_the_target_unchanged(tmp_path, data_root, monkeypatch):
-    import evalkit.merge
+    import evalkit.results.merge
 
     source = tmp_path / "a.duckdb"
     assert (
@@ -342,7 +342,7 @@ def test_ctrl_c_during_merge_leaves_the_target_unchanged(tmp_path, data_root, mo
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(evalkit.merge._Merger, "merge_source", interrupted)
+    monkeypatch.setattr(evalkit.results.merge._Merger, "merge_source", interrupted)
     into = tmp_path / "all.duckdb"
     result = invoke("merge", source, "--into", into)
     assert result.exit_code == 130 and "nothing was merged" in result.output
@@ -355,16 +355,18 @@ def test_demo_summary_line_counts_parse_failures(tmp_path, monkeypatch):
 
     from rich.console import Console
 
-    import evalkit.demo
-    from evalkit.runner import RunSummary
+    import evalkit.cli.demo
+    from evalkit.run.runner import RunSummary
 
     def fake_evaluate(card, tasks, *, on_summary, **kwargs):
         on_summary(RunSummary("r", "phantom-report", "ckpt[step=1]", 16, 16, 16, generated=16, parse_failures=3))
         return []
 
-    monkeypatch.setattr(evalkit.demo, "evaluate", fake_evaluate)
-    monkeypatch.setattr(evalkit.demo, "demo_cards", lambda tiny_model: [evalkit.demo.resolve_model("prior-box")])
+    monkeypatch.setattr(evalkit.cli.demo, "evaluate", fake_evaluate)
+    monkeypatch.setattr(
+        evalkit.cli.demo, "demo_cards", lambda tiny_model: [evalkit.cli.demo.resolve_model("prior-box")]
+    )
     out = io.StringIO()
-    evalkit.demo.run_demo(tmp_path / "r.duckdb", None, console=Console(file=out, width=200))
+    evalkit.cli.demo.run_demo(tmp_path / "r.duckdb", None, console=Console(file=out, width=200))
     line = out.getvalue().splitlines()[0]
     assert "ckpt[step=1]" in line and "3 answer(s) failed to parse" in line

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from evalkit.tables import fitting, split_by_width
+from evalkit.cli._tables import fitting, split_by_width
 
 
 def _render(table: Table, width: int = 80) -> str:
