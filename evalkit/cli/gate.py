@@ -12,8 +12,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from evalkit.cli._common import DbOption, fail, fmt, fmt_p, wide_console
 from evalkit.cli._tables import fitting
-from evalkit.cli.stats import fail, fmt, fmt_p, wide_console
 from evalkit.errors import EvalkitError
 from evalkit.store import DEFAULT_DB
 
@@ -55,7 +55,7 @@ def gate(
     ] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here.")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown summary here.")] = None,
-    db: Annotated[Path, typer.Option("--db", help="DuckDB results file.")] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     json_out: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
 ) -> None:
     """Non-inferiority gate with three verdicts per metric: pass (the paired-bootstrap upper bound of the

@@ -11,7 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from evalkit.cli.stats import ClusterOption, fail, fmt, fmt_p, wide_console
+from evalkit.cli._common import ClusterOption, DbOption, fail, fmt, fmt_p, wide_console
 from evalkit.errors import EvalkitError
 from evalkit.store import DEFAULT_DB
 
@@ -37,7 +37,7 @@ def health(
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples.")] = 2000,
     seed: Annotated[int, typer.Option(help="Resampling seed.")] = 0,
     cluster: ClusterOption = "auto",
-    db: Annotated[Path, typer.Option("--db", help="DuckDB results file.")] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the table, length adjustment and check as JSON.")
     ] = False,

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from evalkit.cli._common import fail
 from evalkit.errors import EvalkitError
 
 console = Console()
@@ -48,8 +48,7 @@ def merge(
     try:
         report = merge_databases(list(sources), into, on_conflict=on_conflict)
     except EvalkitError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
+        fail(exc)
     except KeyboardInterrupt:
         # merge_databases builds in a scratch file and removes it on the way out: the target is as it was.
         err.print(f"interrupted: nothing was merged; {into} is unchanged.", highlight=False, soft_wrap=True)

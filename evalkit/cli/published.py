@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from evalkit.cli.stats import fail, wide_console
+from evalkit.cli._common import fail, wide_console
 from evalkit.errors import EvalkitError
 from evalkit.store import DEFAULT_DB
 

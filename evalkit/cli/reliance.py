@@ -11,7 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from evalkit.cli.stats import ClusterOption, err, fail, fmt, wide_console
+from evalkit.cli._common import ClusterOption, DbOption, err, fail, fmt, wide_console
 from evalkit.errors import EvalkitError
 from evalkit.store import DEFAULT_DB
 
@@ -19,7 +19,7 @@ from evalkit.store import DEFAULT_DB
 def reliance(
     task: Annotated[str, typer.Option("--task", "-t", help="Task name (its variants are TASK@blank, ...).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Card name, shipped checkpoint or checkpoint folder.")],
-    db: Annotated[Path, typer.Option("--db", help="DuckDB results file.")] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     data_root: Annotated[
         Path | None, typer.Option("--data-root", help="Folder holding the data sets (default: $EVALKIT_DATA_ROOT).")
     ] = None,

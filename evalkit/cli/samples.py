@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from evalkit.cli.stats import err, fail
+from evalkit.cli._common import err, fail
 from evalkit.errors import EvalkitError
 
 FORMATS = ("jsonl", "csv", "parquet")

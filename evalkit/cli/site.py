@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from evalkit.cli.stats import fail
+from evalkit.cli._common import DbOption, fail
 from evalkit.errors import EvalkitError
 from evalkit.store import DEFAULT_DB
 
@@ -18,7 +18,7 @@ console = Console()
 
 @site_app.command("build")
 def build(
-    db: Annotated[Path, typer.Option("--db", help="DuckDB results file.")] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     out: Annotated[Path, typer.Option("--out", help="Output folder (replaced on every build).")] = Path("results/site"),
     private: Annotated[
         bool,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -13,44 +12,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from evalkit.cli._common import ClusterOption, DbOption, fail, fmt, fmt_p, wide_console
 from evalkit.cli._tables import fitting
 from evalkit.errors import EvalkitError
 from evalkit.store import DEFAULT_DB
-
-err = Console(stderr=True)
-
-
-def wide_console() -> Console:
-    """Tables of statistics need about 120 columns; a pipe or a narrow terminal still gets them unwrapped."""
-    return Console(width=max(Console().width, 120))
-
-
-def fail(exc: EvalkitError) -> None:
-    """The CLI's way out for input errors: the message, then exit 2."""
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
-    raise typer.Exit(exc.exit_code)
-
-
-ClusterOption = Annotated[
-    str,
-    typer.Option(
-        "--cluster",
-        help="Unit of resampling: auto (each sample's stored cluster: patient, else study, else image), none "
-        "(samples, iid), image, study, patient.",
-    ),
-]
-
-
-def fmt(value: float | None, digits: int = 4, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def fmt_p(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
 
 
 def compare(
@@ -59,7 +24,7 @@ def compare(
         list[str] | None,
         typer.Option("--model", "-m", help="Give twice: model A then model B (a card name or a run id)."),
     ] = None,
-    db: Annotated[Path, typer.Option("--db", help="DuckDB results file.")] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     metric: Annotated[
         list[str] | None, typer.Option("--metric", help="Only these metrics (repeatable). Default: all shared.")
     ] = None,

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from evalkit.cli._common import fail
 from evalkit.errors import EvalkitError
 
 console = Console()
@@ -25,11 +25,6 @@ DataRootOption = Annotated[
     typer.Option("--data-root", help="Folder holding the data sets (default: $EVALKIT_DATA_ROOT or ./data)."),
 ]
 DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB results file for the recipe's `evaluate` block.")]
-
-
-def _fail(exc: EvalkitError) -> None:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
-    raise typer.Exit(exc.exit_code)
 
 
 TRAIN_EXTRA_MODULES = frozenset({"trl", "peft", "datasets"})
@@ -61,7 +56,7 @@ def _train(recipe: str, config: Path, overrides: list[str] | None, output_dir, d
                 raise
             raise _missing_train_extra(exc) from exc
     except EvalkitError as exc:
-        _fail(exc)
+        fail(exc)
         return
     console.print(
         f"[bold]{result.card.name}[/]: {recipe} finished, {result.steps} steps in {result.seconds:.0f}s; "
@@ -146,12 +141,12 @@ def register(app: typer.Typer) -> None:
         try:
             from evalkit.training.demo import print_table, run_demo_recipe, ship_checkpoints
         except ImportError as exc:
-            _fail(_missing_train_extra(exc))
+            fail(_missing_train_extra(exc))
             return
         try:
             seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         except ValueError:
-            _fail(EvalkitError(f"--seeds must be comma-separated integers, not '{seeds}'"))
+            fail(EvalkitError(f"--seeds must be comma-separated integers, not '{seeds}'"))
             return
         try:
             report = run_demo_recipe(
@@ -164,7 +159,7 @@ def register(app: typer.Typer) -> None:
                 console=console,
             )
         except EvalkitError as exc:
-            _fail(exc)
+            fail(exc)
             return
         print_table(report, console)
         if json_out is not None:

@@ -89,9 +89,23 @@ NON_IDENTITY_FIELDS: frozenset[str] = frozenset(
 )
 
 
+# The shipped checkpoints moved from model_adapters/checkpoints/ to evalkit/model_adapters/checkpoints/ (in a checkout
+# and in site-packages alike); their identity keeps the folder they had, so databases made before reuse their runs.
+_SHIPPED_FOLDER = {
+    sep: (
+        sep.join(("", "evalkit", "model_adapters", "checkpoints", "")),
+        sep.join(("", "model_adapters", "checkpoints", "")),
+    )
+    for sep in "/\\"
+}
+
+
 def card_fingerprint(card: ModelCard, extra: Any = None) -> str:
     """Fingerprint of a card's output-relevant settings; adapters add their own state via `extra`."""
     relevant = card.model_dump(exclude=set(NON_IDENTITY_FIELDS))
+    checkpoint = relevant.get("checkpoint")
+    for now, before in _SHIPPED_FOLDER.values() if isinstance(checkpoint, str) else ():
+        relevant["checkpoint"] = checkpoint = checkpoint.replace(now, before)
     return stable_hash(relevant, extra)
 
 
