@@ -179,3 +179,16 @@ def test_run_refuses_what_cannot_run(
     assert result.exit_code == 2
     assert message in result.output
     assert not captured
+
+
+def test_shipped_checkpoints_keep_their_identity_from_before_the_move(cards: dict[str, ModelCard]) -> None:
+    """evalkit 0.1 shipped its demo checkpoints in model_adapters/checkpoints/; they now live in
+    evalkit/model_adapters/checkpoints/, and runs of them made before must still be found (no regeneration)."""
+    card = cards["qwen3-vl-8b-instruct"]
+    for sep in "/\\":
+        now = card.model_copy(
+            update={"checkpoint": sep.join(["", "x", "evalkit", "model_adapters", "checkpoints", "m"])}
+        )
+        before = card.model_copy(update={"checkpoint": sep.join(["", "x", "model_adapters", "checkpoints", "m"])})
+        elsewhere = card.model_copy(update={"checkpoint": sep.join(["", "x", "evalkit", "checkpoints", "m"])})
+        assert card_fingerprint(now) == card_fingerprint(before) != card_fingerprint(elsewhere)

@@ -71,11 +71,13 @@ def test_the_wheel_carries_the_bundled_folders(tmp_path):
     ):
         assert expected in names, expected
     assert not any(n.startswith(("tests/", "site/", "tasks/", "published/")) for n in names)
+    # Nothing a user's own `training/` or `model_adapters/` could collide with: one top-level package.
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"evalkit"}
 
 
 def test_bundled_training_recipes_load_by_name_from_any_folder(tmp_path, monkeypatch):
     from evalkit.training.config import load_train_config
 
     monkeypatch.chdir(tmp_path)
-    for name in ("cpu-demo-sft", "evalkit/training/configs/cpu-demo-sft.yaml"):
+    for name in ("cpu-demo-sft", "evalkit/training/configs/cpu-demo-sft.yaml", "training/configs/cpu-demo-sft.yaml"):
         assert load_train_config(Path(name), recipe="sft").recipe == "sft"

@@ -129,3 +129,46 @@ def test_harness_never_imports_training() -> None:
         if target.startswith("evalkit.training")
     )
     assert reaching == []
+
+
+def test_old_module_paths_are_the_moved_modules() -> None:
+    import importlib
+    import warnings
+
+    import evalkit.model_adapters.registry
+    import evalkit.run.runner
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old_runner = importlib.import_module("evalkit.runner")
+        old_registry = importlib.import_module("model_adapters.registry")
+    assert old_runner is evalkit.run.runner and old_registry is evalkit.model_adapters.registry  # never a copy
+    assert {str(w.message).split(" moved")[0] for w in caught} >= {"evalkit.runner", "model_adapters"}
+
+
+def test_a_users_own_training_package_is_never_imported(tmp_path) -> None:
+    """The wheel's packages live under `evalkit`: a folder holding the user's own `training/` (or `model_adapters/`)
+    runs `python -m evalkit.cli train ...` with evalkit's training kit, and the user's import still gets theirs."""
+    import os
+    import subprocess
+    import sys
+
+    for name in ("training", "model_adapters"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"raise SystemExit('the user {name} package was imported')\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    cli = [sys.executable, "-m", "evalkit.cli", "train", "sft", "--config", "x.yaml"]
+    result = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "x.yaml" in result.stderr and "file not found" in result.stderr, result.stderr
+    assert "user" not in result.stdout + result.stderr
+    mine = subprocess.run(
+        [sys.executable, "-c", "import evalkit, training"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert "the user training package was imported" in mine.stderr  # the alias never shadows a user's package
+
+
+def test_every_installed_package_is_inside_evalkit() -> None:
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert packages and all(p == "evalkit" or p.startswith("evalkit.") for p in packages), packages
