@@ -65,6 +65,13 @@ def new_name(old: str) -> str | None:
     return None
 
 
+def _own_package(name: str) -> bool:
+    """A module or regular package of that name on sys.path (a bare folder, a namespace package such as
+    tests/training/, is nobody's package and does not hide the alias)."""
+    spec = importlib.machinery.PathFinder.find_spec(name)
+    return spec is not None and spec.origin is not None
+
+
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(
         self, fullname: str, path: object = None, target: object = None
@@ -76,7 +83,7 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if fullname not in MOVED:  # a submodule: only below the aliased package, not below a user's own
             if getattr(sys.modules.get(parent), "__name__", parent) != new_name(parent):
                 return None
-        elif not parent and importlib.machinery.PathFinder.find_spec(fullname) is not None:
+        elif not parent and _own_package(fullname):
             return None  # a top-level package of that name on sys.path: it is the user's
         if importlib.util.find_spec(new) is None:
             return None

@@ -11,7 +11,7 @@
 #    started with evalkit's flags (CPU platform: VLLM_TARGET_DEVICE=cpu); each body rendered to prompt token ids.
 # Measured 2026-12-07 with vLLM 0.32.0 (torch 2.13.0, transformers 5.19.0): about 40 s per family (3 render servers)
 # plus 15 s for the shapes once the env exists, about 2.5 min in all on 2 shared cores.
-# 4. Writes scripts/vllm_contract/fixtures.json; tests/test_vllm_contract.py holds evalkit to it without vLLM.
+# 4. Writes scripts/vllm_contract/fixtures.json; tests/model_adapters/test_vllm_contract.py holds evalkit to it without vLLM.
 # 5. Qwen2.5-VL (evalkit/testing/tiny_qwen25vl.py, deepmedix-r1's card) and Gemma3 (tiny_gemma3.py,
 #    medgemma-27b-it's card): steps 2-4 again, fixtures-qwen2.5-vl.json and fixtures-gemma3.json; for Gemma3 also
 #    medgemma-4b-pt's raw prompt (the offline LLM.generate input) through vLLM's renderer (render_cmpl).

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from answer_fuzz import megabyte_answers, random_answers
+from helpers.fuzz import megabyte_answers, random_answers
 
 from evalkit.answers import last_boxed, parse_answer
 from evalkit.config import ModelCard

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import FIXTURES
 from typer.testing import CliRunner
 
 from evalkit.answers import parse_for_card
@@ -26,7 +27,7 @@ from evalkit.run.runner import load_samples, run_id_for
 from evalkit.store import Store
 from evalkit.views.leaderboard import leaderboard_rows, paper_tables
 
-FIXTURE = json.loads(Path(__file__).with_name("fixtures").joinpath("radvlm_divergence_reference.json").read_text())
+FIXTURE = json.loads(FIXTURES.joinpath("radvlm_divergence_reference.json").read_text())
 TASK = "phantom-abnormality-grounding"
 
 
@@ -209,7 +210,7 @@ def test_profiles_are_a_registry():
     assert get_profile("radvlm-grpo").pipeline_metrics[:3] == ("rouge_1", "rouge_2", "rouge_l")
 
 
-REPORT_FIXTURE = json.loads(Path(__file__).with_name("fixtures").joinpath("radvlm_report_reference.json").read_text())
+REPORT_FIXTURE = json.loads(FIXTURES.joinpath("radvlm_report_reference.json").read_text())
 
 
 def test_score_pairs_under_a_profile_prints_the_seeds_columns(tmp_path: Path, monkeypatch):

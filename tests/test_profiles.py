@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from clinical_models import radgraph_folder
+from helpers.clinical import radgraph_folder
 
 from evalkit.config import TaskSpec, parse_spec
 from evalkit.errors import EvalkitError

@@ -172,3 +172,14 @@ def test_every_installed_package_is_inside_evalkit() -> None:
 
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     assert packages and all(p == "evalkit" or p.startswith("evalkit.") for p in packages), packages
+
+
+def test_no_test_module_imports_another() -> None:
+    """What tests share lives in tests/helpers/; a test module importing another couples their fixtures."""
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.relative_to(ROOT)}: {n}" for n in names if re.match(r"(tests\.)?(test_|conftest)", n)]
+    assert not found, found

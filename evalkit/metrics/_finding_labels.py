@@ -6,7 +6,7 @@ they only need the direction of each mention (asserted / negated / absent), not 
 rules are keyword patterns per observation with a NegEx-style cue ("no", "without", "negative for"...) that negates
 every observation after it up to the end of its clause, plus the "is normal" / "are clear" phrasings radiologists
 use for a negative finding. They label every sentence the phantom report writer uses exactly as the phantom's own
-labels (tests/test_health_metrics.py checks it on the whole phantom test split); on free text they are a proxy,
+labels (tests/metrics/test_health_metrics.py checks it on the whole phantom test split); on free text they are a proxy,
 documented as such (docs/rl-health.md), and CheXbert remains the metric to report.
 """
 

@@ -3,7 +3,7 @@
 A resample is a row of per-sample counts (how often each sample is drawn; 0/1 for one side of a permutation).
 The generic path (`lexical.cider_d` on the drawn records) stays the definition: the document frequencies come
 from the drawn references with their multiplicity, the idf is log(#drawn) - log(max(1, df)), and the corpus value
-is the count-weighted mean of the per-sample scores. tests/test_cider_resample.py holds the two side by side.
+is the count-weighted mean of the per-sample scores. tests/metrics/test_cider_resample.py holds the two side by side.
 
 Why it is a product of matrices: every weight is w = log(N) - log(max(1, df)) >= 0 (a key in a drawn reference
 has 1 <= df <= N), so each term of the scorer's sums is w^2 times a count fixed per sample:

@@ -3,7 +3,7 @@
 A resample is a row of per-sample counts (how often each sample is drawn; 0/1 for one side of a permutation).
 The generic path (`coco_ap_from_records` on the drawn records, copies of a sample next to each other in image
 order) stays the definition; this module computes the same numbers, to the last bit of every precision value,
-without building a record list per resample (tests/test_coco_resample.py holds the two side by side).
+without building a record list per resample (tests/metrics/test_coco_resample.py holds the two side by side).
 
 Why it can skip most of COCO's arrays: with every score 1.0 COCO ranks detections by image, then output order,
 so the cumulative TP count rises by one at each true positive and the k-th true positive is the only place with

@@ -23,7 +23,7 @@ Scores follow `F1RadGraph`: an empty reference or prediction scores 0 without an
 side has no entity scores 0, and the corpus value is the mean over samples. Coreference propagation and event
 extraction are not ported: the released RadGraph models do not use them (loss weight 0, coref_prop 0), and
 the loader refuses a config that does. Parity with the package is tested on tiny random models of this
-architecture (tests/test_metrics_radgraph.py).
+architecture (tests/metrics/test_metrics_radgraph.py).
 """
 
 from __future__ import annotations
