@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from evalkit import cli
@@ -192,3 +193,13 @@ def test_shipped_checkpoints_keep_their_identity_from_before_the_move(cards: dic
         before = card.model_copy(update={"checkpoint": sep.join(["", "x", "model_adapters", "checkpoints", "m"])})
         elsewhere = card.model_copy(update={"checkpoint": sep.join(["", "x", "evalkit", "checkpoints", "m"])})
         assert card_fingerprint(now) == card_fingerprint(before) != card_fingerprint(elsewhere)
+
+
+def test_a_new_back_end_is_one_registry_line(monkeypatch) -> None:
+    """Cards are checked against the adapter registry, so adding a back end never edits evalkit/config.py."""
+    from evalkit.model_adapters import registry
+
+    with pytest.raises(ValidationError, match="unknown adapter 'sglang'; known: baseline, transformers"):
+        ModelCard(name="m", adapter="sglang", checkpoint="c")
+    monkeypatch.setitem(registry.ADAPTERS, "sglang", registry.AdapterEntry("my_sglang:Adapter", 64))
+    assert ModelCard(name="m", adapter="sglang", checkpoint="c").adapter == "sglang"
