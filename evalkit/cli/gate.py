@@ -79,7 +79,8 @@ def gate(
     from pydantic import ValidationError
 
     from evalkit.store import Store
-    from evalkit.views.gate import GateConfig, load_gate_config, run_gate, to_junit, to_markdown
+    from evalkit.views.gate import GateConfig, load_gate_config, run_gate
+    from evalkit.views.gate_report import to_junit, to_markdown
     from evalkit.views.goodhart import gate_exit_code, gate_goodhart, goodhart_markdown
 
     try:
@@ -138,7 +139,8 @@ _STYLE = {"pass": "green", "regression": "red", "inconclusive": "yellow"}
 
 
 def _print(result) -> None:
-    from evalkit.views.gate import TARGET_POWER, power_advice, units_line
+    from evalkit.views.gate import TARGET_POWER
+    from evalkit.views.gate_report import power_advice, units_line
 
     console = wide_console()
     grid = len(result.tasks) > 1

@@ -2,7 +2,8 @@
 
 `grounding._coco_matches` defines the result (bit masks, one per kept prediction); this computes it with the same
 floating-point operations in one compiled call instead of a dozen small numpy calls and a Python loop per sample
-(tests/metrics/test_grounding_coco.py holds the result against pycocotools, tests/metrics/test_coco_resample.py against the loop).
+(tests/metrics/test_grounding_coco.py holds the result against pycocotools, tests/metrics/test_coco_resample.py
+against the loop).
 """
 
 from __future__ import annotations

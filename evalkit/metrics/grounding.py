@@ -370,7 +370,8 @@ class _CocoMetric(_GroundingMetric):
 
     Options:
         backend: `evalkit` (default) accumulates the stored per-sample COCOeval match records, an exact
-            reimplementation of `COCOeval.accumulate` (tests/metrics/test_grounding_coco.py proves it equal to pycocotools);
+            reimplementation of `COCOeval.accumulate` (tests/metrics/test_grounding_coco.py proves it equal to
+            pycocotools);
             `pycocotools` rebuilds the COCO objects from the stored boxes and runs COCOeval itself (slower).
     """
 

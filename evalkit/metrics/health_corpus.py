@@ -6,7 +6,8 @@ sample stores its sufficient statistics (a hash of its answer, its n-gram counts
 recomputed from the drawn records. The definition is the generic path (`aggregate` on the drawn records); the batch
 path (`aggregate_resamples`) computes the same numbers for a whole
 block of resamples with sparse matrix products, and `aggregate_swaps` reuses it on the 2n records of a paired
-permutation. tests/metrics/test_health_corpus.py holds the two side by side, as tests/metrics/test_cider_resample.py does for
+permutation. tests/metrics/test_health_corpus.py holds the two side by side, as tests/metrics/test_cider_resample.py
+does for
 CIDEr-D.
 
 Copies of one sample (a bootstrap draws an image twice) are one answer to the diversity diagnostics (distinct

@@ -6,7 +6,8 @@ budget; Qwen2.5-VL with the shipped deepmedix-r1 card pointed at it), seed 0, wr
 (`engine_kwargs`) and, for each case, the chat-completions body evalkit's OpenAI adapter sends
 (`OpenAIAdapter.request_body`, images resized to the card and sent as PNG data URLs), and the `/completions` body
 of GREEN's `openai` back end (`_ServerJudge.body`).
-Run by scripts/vllm_contract_check.sh; the CI test (tests/model_adapters/test_vllm_contract.py) calls `build()`, `cases()` and
+Run by scripts/vllm_contract_check.sh; the CI test (tests/model_adapters/test_vllm_contract.py) calls `build()`,
+`cases()` and
 `card()`.
 """
 

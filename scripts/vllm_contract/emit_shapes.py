@@ -8,7 +8,8 @@ For each card in evalkit/model_adapters/cards/*.yaml, by adapter:
   evalkit raises instead (a raw-prompt card cannot be served through chat completions);
 - `external` / `baseline`: no request reaches vLLM (evalkit scores the model's own outputs / runs no model).
 Image data URLs are replaced by `sha256:<digest of the URL>` in `shape()` so the fixtures stay small; the images
-themselves go to vLLM in `requests`. Run by scripts/vllm_contract_check.sh; tests/model_adapters/test_vllm_contract.py calls
+themselves go to vLLM in `requests`. Run by scripts/vllm_contract_check.sh;
+tests/model_adapters/test_vllm_contract.py calls
 `shapes()` and compares it with scripts/vllm_contract/shapes.json.
 """
 

@@ -218,7 +218,8 @@ def test_adapter_registry_declares_every_back_end():
     from evalkit.config import ModelCard
     from evalkit.model_adapters.registry import ADAPTERS, default_batch_size
 
-    assert set(ADAPTERS) == set(ModelCard.model_fields["adapter"].annotation.__args__)
+    for name in ADAPTERS:  # the registry is the list cards are checked against
+        assert ModelCard(name="x", adapter=name, checkpoint="x").adapter == name
     for name, entry in ADAPTERS.items():
         if entry.target is not None:
             assert importlib.util.find_spec(entry.target.split(":")[0]) is not None, name
