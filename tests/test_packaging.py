@@ -62,6 +62,7 @@ def test_the_wheel_carries_the_bundled_folders(tmp_path):
         "evalkit/_bundled/site/static/site.css",
         "evalkit/_bundled/published/radvlm-grpo.csv",
         "evalkit/_bundled/published/rexrank.csv",
+        "evalkit/_bundled/published/layouts/radvlm-grpo.yaml",
         "evalkit/model_adapters/cards/tiny-qwen3vl.yaml",
         "evalkit/model_adapters/checkpoints/demo-qwen3vl-sft/model.safetensors",
         "evalkit/training/configs/cpu-demo-sft.yaml",

@@ -58,13 +58,14 @@ def leaderboard(
     """
     from evalkit.profiles import get_profile
     from evalkit.store import Store
-    from evalkit.views.leaderboard import PAPER_STYLES, leaderboard_rows, paper_tables, with_profile_labels
+    from evalkit.views.leaderboard import leaderboard_rows, paper_tables, with_profile_labels
+    from evalkit.views.paper_layouts import paper_styles
 
     try:
         if profile is not None:
             get_profile(profile)
-        if style is not None and style not in PAPER_STYLES:
-            raise EvalkitError(f"--style must be one of {', '.join(PAPER_STYLES)}, not '{style}'")
+        if style is not None and style not in paper_styles():
+            raise EvalkitError(f"--style must be one of {', '.join(paper_styles())}, not '{style}'")
         names = [task]
         if style is not None and task is not None:
             from evalkit.registry import resolve_tasks

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from evalkit.profiles import DEFAULT_PROFILE
 from evalkit.results.queries import display_runs, failure_counts, parse_failure_counts, run_metrics, task_spec
 from evalkit.results.store import Store, loads
+from evalkit.views.paper_layouts import paper_layout
 
 if TYPE_CHECKING:
     from evalkit.published import PublishedRecord
@@ -135,30 +136,6 @@ def reference_label(run: dict[str, Any]) -> str | None:
 
 # --- paper-table views (`evalkit leaderboard --style NAME`) -------------------------------------------------------
 
-# RadVLM-GRPO's tables (Gundersen et al., arXiv 2512.10691): Table 1 and Table 3 for reports (Table 3 adds ANC),
-# Table 2 for grounding (mAP@0.5 per task). (column, metric, scale, decimals); docs/reproducing-radvlm-grpo.md
-# says which seed function each follows. RadCliQ stays raw (lower is better), everything else x100.
-RADVLM_GRPO_REPORT_COLUMNS: tuple[tuple[str, str, float, int], ...] = (
-    ("R-L", "rouge_l", 100.0, 1),
-    ("B-S", "bertscore", 100.0, 1),
-    ("CXb-micro", "chexbert_micro_f1_14", 100.0, 1),
-    ("CXb-macro", "chexbert_macro_f1_14", 100.0, 1),
-    ("RGF1", "radgraph_f1_complete", 100.0, 1),
-    ("GRN", "green", 100.0, 1),
-    ("RCQ↓", "radcliq_v1", 1.0, 2),
-    ("ANC", "response_chars", 1.0, 0),
-)
-RADVLM_GRPO_GROUNDING_COLUMNS: dict[str, str] = {
-    "imagenome-anatomy-grounding": "Anatomy",
-    "vindr-abnormality-grounding": "Abnorm.",
-    "mscxr-phrase-grounding": "Phrase_MS",
-    "padchest-phrase-grounding": "Phrase_Pad",
-    "phantom-anatomy-grounding": "Anatomy (phantom)",
-    "phantom-abnormality-grounding": "Abnorm. (phantom)",
-    "phantom-phrase-grounding": "Phrase (phantom)",
-}
-PAPER_STYLES = ("radvlm-grpo",)
-
 
 def paper_tables(
     rows: list[dict[str, Any]], style: str = "radvlm-grpo", published: Sequence[PublishedRecord] = ()
@@ -174,8 +151,7 @@ def paper_tables(
     With `published` records, a table where some run's card names a published row also gets `reported`
     (evalkit.views.published_compare.reported_block): the published values beside the runs with verdicts; never ranked.
     """
-    if style not in PAPER_STYLES:
-        raise ValueError(f"unknown table style '{style}'; known: {', '.join(PAPER_STYLES)}")
+    layout = paper_layout(style)  # published/layouts/<style>.yaml
     rows = with_profile_labels(rows)
     kinds = {r["task"]: r.get("kind") for r in rows}  # the stored task spec's kind, never today's YAML
     cells = {(r["task"], r["model"], r["metric"]): r for r in rows}
@@ -192,28 +168,30 @@ def paper_tables(
 
     out: list[dict[str, Any]] = []
     report_tasks = [t for t in dict.fromkeys(r["task"] for r in rows) if kinds[t] not in (None, "grounding")]
-    for task in report_tasks:
+    columns = layout.report.columns if layout.report else []
+    for task in report_tasks if layout.report else []:
         models = sorted({r["model"] for r in rows if r["task"] == task})
         out.append(
             {
-                "title": f"{task} (RadVLM-GRPO Tables 1 and 3)",
-                "columns": ["Model", *(c[0] for c in RADVLM_GRPO_REPORT_COLUMNS)],
-                "rows": [[m, *(cell(task, m, *c[1:]) for c in RADVLM_GRPO_REPORT_COLUMNS)] for m in models],
+                "title": layout.report.title.replace("{task}", task),
+                "columns": ["Model", *(c.label for c in columns)],
+                "rows": [[m, *(cell(task, m, c.metric, c.scale, c.decimals) for c in columns)] for m in models],
             }
         )
-        _attach_reported(out[-1], [(task, c[1]) for c in RADVLM_GRPO_REPORT_COLUMNS], rows, published)
-    grounding = [t for t in RADVLM_GRPO_GROUNDING_COLUMNS if any(r["task"] == t for r in rows)]
+        _attach_reported(out[-1], [(task, c.metric) for c in columns], rows, published)
+    g = layout.grounding
+    grounding = [t for t in (g.tasks if g else {}) if any(r["task"] == t for r in rows)]
     grounding += sorted(t for t in {r["task"] for r in rows} if kinds[t] == "grounding" and t not in grounding)
-    if grounding:
+    if g and grounding:
         models = sorted({r["model"] for r in rows if r["task"] in grounding})
         out.append(
             {
-                "title": "grounding: mAP@0.5 (RadVLM-GRPO Table 2)",
-                "columns": ["Model", *(RADVLM_GRPO_GROUNDING_COLUMNS.get(t, t) for t in grounding)],
-                "rows": [[m, *(cell(t, m, "radvlm_map50", 100.0, 1) for t in grounding)] for m in models],
+                "title": g.title,
+                "columns": ["Model", *(g.tasks.get(t, t) for t in grounding)],
+                "rows": [[m, *(cell(t, m, g.metric, g.scale, g.decimals) for t in grounding)] for m in models],
             }
         )
-        _attach_reported(out[-1], [(t, "radvlm_map50") for t in grounding], rows, published)
+        _attach_reported(out[-1], [(t, g.metric) for t in grounding], rows, published)
     return out
 
 

@@ -9,9 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from evalkit.cli import app
+from evalkit.errors import EvalkitError
 from evalkit.run.evaluate import evaluate
 from evalkit.store import Store
-from evalkit.views.leaderboard import RADVLM_GRPO_REPORT_COLUMNS, leaderboard_rows, paper_tables
+from evalkit.views.leaderboard import leaderboard_rows, paper_tables
+from evalkit.views.paper_layouts import paper_layout
 
 
 def _run(db: Path, data_root: Path, model: str, task: str) -> None:
@@ -36,7 +38,8 @@ def test_paper_tables_scale_and_order(tmp_path: Path, data_root: Path) -> None:
     assert report["columns"] == ["Model", "R-L", "B-S", "CXb-micro", "CXb-macro", "RGF1", "GRN", "RCQ↓", "ANC"]
     (model_row,) = report["rows"]
     assert model_row[0] == "normal-template"
-    for (column, metric, scale, decimals), text in zip(RADVLM_GRPO_REPORT_COLUMNS, model_row[1:], strict=True):
+    columns = [(c.label, c.metric, c.scale, c.decimals) for c in paper_layout("radvlm-grpo").report.columns]
+    for (column, metric, scale, decimals), text in zip(columns, model_row[1:], strict=True):
         r = by[("phantom-report", "normal-template", metric)]
         # --limit 6 of 16: every number says it is partial, never passing for the paper's full-set one
         expected = "n/a" if r["status"] == "unavailable" else f"{r['value'] * scale:.{decimals}f} (partial 6/16)"
@@ -87,3 +90,24 @@ def test_a_partial_run_is_marked_in_the_paper_table() -> None:
     report, grounding = paper_tables(rows)
     assert grounding["rows"] == [["full", "25.0"], ["half", "50.0 (partial 39/100)"]]
     assert report["rows"][0][1] == "30.0 (partial 39/100)"
+
+
+def test_layouts_are_data_files_and_a_new_one_needs_no_code(tmp_path: Path, monkeypatch) -> None:
+    from evalkit.views import paper_layouts
+
+    assert paper_layouts.paper_styles() == ("radvlm-grpo",)
+    (tmp_path / "layouts").mkdir()
+    (tmp_path / "layouts" / "mine.yaml").write_text(
+        "name: mine\nreport:\n  title: '{task} (my Table 1)'\n  columns:\n"
+        "    - {label: 'R-L', metric: rouge_l, scale: 100, decimals: 2}\n"
+    )
+    monkeypatch.setattr(paper_layouts, "bundled", lambda name: tmp_path)
+    paper_layouts.paper_layout.cache_clear()
+    rows = [
+        {"task": "t", "model": "m", "metric": "rouge_l", "value": 0.123456, "status": "ok", "kind": "report_generation"}
+    ]
+    (table,) = paper_tables(rows, "mine")
+    assert table == {"title": "t (my Table 1)", "columns": ["Model", "R-L"], "rows": [["m", "12.35"]]}
+    with pytest.raises(EvalkitError, match="--style must be one of mine, not 'radvlm-grpo'"):
+        paper_tables(rows, "radvlm-grpo")
+    paper_layouts.paper_layout.cache_clear()
