@@ -129,7 +129,7 @@ PROFILES: Mapping[str, ConventionProfile] = MappingProxyType(
         ),
         "rexrank": ConventionProfile(
             name="rexrank",
-            description="ReXrank's columns as CXR-Report-Metric computes them, 1/RadCliQ-v1, RaTEScore (no GREEN)",
+            description="ReXrank's columns as CXR-Report-Metric computes them, 1/RadCliQ-v1, RaTEScore, GREEN",
             answer_rule="evalkit",
             box_convention="strict",
             reward_answer_rule="evalkit",
@@ -139,6 +139,9 @@ PROFILES: Mapping[str, ConventionProfile] = MappingProxyType(
                     "radcliq_v1": {"convention": "cxr_report_metric"},
                     "1/RadCliQ-v1": {"convention": "cxr_report_metric"},
                     "ratescore": {"affinity_matrix": "long"},  # the package's default, as ReXrank runs it
+                    # ReXrank's evaluation_script.md: "For the GREEN, we follow the GREEN repository", i.e.
+                    # Stanford-AIMI/GREEN's green_score code path (proven in tests/parity/test_radvlm_green_parity.py)
+                    "green": {"convention": "green_score"},
                 }
             ),
         ),

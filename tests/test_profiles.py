@@ -88,3 +88,13 @@ def test_response_length_is_reported_but_not_gated_by_default() -> None:
 
     assert _gated_by_default("response_chars") is False
     assert _gated_by_default("rouge_l") and _gated_by_default("cider_d") and _gated_by_default("no_such_metric")
+
+
+def test_rexrank_profile_scores_green_through_the_green_repositorys_code_path():
+    """ReXrank's evaluation_script.md: "For the GREEN, we follow the GREEN repository" (its green_score code)."""
+    from evalkit.registry import all_tasks
+
+    assert "green" in all_tasks()["iu-xray-report-rexrank"].metric_names
+    assert get_profile("rexrank").metric_options["green"] == {"convention": "green_score"}
+    assert get_profile("radvlm-grpo").metric_options["green"] == {"convention": "green_score"}
+    assert "green" not in get_profile("evalkit").metric_options  # evalkit's own GREEN stays the default elsewhere
