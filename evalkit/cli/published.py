@@ -50,12 +50,15 @@ def list_published(
                 raise EvalkitError(f"unknown task '{task}' (see `evalkit tasks`; records of no task: --task unknown)")
         if db.exists():
             with Store(db, read_only=True) as store:
-                records = all_records(store, task)
+                everything = all_records(store)
         else:
-            records = all_records(None, task)
+            everything = all_records(None)
+        known = sorted({r.source for r in everything})
+        if source is not None and source not in known:
+            raise EvalkitError(f"unknown source '{source}'; the ledger holds: {', '.join(known)}")
     except EvalkitError as exc:
         fail(exc)
-    records = [r for r in records if source is None or r.source == source]
+    records = [r for r in everything if (task is None or r.task == task) and (source is None or r.source == source)]
     if json_out:
         print(json.dumps([{k: v for k, v in r.as_dict().items() if k != "origin"} for r in records], indent=2,
                          ensure_ascii=False))  # fmt: skip

@@ -159,6 +159,8 @@ def test_list_filters_by_task_and_prints_json(tmp_path):
     assert len(mimic) == 60 and {r["table"] for r in mimic} == {"MIMIC-CXR test"}
     text = RUNNER.invoke(app, ["published", "--source", "rexrank", "--db", str(tmp_path / "x")])
     assert text.exit_code == 0 and "MedVersa" in text.output and "RadVLM" not in text.output
+    typo = RUNNER.invoke(app, ["published", "--source", "rexrnak", "--db", str(tmp_path / "x")])
+    assert typo.exit_code == 2 and "unknown source 'rexrnak'; the ledger holds: radvlm-grpo, rexrank" in typo.output
 
 
 def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_header(tmp_path):
