@@ -183,3 +183,15 @@ def test_no_test_module_imports_another() -> None:
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             found += [f"{path.relative_to(ROOT)}: {n}" for n in names if re.match(r"(tests\.)?(test_|conftest)", n)]
     assert not found, found
+
+
+def test_one_store_import_name_inside_the_package() -> None:
+    """`from evalkit.store import Store` is the public name for users; evalkit's own modules import
+    evalkit.results.store, so there is one name to grep for."""
+    found = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "evalkit").rglob("*.py"))
+        if path.name != "store.py" or path.parent.name != "evalkit"
+        if re.search(r"^\s*(from evalkit\.store import|import evalkit\.store\b)", path.read_text(), re.M)
+    ]
+    assert not found, found

@@ -19,8 +19,8 @@ from evalkit.config import ModelCard
 from evalkit.errors import EvalkitError
 from evalkit.model_adapters.registry import adapter_entry
 from evalkit.registry import all_cards, all_tasks, resolve_model, shipped_checkpoints
+from evalkit.results.store import DEFAULT_DB, Store
 from evalkit.run.evaluate import evaluate
-from evalkit.store import DEFAULT_DB, Store
 from evalkit.views.leaderboard import leaderboard_rows
 
 # The training recipe's checkpoints run in this order: untrained, SFT, SFT+GRPO.
@@ -108,7 +108,7 @@ def _demo_interrupted(exc: KeyboardInterrupt, db: Path) -> None:
     """Ctrl-C between two of the demo's runs: say what the file holds (every finished run is reused)."""
     from evalkit.errors import RunInterrupted
     from evalkit.results.queries import run_counts
-    from evalkit.store import Store
+    from evalkit.results.store import Store
 
     if isinstance(exc, RunInterrupted) or not Path(db).exists():
         interrupted(exc)

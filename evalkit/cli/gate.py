@@ -15,7 +15,7 @@ from rich.table import Table
 from evalkit.cli._common import DbOption, fail, fmt, fmt_p, wide_console
 from evalkit.cli._tables import fitting
 from evalkit.errors import EvalkitError
-from evalkit.store import DEFAULT_DB
+from evalkit.results.store import DEFAULT_DB
 
 
 def gate(
@@ -78,7 +78,7 @@ def gate(
     """
     from pydantic import ValidationError
 
-    from evalkit.store import Store
+    from evalkit.results.store import Store
     from evalkit.views.gate import GateConfig, load_gate_config, run_gate
     from evalkit.views.gate_report import to_junit, to_markdown
     from evalkit.views.goodhart import gate_exit_code, gate_goodhart, goodhart_markdown

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from evalkit.cli._common import ClusterOption, DbOption, fail, fmt, fmt_p, wide_console
 from evalkit.errors import EvalkitError
-from evalkit.store import DEFAULT_DB
+from evalkit.results.store import DEFAULT_DB
 
 # Exit codes: 0 no flag, 1 a diagnostic flagged, 2 input error, 4 the Goodhart check suspects a gamed reward.
 EXIT_FLAGGED = 1
@@ -57,7 +57,7 @@ def health(
 
       evalkit health -t mimic-cxr-report -m ./ckpt -p radvlm --reward radgraph_f1_complete --config gate.yaml
     """
-    from evalkit.store import Store
+    from evalkit.results.store import Store
     from evalkit.views.gate import load_gate_config
     from evalkit.views.goodhart import goodhart_check, length_adjusted
     from evalkit.views.health import HealthThresholds, health_report

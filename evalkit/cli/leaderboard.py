@@ -14,7 +14,7 @@ from rich.table import Table
 from evalkit.cli._common import DbOption, console, err, fail, fmt_value
 from evalkit.cli._tables import split_by_width
 from evalkit.errors import EvalkitError
-from evalkit.store import DEFAULT_DB
+from evalkit.results.store import DEFAULT_DB
 
 
 def leaderboard(
@@ -57,7 +57,7 @@ def leaderboard(
       evalkit leaderboard --task grounding --style radvlm-grpo
     """
     from evalkit.profiles import get_profile
-    from evalkit.store import Store
+    from evalkit.results.store import Store
     from evalkit.views.leaderboard import leaderboard_rows, paper_tables, with_profile_labels
     from evalkit.views.paper_layouts import paper_styles
 
@@ -271,7 +271,7 @@ def export(
     out: Annotated[Path | None, typer.Option(help="Output file (default: stdout for jsonl/csv).")] = None,
 ) -> None:
     """Write one row per (run, sample): prediction, reference, boxes, error and every metric's score."""
-    from evalkit.store import Store
+    from evalkit.results.store import Store
     from evalkit.views.export import export_rows, write_rows
 
     try:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from evalkit.cli._common import fail, wide_console
 from evalkit.errors import EvalkitError
-from evalkit.store import DEFAULT_DB
+from evalkit.results.store import DEFAULT_DB
 
 published_app = typer.Typer(
     help="Published results (papers, leaderboards) with their source; put beside runs, never ranked.",
@@ -40,7 +40,7 @@ def list_published(
     if ctx.invoked_subcommand is not None:
         return
     from evalkit.published import all_records
-    from evalkit.store import Store
+    from evalkit.results.store import Store
 
     try:
         if task is not None and task != "unknown":
@@ -97,7 +97,7 @@ def add(
     """
     from evalkit.published import read_ledger, to_row
     from evalkit.results.published import put_published
-    from evalkit.store import Store
+    from evalkit.results.store import Store
 
     try:
         records = read_ledger(file)
@@ -136,7 +136,7 @@ def explain_conventions(
     """
     from evalkit.published import all_records
     from evalkit.results.scores import find_run
-    from evalkit.store import Store
+    from evalkit.results.store import Store
     from evalkit.views.published_compare import published_names
     from evalkit.views.published_explain import INSIDE, explain, family_of
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from evalkit.cli._common import ClusterOption, DbOption, err, fail, fmt, wide_console
 from evalkit.errors import EvalkitError
-from evalkit.store import DEFAULT_DB
+from evalkit.results.store import DEFAULT_DB
 
 
 def reliance(
@@ -47,9 +47,9 @@ def reliance(
       evalkit reliance -t phantom-anatomy-grounding -m demo-qwen3vl-sft-grpo --json
     """
     from evalkit.registry import resolve_model, resolve_tasks
+    from evalkit.results.store import Store
     from evalkit.run.evaluate import evaluate
     from evalkit.run.runner import data_root_default, load_samples
-    from evalkit.store import Store
     from evalkit.transforms.tasks import derive_task, variant_specs
     from evalkit.views.reliance import known_report_labels, reliance_rows
 

@@ -25,7 +25,7 @@ from evalkit.cli._common import (
 )
 from evalkit.cli.leaderboard import print_leaderboard
 from evalkit.errors import EvalkitError
-from evalkit.store import DEFAULT_DB
+from evalkit.results.store import DEFAULT_DB
 
 
 def run(
@@ -151,7 +151,7 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 
 
 def _print_reference_rows(db: Path, task_names: list[str], model: str) -> None:
-    from evalkit.store import Store
+    from evalkit.results.store import Store
     from evalkit.views.leaderboard import leaderboard_rows
 
     with Store(db, read_only=True) as store:
@@ -391,7 +391,7 @@ def _score_pairs(
 
 def _json_dump(result) -> str:
     """JSON with NaN written as null, so the output parses everywhere."""
-    from evalkit.store import dumps
+    from evalkit.results.store import dumps
 
     return dumps(result.to_json())
 

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from evalkit.cli._common import DbOption, fail
 from evalkit.errors import EvalkitError
-from evalkit.store import DEFAULT_DB
+from evalkit.results.store import DEFAULT_DB
 
 site_app = typer.Typer(help="Build the static leaderboard site.", no_args_is_help=True)
 console = Console()
@@ -47,7 +47,7 @@ def build(
 
       evalkit site build --db results/evalkit.duckdb --out /tmp/private-site --private
     """
-    from evalkit.store import Store
+    from evalkit.results.store import Store
     from evalkit.views.site import build_site
 
     try:

@@ -15,7 +15,7 @@ from rich.table import Table
 from evalkit.cli._common import ClusterOption, DbOption, fail, fmt, fmt_p, wide_console
 from evalkit.cli._tables import fitting
 from evalkit.errors import EvalkitError
-from evalkit.store import DEFAULT_DB
+from evalkit.results.store import DEFAULT_DB
 
 
 def compare(
@@ -56,8 +56,8 @@ def compare(
       evalkit compare --pairs a.jsonl --pairs b.jsonl --metric rouge_l --metric bleu_4
     """
     from evalkit.results.scores import compare_runs
+    from evalkit.results.store import Store
     from evalkit.stats import unit_text
-    from evalkit.store import Store
 
     if pairs:
         compare_pairs(pairs, task, model, metric, n_boot, n_perm, seed, json_out, preset)

@@ -18,9 +18,9 @@ from evalkit.config import ModelCard, TaskSpec
 from evalkit.errors import EvalkitError
 from evalkit.model_adapters.base import Adapter
 from evalkit.profiles import with_profile
+from evalkit.results.store import DEFAULT_DB, Store
 from evalkit.run.runner import RunSummary, data_root_default, load_samples
 from evalkit.sample import Sample
-from evalkit.store import DEFAULT_DB, Store
 
 TaskArg = str | TaskSpec
 REPORT_KINDS = {"report_generation": "report", "grounding": "grounding"}

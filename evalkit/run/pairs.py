@@ -145,7 +145,7 @@ def score_reports(
         options = {name: chosen.options_for(name, options.get(name)) for name in {*names, *options}}
     own_store = None
     if store is None and db is not None:
-        from evalkit.store import Store
+        from evalkit.results.store import Store
 
         store = own_store = Store(db)
     try:

@@ -97,7 +97,7 @@ def run_demo_recipe(
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate base/SFT/SFT+GRPO per seed; returns per-seed results, means and timings."""
-    from evalkit.store import Store
+    from evalkit.results.store import Store
     from evalkit.training.grpo import run_grpo
     from evalkit.training.sft import run_sft
 

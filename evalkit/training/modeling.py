@@ -515,8 +515,8 @@ def evaluate_checkpoint(
     output_dir: Path, config: TrainConfig, data_root_path: Path | None, db: Path | None
 ) -> dict[str, dict[str, float | None]]:
     """Run the harness on the saved checkpoint, exactly as `evalkit run --model <output_dir>` does."""
+    from evalkit.results.store import DEFAULT_DB
     from evalkit.run.evaluate import evaluate
-    from evalkit.store import DEFAULT_DB
 
     spec = config.evaluate
     if spec is None:

@@ -27,10 +27,10 @@ from evalkit.errors import EvalkitError
 from evalkit.metrics.grounding import soft_f1_iou
 from evalkit.results.aggregates import StoredMean
 from evalkit.results.scores import find_run, load_clustering, load_pairs
+from evalkit.results.store import Store
 from evalkit.results.variants import parsed_answers, stored_samples
 from evalkit.sample import Box, Parsed, Sample
 from evalkit.stats import DEFAULT_N_BOOT, Clustering, PairedData, Resampler, compare_paired
-from evalkit.store import Store
 from evalkit.transforms.samples import mirror_box
 from evalkit.transforms.tasks import SEPARATOR
 

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from evalkit.errors import EvalkitError
 from evalkit.results.aggregates import StoredMean
 from evalkit.results.scores import load_clustering, load_pairs, load_run_scores, stored_metrics
+from evalkit.results.store import Store
 from evalkit.stats import (
     Resampler,
     bootstrap_distribution,
@@ -28,7 +29,6 @@ from evalkit.stats import (
     percentile_interval,
     unit_text,
 )
-from evalkit.store import Store
 
 ALPHA = 0.05
 BETTER, WORSE, TIED = "#1b7f3b", "#b3261e", "#d9d9d9"
