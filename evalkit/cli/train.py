@@ -69,106 +69,111 @@ def _train(recipe: str, config: Path, overrides: list[str] | None, output_dir, d
     console.print(f"evaluate it with: evalkit run --model {result.output_dir} --task <task>", highlight=False)
 
 
-def register(app: typer.Typer) -> None:
-    train_app = typer.Typer(
-        help="Train SFT and GRPO checkpoints (TRL) whose rewards are evalkit's metrics.", no_args_is_help=True
-    )
-    app.add_typer(train_app, name="train")
+train_app = typer.Typer(
+    help="Train SFT and GRPO checkpoints (TRL) whose rewards are evalkit's metrics.", no_args_is_help=True
+)
 
-    @train_app.command("sft")
-    def sft(
-        config: ConfigOption,
-        overrides: SetOption = None,
-        output_dir: OutputOption = None,
-        data_root: DataRootOption = None,
-        db: DbOption = None,
-    ) -> None:
-        """Supervised fine-tuning (or cold-start thinking SFT) on tasks' train splits.
 
-        Writes a Hugging Face checkpoint with evalkit_card.yaml inside, so `evalkit run --model <dir>` evaluates it.
+def sft(
+    config: ConfigOption,
+    overrides: SetOption = None,
+    output_dir: OutputOption = None,
+    data_root: DataRootOption = None,
+    db: DbOption = None,
+) -> None:
+    """Supervised fine-tuning (or cold-start thinking SFT) on tasks' train splits.
 
-        Examples:
+    Writes a Hugging Face checkpoint with evalkit_card.yaml inside, so `evalkit run --model <dir>` evaluates it.
 
-          evalkit train sft --config evalkit/training/configs/sft.yaml
+    Examples:
 
-          evalkit train sft -c evalkit/training/configs/cpu-demo-sft.yaml --set train.max_steps=50 -o /tmp/sft
-        """
-        _train("sft", config, overrides, output_dir, data_root, db)
+      evalkit train sft --config evalkit/training/configs/sft.yaml
 
-    @train_app.command("grpo")
-    def grpo(
-        config: ConfigOption,
-        overrides: SetOption = None,
-        output_dir: OutputOption = None,
-        data_root: DataRootOption = None,
-        db: DbOption = None,
-    ) -> None:
-        """GRPO with rewards computed by evalkit's parsers and metrics (soft-F1 IoU, -RadCliQ, ...).
+      evalkit train sft -c evalkit/training/configs/cpu-demo-sft.yaml --set train.max_steps=50 -o /tmp/sft
+    """
+    _train("sft", config, overrides, output_dir, data_root, db)
 
-        Examples:
 
-          evalkit train grpo --config evalkit/training/configs/grpo-grounding.yaml
+def grpo(
+    config: ConfigOption,
+    overrides: SetOption = None,
+    output_dir: OutputOption = None,
+    data_root: DataRootOption = None,
+    db: DbOption = None,
+) -> None:
+    """GRPO with rewards computed by evalkit's parsers and metrics (soft-F1 IoU, -RadCliQ, ...).
 
-          accelerate launch --config_file evalkit/training/configs/accelerate/zero3.yaml -m evalkit.cli train grpo \\
-            --config evalkit/training/configs/grpo-report.yaml
-        """
-        _train("grpo", config, overrides, output_dir, data_root, db)
+    Examples:
 
-    @train_app.command("demo")
-    def demo(
-        seeds: Annotated[str, typer.Option(help="Comma-separated seeds; one base/SFT/GRPO chain per seed.")] = "0,1,2",
-        out: Annotated[Path, typer.Option("--out", help="Folder for checkpoints and results.")] = Path(
-            "results/train-demo"
+      evalkit train grpo --config evalkit/training/configs/grpo-grounding.yaml
+
+      accelerate launch --config_file evalkit/training/configs/accelerate/zero3.yaml -m evalkit.cli train grpo \\
+        --config evalkit/training/configs/grpo-report.yaml
+    """
+    _train("grpo", config, overrides, output_dir, data_root, db)
+
+
+def demo(
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; one base/SFT/GRPO chain per seed.")] = "0,1,2",
+    out: Annotated[Path, typer.Option("--out", help="Folder for checkpoints and results.")] = Path(
+        "results/train-demo"
+    ),
+    data_root: DataRootOption = None,
+    sft_steps: Annotated[int | None, typer.Option(help="Override the SFT steps of the recipe.")] = None,
+    grpo_steps: Annotated[int | None, typer.Option(help="Override the GRPO steps of the recipe.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate on the first N samples of each task.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")] = None,
+    ship: Annotated[
+        bool,
+        typer.Option(
+            help="Copy the first seed's checkpoints (float16) to evalkit/model_adapters/checkpoints/ "
+            "for `evalkit demo`."
         ),
-        data_root: DataRootOption = None,
-        sft_steps: Annotated[int | None, typer.Option(help="Override the SFT steps of the recipe.")] = None,
-        grpo_steps: Annotated[int | None, typer.Option(help="Override the GRPO steps of the recipe.")] = None,
-        limit: Annotated[int | None, typer.Option(help="Evaluate on the first N samples of each task.")] = None,
-        json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON here.")] = None,
-        ship: Annotated[
-            bool,
-            typer.Option(
-                help="Copy the first seed's checkpoints (float16) to evalkit/model_adapters/checkpoints/ "
-                "for `evalkit demo`."
-            ),
-        ] = False,
-    ) -> None:
-        """The CPU demo recipe on phantoms: base -> SFT -> SFT+GRPO (soft-F1 reward) per seed, evaluated by the
-        harness on held-out phantom grounding (soft_f1_iou, radvlm_map50).
+    ] = False,
+) -> None:
+    """The CPU demo recipe on phantoms: base -> SFT -> SFT+GRPO (soft-F1 reward) per seed, evaluated by the
+    harness on held-out phantom grounding (soft_f1_iou, radvlm_map50).
 
-        Example: evalkit train demo --seeds 0,1,2
-        """
-        try:
-            from evalkit.training.demo import print_table, run_demo_recipe, ship_checkpoints
-        except ImportError as exc:
-            fail(_missing_train_extra(exc))
-            return
-        try:
-            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-        except ValueError:
-            fail(EvalkitError(f"--seeds must be comma-separated integers, not '{seeds}'"))
-            return
-        try:
-            report = run_demo_recipe(
-                seed_list,
-                out,
-                data_root=data_root,
-                sft_steps=sft_steps,
-                grpo_steps=grpo_steps,
-                limit=limit,
-                console=console,
-            )
-        except EvalkitError as exc:
-            fail(exc)
-            return
-        print_table(report, console)
-        if json_out is not None:
-            import json
+    Example: evalkit train demo --seeds 0,1,2
+    """
+    try:
+        from evalkit.training.demo import print_table, run_demo_recipe, ship_checkpoints
+    except ImportError as exc:
+        fail(_missing_train_extra(exc))
+        return
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        fail(EvalkitError(f"--seeds must be comma-separated integers, not '{seeds}'"))
+        return
+    try:
+        report = run_demo_recipe(
+            seed_list,
+            out,
+            data_root=data_root,
+            sft_steps=sft_steps,
+            grpo_steps=grpo_steps,
+            limit=limit,
+            console=console,
+        )
+    except EvalkitError as exc:
+        fail(exc)
+        return
+    print_table(report, console)
+    if json_out is not None:
+        import json
 
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(report, indent=2), encoding="utf-8")
-        if ship:
-            first = str(seed_list[0])
-            written = ship_checkpoints(out / f"seed{first}", evaluation=report["seeds"][first]["results"])
-            for stage, folder in written.items():
-                console.print(f"shipped {stage}: {folder}", highlight=False)
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if ship:
+        first = str(seed_list[0])
+        written = ship_checkpoints(out / f"seed{first}", evaluation=report["seeds"][first]["results"])
+        for stage, folder in written.items():
+            console.print(f"shipped {stage}: {folder}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    train_app.command("sft")(sft)
+    train_app.command("grpo")(grpo)
+    train_app.command("demo")(demo)
+    app.add_typer(train_app, name="train")
