@@ -189,14 +189,14 @@ class RadCliQV1(Metric):
         worker = self.convention == "radvlm_grpo_worker"
         rows = []
         for i in range(n):
-            if "error" in graphs[i] or "error" in graphs[n + i]:
-                rows.append([float("nan")] * len(FEATURES))
-                continue
+            # A report RadGraph refuses (over max_words) leaves only its RadGraph feature NaN: CXR-Report-Metric
+            # computes every column on its own, so BertScore and SembScore of that report still exist.
+            refused = "error" in graphs[i] or "error" in graphs[n + i]
             reference_emb, prediction_emb = embedding(labels[i]), embedding(labels[n + i])
             zero = not (np.linalg.norm(reference_emb) > 0 and np.linalg.norm(prediction_emb) > 0)
             rows.append(
                 [
-                    radgraph_combined(graphs[i], graphs[n + i]),
+                    float("nan") if refused else radgraph_combined(graphs[i], graphs[n + i]),
                     berts[i]["f"],
                     0.0 if worker and zero else cosine(reference_emb, prediction_emb),
                     worker_bleu4(references[i], predictions[i])

@@ -115,3 +115,24 @@ def test_model_columns_equal_their_code_on_tiny_models(tmp_path) -> None:
         got = [s.value for s in metric.score(predictions, samples)]
         assert got == pytest.approx(COLUMNS[column], rel=tolerance, abs=tolerance), name
     store.close()
+
+
+@pytest.mark.slow  # the tiny CheXbert and distilroberta on three reports over 512 word pieces (~10 s)
+def test_long_reports_are_cut_as_their_code_cuts_them(tmp_path) -> None:
+    """CheXbert keeps 511 pieces + [SEP], bert-score the model's 512; and a report RadGraph refuses (over
+    max_words) still has its BERTScore and SembScore, as in calc_metric, where every column stands alone."""
+    from evalkit.store import Store
+
+    models = cxr_report_metric_models()
+    options = {**models["options"], "radgraph": {**models["options"]["radgraph"], "max_words": 20}}
+    store = Store(tmp_path / "cache.duckdb")
+    predictions, samples = _inputs(FIXTURE["long_pairs"])
+    for name, column in (("bertscore_cxr", "bertscore"), ("semb_score", "semb_score")):
+        metric = _rexrank_metric(name, **options)
+        metric.cache = store
+        got = [s.value for s in metric.score(predictions, samples)]
+        assert got == pytest.approx(FIXTURE["long_columns"][column], rel=1e-5, abs=1e-5), name
+    radcliq = _rexrank_metric("radcliq_v1", **options)
+    radcliq.cache = store
+    assert all(s.value is None and "RadGraph" in s.stats["error"] for s in radcliq.score(predictions, samples))
+    store.close()
