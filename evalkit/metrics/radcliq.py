@@ -2,7 +2,8 @@
 
 RadCliQ-v1 = w . z + b, where z standardises four per-report features with the published scaler and (w, b)
 are the published linear-model coefficients (CXR-Report-Metric's `radcliq-v1.pkl`, as transcribed in RadEval's
-`RadCliQv1/radcliq.py`). The features are computed as CXR-Report-Metric's `run_eval.py` computes them:
+`RadCliQv1/radcliq.py`; held to the pickle itself in tests/parity/test_cxr_report_metric_parity.py). The
+features are computed as CXR-Report-Metric's `run_eval.py` computes them:
 
 - radgraph_combined: (entity F1 + relation F1) / 2, entities {(tokens, label)} and relations
   {((tokens, label), (tokens, label), relation)} from RadGraph annotations (`radgraph_evaluate_model.py`),
