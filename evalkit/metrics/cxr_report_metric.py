@@ -10,6 +10,10 @@ annotation caches (a task scoring RadCliQ and these runs each model once):
 - `bertscore_cxr`: BERTScore F1, distilroberta-base, layer 5, baseline-rescaled, runs of spaces squeezed;
 - `semb_score`: cosine of the CheXbert [CLS] embeddings of reference and prediction (SembScore);
 - `radgraph_combined`: (entity F1 + relation F1) / 2 on RadGraph annotations (original RadGraph model).
+
+Each equals CXR-Report-Metric's own `run_eval.py: calc_metric` (commit 9c9ecad) on tiny models of the real
+architectures: tests/parity/test_cxr_report_metric_parity.py. As there, every column stands alone: a report
+RadGraph refuses (over its `max_words`) has no RadGraph value and no RadCliQ, but its BertScore and SembScore.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ class _CxrFeature(Metric):
         preds = [p.answer or "" for p in predictions]
         column = self.inner.features(refs, preds)[:, FEATURES.index(self.feature)]
         return [
-            SampleScore(None, {"error": "the feature could not be computed (RadGraph input too long)"})
+            SampleScore(None, {"error": "RadGraph refused the report (input too long)"})
             if np.isnan(v)
             else SampleScore(float(v))
             for v in column
@@ -78,6 +82,7 @@ class Bleu2Cxr(Metric):
 @register_metric
 class BertScoreCxr(_CxrFeature):
     name = "bertscore_cxr"
+    version = "2"  # 2: a report RadGraph refuses keeps its BertScore (was an error)
     feature = "bertscore"
     description = "BERTScore F1, distilroberta-base, rescaled, as RadCliQ's feature; ReXrank's BertScore"
 
@@ -85,6 +90,7 @@ class BertScoreCxr(_CxrFeature):
 @register_metric
 class SembScore(_CxrFeature):
     name = "semb_score"
+    version = "2"  # 2: a report RadGraph refuses keeps its SembScore (was an error)
     feature = "semb_score"
     description = "SembScore: cosine of CheXbert [CLS] embeddings, mean; ReXrank's SembScore"
 

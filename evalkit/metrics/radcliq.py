@@ -2,7 +2,8 @@
 
 RadCliQ-v1 = w . z + b, where z standardises four per-report features with the published scaler and (w, b)
 are the published linear-model coefficients (CXR-Report-Metric's `radcliq-v1.pkl`, as transcribed in RadEval's
-`RadCliQv1/radcliq.py`). The features are computed as CXR-Report-Metric's `run_eval.py` computes them:
+`RadCliQv1/radcliq.py`; held to the pickle itself in tests/parity/test_cxr_report_metric_parity.py). The
+features are computed as CXR-Report-Metric's `run_eval.py` computes them:
 
 - radgraph_combined: (entity F1 + relation F1) / 2, entities {(tokens, label)} and relations
   {((tokens, label), (tokens, label), relation)} from RadGraph annotations (`radgraph_evaluate_model.py`),
@@ -189,14 +190,14 @@ class RadCliQV1(Metric):
         worker = self.convention == "radvlm_grpo_worker"
         rows = []
         for i in range(n):
-            if "error" in graphs[i] or "error" in graphs[n + i]:
-                rows.append([float("nan")] * len(FEATURES))
-                continue
+            # A report RadGraph refuses (over max_words) leaves only its RadGraph feature NaN: CXR-Report-Metric
+            # computes every column on its own, so BertScore and SembScore of that report still exist.
+            refused = "error" in graphs[i] or "error" in graphs[n + i]
             reference_emb, prediction_emb = embedding(labels[i]), embedding(labels[n + i])
             zero = not (np.linalg.norm(reference_emb) > 0 and np.linalg.norm(prediction_emb) > 0)
             rows.append(
                 [
-                    radgraph_combined(graphs[i], graphs[n + i]),
+                    float("nan") if refused else radgraph_combined(graphs[i], graphs[n + i]),
                     berts[i]["f"],
                     0.0 if worker and zero else cosine(reference_emb, prediction_emb),
                     worker_bleu4(references[i], predictions[i])

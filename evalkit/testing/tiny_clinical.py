@@ -121,6 +121,41 @@ def save_bert_weights(folder: Path, scale: float = 0.5) -> None:
     model.save_pretrained(str(folder))
 
 
+def state_digest(state: dict[str, Any]) -> str:
+    """sha256 of a state dict's names and float32 values: tells two environments' tiny models apart."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(state[name].detach().float().cpu().numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def checkpoint_digest(path: Path) -> str:
+    """`state_digest` of a CheXbert checkpoint's `model_state_dict`."""
+    import torch
+
+    return state_digest(torch.load(path, map_location="cpu", weights_only=True)["model_state_dict"])
+
+
+def folder_weights_digest(folder: Path) -> str:
+    """`state_digest` of the weights `save_pretrained` wrote in `folder` (model.safetensors)."""
+    from safetensors.torch import load_file
+
+    return state_digest(load_file(str(Path(folder) / "model.safetensors")))
+
+
+def files_digest(folder: Path, names: tuple[str, ...]) -> str:
+    """sha256 of the named files' bytes (tokenizer files trained in different environments must agree)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update((Path(folder) / name).read_bytes())
+    return digest.hexdigest()
+
+
 # --- CheXbert --------------------------------------------------------------------------------------------------
 def write_tiny_chexbert(folder: Path, *, hidden: int = 64, layers: int = 2) -> tuple[Path, Path]:
     """(chexbert.pth, tokenizer folder): the `bert_labeler` layout with `module.` prefixes, as in the real file.

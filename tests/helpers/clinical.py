@@ -45,3 +45,28 @@ def chexbert_files() -> tuple[Path, Path]:
     from evalkit.testing import tiny_clinical
 
     return tiny_clinical.write_tiny_chexbert(root() / "chexbert")
+
+
+@lru_cache(maxsize=1)
+def cxr_report_metric_models() -> dict[str, Any]:
+    """The tiny models tests/fixtures/make_cxr_report_metric_reference.py gave CXR-Report-Metric's own code (a
+    6-layer distilroberta for bert-score's layer 5, the CheXbert checkpoint), their digests, and the RadCliQ
+    options that point evalkit at them (RadGraph: the tiny "radgraph" model of clinical_reference.json)."""
+    from evalkit.testing import tiny_clinical
+
+    folder = root() / "cxr-report-metric"
+    checkpoint, bert = tiny_clinical.write_tiny_chexbert(folder / "chexbert")
+    roberta = tiny_clinical.write_tiny_roberta(folder / "distilroberta-base", layers=6)
+    tiny_clinical.save_bert_weights(roberta, 0.3)
+    digests = {
+        "chexbert": tiny_clinical.checkpoint_digest(checkpoint),
+        "chexbert_tokenizer": tiny_clinical.files_digest(bert, ("vocab.txt",)),
+        "distilroberta": tiny_clinical.folder_weights_digest(roberta),
+        "distilroberta_tokenizer": tiny_clinical.files_digest(roberta, ("vocab.json", "merges.txt")),
+    }
+    options = {
+        "radgraph": {"model_dir": str(radgraph_folder("radgraph")), "model_type": "radgraph", "device": "cpu"},
+        "chexbert": {"checkpoint": str(checkpoint), "tokenizer": str(bert), "device": "cpu"},
+        "bertscore": {"model_path": str(roberta), "device": "cpu"},  # layer 5, bert-score's packaged baseline
+    }
+    return {"digests": digests, "options": options}
