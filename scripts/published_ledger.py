@@ -80,10 +80,10 @@ REXRANK_TABLES = {
     ),
 }
 # ReXrank header -> (evalkit metric or unknown, note). Its numbers come from CXR-Report-Metric's code path
-# (per-report scores averaged), which evalkit's `rexrank` profile reproduces (tests/parity/test_cxr_report_metric_parity.py).
+# (per-report scores averaged), which the `rexrank` profile reproduces (tests/parity/test_cxr_report_metric_parity.py).
 REXRANK_COLUMNS = {
     "BLEU": ("bleu2_cxr", "CXR-Report-Metric run_eval.py: BLEU-2 per report (fast_bleu, lower-cased), averaged"),
-    "BertScore": ("bertscore_cxr", "CXR-Report-Metric 9c9ecad: distilroberta-base, rescaled with the baseline, idf off"),
+    "BertScore": ("bertscore_cxr", "CXR-Report-Metric 9c9ecad: distilroberta-base, rescaled, idf off"),
     "SembScore": ("semb_score", "cosine of CheXbert [CLS] embeddings (CXR-Report-Metric encode.py)"),
     "RadGraph": ("radgraph_combined", "CXR-Report-Metric: mean of RadGraph entity F1 and relation F1"),
     "RadCliQ-v0": ("unknown", "RadCliQ-v0: not in evalkit"),
