@@ -9,7 +9,7 @@ order and by model name, and a sortable table lists the same numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,9 @@ import numpy as np
 from markupsafe import Markup
 
 from evalkit.errors import EvalkitError
+from evalkit.metrics.base import Metric
 from evalkit.stats import (
+    MetricScores,
     Resampler,
     StoredMean,
     bootstrap_distribution,
@@ -84,6 +86,8 @@ def pairwise_map(
     n_boot: int,
     seed: int,
     cluster: str = "auto",
+    scores: Mapping[str, MetricScores | None] | None = None,
+    instances: Mapping[str, Metric | None] | None = None,
 ) -> PairwiseMap:
     """Paired comparisons of every pair of (model, run) in `runs` (leaderboard order); Holm across the pairs.
 
@@ -91,17 +95,26 @@ def pairwise_map(
     resample's counts depend only on the samples, the seed and the clusters, so the replicates of a − b equal
     those of the pair's own paired bootstrap (`compare_paired`), at one bootstrap per run instead of one per pair.
     Pairs on different sample sets take the per-pair path.
+
+    `scores` and `instances` (run id -> the metric's current scores / its stored instance), when the caller has
+    read them for the whole task already (the site build), stand in for reading each run again.
     """
     clustering = load_clustering(store, task, cluster)
     loaded: dict[str, Resampler] = {}
     sample_sets: dict[str, tuple[str, ...]] = {}
     for model, run in runs:
-        scores = load_run_scores(store, run["run_id"], [metric]).get(metric)
-        if scores is None or not scores.sample_ids:
+        if scores is not None:
+            found_scores = scores.get(run["run_id"])
+        else:
+            found_scores = load_run_scores(store, run["run_id"], [metric]).get(metric)
+        if found_scores is None or not found_scores.sample_ids:
             continue  # the metric is missing on this run: its cells stay empty
-        instance = stored_metrics(store, run["run_id"]).get(metric) or StoredMean(metric)
-        loaded[model] = Resampler(instance, scores.values, scores.stats)
-        sample_sets[model] = tuple(scores.sample_ids)
+        if instances is not None:
+            instance = instances.get(run["run_id"])
+        else:
+            instance = stored_metrics(store, run["run_id"]).get(metric)
+        loaded[model] = Resampler(instance or StoredMean(metric), found_scores.values, found_scores.stats)
+        sample_sets[model] = tuple(found_scores.sample_ids)
     replicates: dict[str, np.ndarray] = {}
     by_samples: dict[tuple[str, ...], list[str]] = {}
     for model, ids in sample_sets.items():

@@ -117,11 +117,10 @@ def _pages(site: Path) -> list[Path]:
 
 def _sample_data(site: Path, task: str) -> tuple[dict, list[dict]]:
     """A task's sample index and every sample record, read back from the data scripts as the browser would."""
-    from evalkit.site_data import read_part
+    from evalkit.site_data import read_index, read_part
 
     folder = site / "data" / task
-    text = (folder / "index.js").read_text()
-    index = json.loads(text[text.index("] = ") + 4 : text.rstrip().rindex(";")])
+    index = read_index((folder / "index.js").read_text())
     parts = sorted(folder.glob("part-*.js"), key=lambda p: int(p.stem.split("-")[1]))
     return index, [sample for part in parts for sample in read_part(part.read_text())]
 

@@ -18,11 +18,18 @@ def register_metric(cls: type[Metric]) -> type[Metric]:
     return cls
 
 
+_LOADED: list[bool] = []
+
+
 def _load_families() -> None:
-    """Import every family module of this package (one module per metric family) so they register."""
+    """Import every family module of this package (one module per metric family) so they register. Once per
+    process: listing the package folder cost a millisecond per call, and `is_diagnostic` is asked per table row."""
+    if _LOADED:
+        return
     for info in pkgutil.iter_modules(__path__):
         if info.name not in _INFRASTRUCTURE and not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
+    _LOADED.append(True)
 
 
 def metric_class(name: str) -> type[Metric]:
