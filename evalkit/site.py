@@ -46,6 +46,7 @@ from evalkit.site_swap import staged_folder
 from evalkit.stats import (
     DISPLAY_MAX_GENERIC,
     MetricScores,
+    StoredMean,
     holm,
     stored_metric,
     unit_text,
@@ -370,13 +371,15 @@ class SiteBuilder:
         # The per-sample scores the views below resample or plot, read and decoded once for all runs.
         grounding = view.kind == "grounding" or any(c.name == "miou" for c in columns)
         wanted = [m for m in (primary, "miou" if grounding else None) if m]
-        scores = task_scores(self.store, run_ids, wanted) if wanted else {}
+        own = {
+            run_id: stored_metric(stored[run_id][primary]) if primary and primary in stored[run_id] else None
+            for run_id in run_ids
+        }
+        # A plain mean (StoredMean, as the pairwise map builds it where a run has none) resamples its values alone.
+        plain = primary != "miou" and all(i is None or type(i) is StoredMean for i in own.values())
+        scores = task_scores(self.store, run_ids, wanted, [primary] if plain and primary else []) if wanted else {}
         if primary and sum(1 for r in rows if not r.reference) > 1:
             per_run = {run_id: found.get(primary) for run_id, found in scores.items()}
-            own = {
-                run_id: stored_metric(stored[run_id][primary]) if primary in stored[run_id] else None
-                for run_id in run_ids
-            }
             self._pairwise(view, primary, instances[primary].higher_is_better, per_run, own)
             self._vs_leader(view, primary)
         for column in columns:

@@ -91,7 +91,8 @@ _PART = re.compile(r'\]\s*=\s*"([A-Za-z0-9+/=]*)";\s*$')
 # back from the text with the same pattern (BOX_TEXT there), so an output whose parsed boxes are exactly these
 # (compared as the floats both sides parse) says so with "bt" instead of repeating them: a third of a grounding
 # task's compressed bytes were boxes written twice.
-_NUMBER = r"(-?[0-9]+(?:\.[0-9]+)?)"
+# At most BOX_DIGITS decimals: such a number is its own rounding, so the text gives exactly the rounded boxes.
+_NUMBER = r"(-?[0-9]+(?:\.[0-9]{1,4})?)"
 BOX_TEXT = re.compile(rf"\[{_NUMBER}, {_NUMBER}, {_NUMBER}, {_NUMBER}\]")
 
 
@@ -228,11 +229,15 @@ def _output(
     item: dict[str, Any] = {"m": model, "a": answer or ""}
     if text != answer or parsed.get("thinking"):
         item["r"] = text or ""
-    boxes = _boxes(parsed.get("boxes", []))
-    if boxes:
-        # Equal floats (0.0 and -0.0 alike: a box drawn or printed at -0 shows as at 0): the browser reads these
-        # boxes back from the text.
-        if isinstance(item["a"], str) and boxes_in_text(item["a"]) == boxes:
+    raw = parsed.get("boxes", [])
+    stated = boxes_in_text(item["a"]) if isinstance(item["a"], str) else []
+    # Equal floats (0.0 and -0.0 alike: a box drawn or printed at -0 shows as at 0): the browser reads these boxes
+    # back from the text. The parse equal to the text's boxes is already clean and rounded (lists of four finite
+    # numbers of at most BOX_DIGITS decimals), so `_boxes` would return it unchanged.
+    if stated and stated == raw:
+        item["bt"] = 1
+    elif boxes := _boxes(raw):
+        if stated == boxes:
             item["bt"] = 1
         else:
             item["b"] = boxes

@@ -16,13 +16,17 @@ from evalkit.stats import MetricScores
 from evalkit.store import Store
 
 
-def task_scores(store: Store, run_ids: Sequence[str], metrics: Sequence[str]) -> dict[str, dict[str, MetricScores]]:
+def task_scores(
+    store: Store, run_ids: Sequence[str], metrics: Sequence[str], without_stats: Sequence[str] = ()
+) -> dict[str, dict[str, MetricScores]]:
     """run id -> metric -> its current scores (as `stats.load_run_scores` returns them), for every run at once.
 
-    A metric a run holds no current score of is absent from that run's dict, as in `load_run_scores`.
+    A metric a run holds no current score of is absent from that run's dict, as in `load_run_scores`. Metrics in
+    `without_stats` get empty statistics ({} per sample), neither read nor decoded: for a caller that needs only
+    their values (a plain mean re-aggregates from values alone, `stats.StoredMean`).
     """
     out: dict[str, dict[str, MetricScores]] = {run_id: {} for run_id in run_ids}
-    rows = task_score_rows(store, run_ids, sorted(set(metrics)))
+    rows = task_score_rows(store, run_ids, sorted(set(metrics)), without_stats)
     # One decoder call for every row's statistics (a NULL column reads as {}, as `loads(stats, {})` has it).
     decoded = json.loads("[" + ",".join("{}" if r[4] is None else r[4] for r in rows) + "]") if rows else []
     key, current = None, MetricScores("", [], [], [])

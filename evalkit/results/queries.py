@@ -390,14 +390,16 @@ def task_score_values(store: Store, run_ids: Sequence[str], metrics: Sequence[st
 
 
 def task_score_rows(
-    store: Store, run_ids: Sequence[str], metrics: Sequence[str]
+    store: Store, run_ids: Sequence[str], metrics: Sequence[str], without_stats: Sequence[str] = ()
 ) -> list[tuple[str, str, str, float | None, str | None]]:
     """(run id, metric, sample id, value, stats JSON) of several runs' current scores on the given metrics,
-    ordered by run, metric and sample id (as `current_scores` orders one run's)."""
+    ordered by run, metric and sample id (as `current_scores` orders one run's); stats NULL for the metrics in
+    `without_stats` (not read)."""
     return store.con.execute(
-        f"SELECT s.run_id, s.metric, s.sample_id, s.value, s.stats {CURRENT_SCORES_OF} "
+        "SELECT s.run_id, s.metric, s.sample_id, s.value, "
+        f"CASE WHEN list_contains(?::VARCHAR[], s.metric) THEN NULL ELSE s.stats END {CURRENT_SCORES_OF} "
         "AND list_contains(?::VARCHAR[], s.metric) ORDER BY s.run_id, s.metric, s.sample_id",
-        [list(run_ids), list(metrics)],
+        [list(without_stats), list(run_ids), list(metrics)],
     ).fetchall()
 
 

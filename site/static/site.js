@@ -239,7 +239,7 @@
   }
 
   // An output marked "bt" has exactly the boxes its answer states as "[x1, y1, x2, y2]" (site_data.BOX_TEXT).
-  const NUMBER = "(-?[0-9]+(?:\\.[0-9]+)?)";
+  const NUMBER = "(-?[0-9]+(?:\\.[0-9]{1,4})?)";
   const BOX_TEXT = new RegExp("\\[" + [NUMBER, NUMBER, NUMBER, NUMBER].join(", ") + "\\]", "g");
 
   function boxesInText(text) {
