@@ -10,7 +10,9 @@ from evalkit.errors import EvalkitError
 from evalkit.metrics.base import Metric, SampleScore
 
 _METRICS: dict[str, type[Metric]] = {}
-_INFRASTRUCTURE = {"base"}
+# Modules that define no metric: `base`, and the compiled COCO kernels (numba), imported where a metric computes,
+# so listing the metrics (`is_diagnostic` in every leaderboard) does not start numba (half a second).
+_INFRASTRUCTURE = {"base", "coco_match", "coco_resample", "coco_params"}
 
 
 def register_metric(cls: type[Metric]) -> type[Metric]:
