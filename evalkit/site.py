@@ -477,9 +477,9 @@ class SiteBuilder:
             instances=instances,
         )
         models = view.pairwise.models
+        # The name order is drawn by site.js from this matrix when asked (the same cells moved): one matrix per page.
         view.pairwise_svgs = {
-            "leaderboard": matrix_svg(view.pairwise, models, "leaderboard"),
-            "name": matrix_svg(view.pairwise, sorted(models, key=str.lower), "name"),
+            "leaderboard": matrix_svg(view.pairwise, models, "leaderboard", {"name": sorted(models, key=str.lower)}),
         }
 
     def _iou_plot(self, rows: Sequence[ModelRow], miou: dict[str, MetricScores | None]) -> Any:

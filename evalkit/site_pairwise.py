@@ -8,6 +8,7 @@ order and by model name, and a sortable table lists the same numbers.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from evalkit.stats import (
 from evalkit.store import Store
 
 ALPHA = 0.05
+MATRIX_LAYOUT = (64, 150, 120)  # cell size, room for row labels (left), room for column labels (top); site.js too
 BETTER, WORSE, TIED = "#1b7f3b", "#b3261e", "#d9d9d9"
 
 
@@ -175,19 +177,26 @@ def _short(name: str, limit: int = 18) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
-def matrix_svg(pmap: PairwiseMap, order: Sequence[str], label: str) -> Markup:
-    """The matrix: row model minus column model; green = row significantly better, red = worse, grey = tied."""
+def matrix_svg(
+    pmap: PairwiseMap, order: Sequence[str], label: str, reorders: dict[str, Sequence[str]] | None = None
+) -> Markup:
+    """The matrix: row model minus column model; green = row significantly better, red = worse, grey = tied.
+
+    `reorders` (label -> model order): other orders site.js draws from this matrix when asked (the same cells,
+    moved; `data-orders`), instead of the page holding each order's matrix: at 60 models one matrix is 1.4 MB.
+    """
     k = len(order)
     if k < 2:
         return Markup("")
-    size, left, top = 64, 150, 120
+    size, left, top = MATRIX_LAYOUT
     # Column labels run up and to the right at 45 degrees: the last one needs about `top` of room past the grid.
     width, height = left + k * size + top, top + k * size + 10
+    orders = json.dumps({"": list(order), **{name: list(o) for name, o in (reorders or {}).items()}})
     parts = [
         Markup(
             '<svg xmlns="http://www.w3.org/2000/svg" class="pairwise-map" role="img" viewBox="0 0 {w} {h}" '
-            'width="{w}" height="{h}" data-order="{o}"><title>{t}</title>'
-        ).format(w=width, h=height, o=label, t=f"pairwise differences on {pmap.metric}, {label} order")
+            'width="{w}" height="{h}" data-order="{o}" data-orders="{orders}"><title>{t}</title>'
+        ).format(w=width, h=height, o=label, orders=orders, t=f"pairwise differences on {pmap.metric}, {label} order")
     ]
     for i, name in enumerate(order):
         y = top + i * size + size / 2

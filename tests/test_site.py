@@ -424,7 +424,7 @@ def test_pairwise_map_holds_every_pair_with_holm_across_pairs(public_db, public_
     from evalkit.store import Store
 
     html = (public_site / "tasks" / "phantom-report.html").read_text()
-    assert html.count('class="pairwise-map"') == 2  # leaderboard order and name order
+    assert html.count('class="pairwise-map"') == 1  # leaderboard order; site.js draws the name order from it
     assert XSS_MODEL not in html  # the model name is escaped in the SVG and the table too
     with Store(public_db, read_only=True) as store:
         runs = {r["model"]: r for r in latest_runs(store, "phantom-report")}
@@ -631,5 +631,40 @@ def test_boxes_read_back_from_the_answer_are_drawn_and_listed(browser, public_si
     assert drawn and [pytest.approx(d) for d in expected] == drawn
     listed = visit.page.locator("article.output p.boxes").all_text_contents()
     assert any(text.startswith("parsed boxes: [") for text in listed)
+    assert visit.errors == []
+    visit.close()
+
+
+# Every element of an SVG in document order: tag, attributes (numbers compared as numbers: "246.0" is 246) and the
+# text of leaf elements; `data-orders` left out (what site.js may draw, not what is drawn).
+CANONICAL_SVG = """svg => Array.from([svg, ...svg.querySelectorAll('*')]).map(el => [
+    el.tagName,
+    Array.from(el.attributes).filter(a => a.name !== 'data-orders')
+        .map(a => a.name + '=' + a.value.replace(/-?[0-9]+(\\.[0-9]+)?/g, m => String(Number(m)))).sort(),
+    el.children.length ? '' : el.textContent])"""
+
+
+@pytest.mark.browser
+def test_name_order_drawn_by_the_script_is_the_matrix_the_server_would_draw(browser, public_db, public_site):
+    from evalkit.leaderboard import latest_runs
+    from evalkit.site_pairwise import matrix_svg, pairwise_map
+    from evalkit.store import Store
+
+    visit = Visit(browser, public_site / "tasks" / "phantom-report.html")
+    page = visit.page
+    order = page.locator("svg.pairwise-map[data-order=leaderboard]").evaluate("s => JSON.parse(s.dataset.orders)")
+    with Store(public_db, read_only=True) as store:
+        runs = {r["model"]: r for r in latest_runs(store, "phantom-report")}
+        pmap = pairwise_map(
+            store, "phantom-report", [(m, runs[m]) for m in order[""]], "rouge_l", True, n_boot=200, seed=0
+        )
+    assert order["name"] == sorted(order[""], key=str.lower)
+    page.locator("button[data-pairwise-order=name]").click()
+    drawn = page.locator("svg.pairwise-map[data-order=name]").evaluate(CANONICAL_SVG)
+    served = page.evaluate(
+        f"text => ({CANONICAL_SVG})(new DOMParser().parseFromString(text, 'image/svg+xml').documentElement)",
+        str(matrix_svg(pmap, order["name"], "name")),
+    )
+    assert len(drawn) > 3 * len(order[""]) ** 2 and drawn == served
     assert visit.errors == []
     visit.close()

@@ -321,11 +321,64 @@
     });
   });
 
-  // Pairwise significance map: show the matrix in the chosen model order.
+  // Pairwise significance map: the page holds the matrix in leaderboard order; another order (data-orders on it)
+  // is the same cells moved, drawn here when first asked, as site_pairwise.matrix_svg would draw it.
+  const MATRIX_SIZE = 64, MATRIX_LEFT = 150, MATRIX_TOP = 120; // site_pairwise.MATRIX_LAYOUT
+
+  function reorderedMap(svg, from, to, label) {
+    const place = new Map(to.map(function (name, i) { return [name, i]; }));
+    const moved = from.map(function (name) { return place.get(name); });
+    const copy = svg.cloneNode(true);
+    const was = svg.getAttribute("data-order") + " order";
+    copy.setAttribute("data-order", label);
+    copy.removeAttribute("data-orders");
+    const title = copy.firstElementChild;
+    title.textContent = title.textContent.slice(0, -was.length) + label + " order";
+    const rows = Array.from(copy.querySelectorAll(":scope > text.row-label"));
+    const cols = Array.from(copy.querySelectorAll(":scope > text.col-label"));
+    const labels = [];
+    rows.forEach(function (row, i) {
+      const n = moved[i];
+      row.setAttribute("y", MATRIX_TOP + n * MATRIX_SIZE + MATRIX_SIZE / 2);
+      const x = MATRIX_LEFT + n * MATRIX_SIZE + MATRIX_SIZE / 2;
+      cols[i].setAttribute("transform", "translate(" + x + "," + (MATRIX_TOP - 6) + ") rotate(-45)");
+      labels[n] = [row, cols[i]];
+    });
+    const cells = [];
+    Array.from(copy.children).forEach(function (el) {
+      if (el === title || el.classList.contains("row-label") || el.classList.contains("col-label")) return;
+      const rect = el.tagName.toLowerCase() === "rect" ? el : el.querySelector("rect");
+      const j = Math.round((Number(rect.getAttribute("x")) - MATRIX_LEFT) / MATRIX_SIZE);
+      const i = Math.round((Number(rect.getAttribute("y")) - MATRIX_TOP) / MATRIX_SIZE);
+      const x = MATRIX_LEFT + moved[j] * MATRIX_SIZE, y = MATRIX_TOP + moved[i] * MATRIX_SIZE;
+      rect.setAttribute("x", x);
+      rect.setAttribute("y", y);
+      const text = el === rect ? null : el.querySelector(":scope > text");
+      if (text) {
+        text.setAttribute("x", x + MATRIX_SIZE / 2);
+        text.setAttribute("y", y + MATRIX_SIZE / 2);
+      }
+      cells[moved[i] * from.length + moved[j]] = el;
+    });
+    // Document order as matrix_svg writes it: labels by position, then the cells row by row.
+    labels.forEach(function (pair) { copy.appendChild(pair[0]); copy.appendChild(pair[1]); });
+    cells.forEach(function (el) { if (el) copy.appendChild(el); });
+    return copy;
+  }
+
+  function drawOrder(section, order) {
+    const panel = section.querySelector('[data-pairwise="' + order + '"]');
+    const source = section.querySelector("svg.pairwise-map[data-orders]");
+    if (!panel || !source || panel.querySelector("svg")) return;
+    const orders = JSON.parse(source.getAttribute("data-orders"));
+    if (orders[order]) panel.appendChild(reorderedMap(source, orders[""], orders[order], order));
+  }
+
   document.querySelectorAll("button[data-pairwise-order]").forEach(function (button) {
     button.addEventListener("click", function () {
       const order = button.getAttribute("data-pairwise-order");
       const section = button.closest("section");
+      drawOrder(section, order);
       section.querySelectorAll("[data-pairwise]").forEach(function (panel) {
         panel.classList.toggle("hidden", panel.getAttribute("data-pairwise") !== order);
       });
