@@ -205,11 +205,11 @@ class _ScoreTable:
         self.values = np.full((n, k, max(c, 1)), None, dtype=object)
         if not len(found["run"]):
             return
-        # Samples past --max-samples (not in `position`) are dropped.
-        at = np.fromiter((position.get(sid, -1) for sid in found["sample_id"].tolist()), dtype=np.int64)
+        # `sample` indexes every generated sample in id order, as `position` does: past --max-samples is dropped.
+        at = np.asarray(found["sample"], dtype=np.int64)
         run, column, values = found["run"].astype(np.int64), found["metric"].astype(np.int64), found["value"]
         data = np.ma.getdata(values).astype(float)
-        keep = at >= 0
+        keep = at < n
         self.present[at[keep], run[keep]] = True
         ok = keep & ~np.ma.getmaskarray(values) & np.isfinite(data)
         rounded = np.empty(int(ok.sum()), dtype=object)

@@ -378,14 +378,20 @@ def failed_samples_of(store: Store, run_ids: Sequence[str]) -> dict[str, list[di
 
 
 def task_score_values(store: Store, run_ids: Sequence[str], metrics: Sequence[str]) -> dict[str, Any]:
-    """Current scores of several runs on the given metrics, as columns (numpy arrays): `run` (index into
-    `run_ids`), `sample_id`, `metric` (index into `metrics`) and `value` (masked where NULL). One query for a
-    whole task, for views that show every run's per-sample scores (the site's sample data)."""
+    """Current scores of several runs on the given metrics, as numeric columns (numpy arrays): `run` (index into
+    `run_ids`), `sample` (index into `generated_sample_ids(run_ids)`, the same order), `metric` (index into
+    `metrics`) and `value` (masked or NaN where NULL). One query for a whole task, for views that show every run's
+    per-sample scores (the site's sample data); no sample id string crosses into Python."""
+    scored = _CURRENT.format(runs="list_contains(?::VARCHAR[], s.run_id)").replace(
+        "WHERE", "JOIN ids ON ids.sample_id = s.sample_id WHERE", 1
+    )
     return store.con.execute(
-        "SELECT list_position(?::VARCHAR[], s.run_id) - 1 AS run, s.sample_id, "
-        f"list_position(?::VARCHAR[], s.metric) - 1 AS metric, s.value {CURRENT_SCORES_OF} "
+        "WITH ids AS (SELECT sample_id, row_number() OVER (ORDER BY sample_id) - 1 AS i FROM "
+        "(SELECT DISTINCT sample_id FROM generations WHERE run_id IN (SELECT unnest(?::VARCHAR[])))) "
+        "SELECT list_position(?::VARCHAR[], s.run_id) - 1 AS run, ids.i AS sample, "
+        f"list_position(?::VARCHAR[], s.metric) - 1 AS metric, s.value {scored} "
         "AND list_contains(?::VARCHAR[], s.metric)",
-        [list(run_ids), list(metrics), list(run_ids), list(metrics)],
+        [list(run_ids), list(run_ids), list(metrics), list(run_ids), list(metrics)],
     ).fetchnumpy()
 
 
