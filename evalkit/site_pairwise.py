@@ -238,9 +238,10 @@ def matrix_svg(
             )
             parts.append(
                 Markup(
+                    # Stroke, text-anchor and baseline of a cell are site.css's (svg.pairwise-map g.pair).
                     '<g class="pair" data-row="{r}" data-col="{c}" data-significant="{sig}">'
-                    '<rect x="{x}" y="{y}" width="{s}" height="{s}" fill="{f}" stroke="#ffffff"/>'
-                    '<text x="{tx}" y="{ty}" text-anchor="middle" dominant-baseline="middle">{d}</text>'
+                    '<rect x="{x}" y="{y}" width="{s}" height="{s}" fill="{f}"/>'
+                    '<text x="{tx}" y="{ty}">{d}</text>'
                     "<title>{t}</title></g>"
                 ).format(
                     r=row,
@@ -250,8 +251,8 @@ def matrix_svg(
                     y=y,
                     s=size,
                     f=_fill(cell, pmap.higher_is_better),
-                    tx=x + size / 2,
-                    ty=y + size / 2,
+                    tx=x + size // 2,
+                    ty=y + size // 2,
                     d=_num(cell.delta, True, 3),
                     t=tip,
                 )
