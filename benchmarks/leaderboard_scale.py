@@ -358,7 +358,8 @@ def growth(db: Path, work: Path, shape: tuple[int, int, int], repeats: int) -> l
             cut.unlink()
         full = full or time_views(db, work / "growth-site", repeats)
         points.append(({"models": models, "samples": samples, "tasks": tasks}[dimension], full))
-        for key in ("leaderboard wall_min (s)", "site build wall_min (s)", "site size (MB)"):
+        measures = ("leaderboard wall_min (s)", "leaderboard cpu_min (s)", "site build wall_min (s)")
+        for key in (*measures, "site build cpu_min (s)", "site size (MB)"):
             (small, a), (big, b) = points[0], points[-1]
             exponent = math.log(b[key] / a[key]) / math.log(big / small)
             rows.append(
@@ -477,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in measured.items():
         print(f"  {key:42s} {value:12.3f}")
     if grown:
-        print("growth (wall min of 3 per store; exponent of time against size from the smallest store, 1 = linear):")
+        print("growth (min of 3 per store; exponent of time or size against the dimension from its smallest store to")
+        print("the full one, 1 = linear; CPU is the steadier measure on a shared machine):")
         for row in grown:
             sizes = [k for k in row if k not in ("dimension", "measure", "exponent")]
             cells = ", ".join(f"{k}: {row[k]:.2f}" for k in sizes)
