@@ -10,7 +10,9 @@ from evalkit.errors import EvalkitError
 from evalkit.metrics.base import Metric, SampleScore
 
 _METRICS: dict[str, type[Metric]] = {}
-_INFRASTRUCTURE = {"base"}
+# Modules that define no metric: `base`, and the compiled COCO kernels (numba), imported where a metric computes,
+# so listing the metrics (`is_diagnostic` in every leaderboard) does not start numba (half a second).
+_INFRASTRUCTURE = {"base", "coco_match", "coco_resample", "coco_params"}
 
 
 def register_metric(cls: type[Metric]) -> type[Metric]:
@@ -18,11 +20,18 @@ def register_metric(cls: type[Metric]) -> type[Metric]:
     return cls
 
 
+_LOADED: list[bool] = []
+
+
 def _load_families() -> None:
-    """Import every family module of this package (one module per metric family) so they register."""
+    """Import every family module of this package (one module per metric family) so they register. Once per
+    process: listing the package folder cost a millisecond per call, and `is_diagnostic` is asked per table row."""
+    if _LOADED:
+        return
     for info in pkgutil.iter_modules(__path__):
         if info.name not in _INFRASTRUCTURE and not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
+    _LOADED.append(True)
 
 
 def metric_class(name: str) -> type[Metric]:

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 
 # Cells of a dense (resamples x reference vocabulary) block: about 32 MB of float64.
 _BLOCK_CELLS = 4_000_000
@@ -65,6 +64,8 @@ class CiderCorpus:
                     self.hyp_only[row] += float(tf) ** 2
             delta = float(_bigrams(hyp) - _bigrams(ref))
             penalty[i] = np.e ** (-(delta**2) / (2 * sigma**2))
+        from scipy import sparse  # imported where resampled, not to list the metrics
+
         shape = (self.m * n, self.vocab_size)
         self.presence = sparse.csr_matrix(
             (np.ones(len(presence[0])), presence), shape=(self.m, self.vocab_size)

@@ -28,15 +28,17 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import Field
-from scipy import sparse
 
 from evalkit.metrics import register_metric
 from evalkit.metrics.base import Metric, MetricOptions, SampleScore
 from evalkit.sample import Parsed, Sample
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 _BLOCK_CELLS = 4_000_000  # a dense (resamples x vocabulary) block: about 32 MB of float64
 
@@ -114,6 +116,8 @@ class _AnswerClusters(_CorpusDiagnostic):
             if key is not None:
                 rows.append(i)
                 cols.append(index.setdefault(key, len(index)))
+        from scipy import sparse  # imported where resampled, not to list the metrics
+
         onehot = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(keys), max(1, len(index))))
         present = np.array([k is not None for k in keys], dtype=float)
         return np.asarray(sparse.csr_matrix(np.asarray(counts, dtype=float)) @ onehot.toarray()), present
@@ -182,6 +186,8 @@ class _NgramDiagnostic(_CorpusDiagnostic):
                 rows.append(i)
                 cols.append(vocab.setdefault(key, len(vocab)))
                 data.append(float(tf))
+        from scipy import sparse
+
         matrix = sparse.csr_matrix((data, (rows, cols)), shape=(len(stats), max(1, len(vocab))))
         return matrix, np.array([bool(s) for s in stats], dtype=float)
 

@@ -21,6 +21,11 @@ _CURRENT = """
 """
 CURRENT_SCORES = _CURRENT.format(runs="s.run_id = ?")
 CURRENT_SCORES_OF = _CURRENT.format(runs="list_contains(?::VARCHAR[], s.run_id)")
+# A score whose metric failed on its sample (stats hold "error"). The substring test comes first: it is a cheap
+# necessary condition (stats are written by json.dumps, keys unescaped), so the JSON is parsed only where it holds.
+_SCORE_ERROR = "contains(s.stats, '\"error\"') AND json_extract_string(s.stats, '$.error') IS NOT NULL"
+# An answer the parser could not read (parsed holds "parse_error"), with the same cheap test first.
+_PARSE_ERROR = "contains(parsed, '\"parse_error\"') AND json_extract_string(parsed, '$.parse_error') IS NOT NULL"
 
 
 def display_runs(store: Store, task: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
@@ -104,7 +109,7 @@ def failed_samples(store: Store, run_id: str) -> list[dict[str, Any]]:
         "WHERE run_id = ? AND error IS NOT NULL "
         "UNION ALL SELECT s.sample_id, 'metric ' || s.metric AS stage, "
         "json_extract_string(s.stats, '$.error') AS reason, "
-        f"NULL AS file {CURRENT_SCORES} AND json_extract_string(s.stats, '$.error') IS NOT NULL "
+        f"NULL AS file {CURRENT_SCORES} AND {_SCORE_ERROR} "
         "ORDER BY sample_id, stage",
         [run_id, run_id],
     )
@@ -117,7 +122,7 @@ def failure_counts(store: Store, run_ids: Sequence[str]) -> dict[str, int]:
         "SELECT run_id, count(DISTINCT sample_id) FROM ("
         "SELECT run_id, sample_id FROM generations WHERE list_contains(?::VARCHAR[], run_id) AND error IS NOT NULL "
         f"UNION ALL SELECT s.run_id, s.sample_id {CURRENT_SCORES_OF} "
-        "AND json_extract_string(s.stats, '$.error') IS NOT NULL) GROUP BY run_id",
+        f"AND {_SCORE_ERROR}) GROUP BY run_id",
         [list(run_ids), list(run_ids)],
     ).fetchall()
     counts = dict(rows)
@@ -135,7 +140,7 @@ def parse_failure_counts(store: Store, run_ids: Sequence[str]) -> dict[str, int]
     empty answers, so a run of 0.0000 everywhere says why wherever its numbers are shown."""
     rows = store.con.execute(
         "SELECT run_id, count(*) FROM generations WHERE list_contains(?::VARCHAR[], run_id) AND error IS NULL "
-        "AND json_extract_string(parsed, '$.parse_error') IS NOT NULL GROUP BY run_id",
+        f"AND {_PARSE_ERROR} GROUP BY run_id",
         [list(run_ids)],
     ).fetchall()
     counts = dict(rows)
@@ -331,3 +336,96 @@ def held_sample_count(store: Store, run_id: str, sample_ids: Sequence[str]) -> i
             [run_id, list(sample_ids)],
         ).fetchall()[0][0]
     )
+
+
+# --- batched reads of many runs (leaderboard and site build read every run of a store at once) ------------------
+def run_metrics_of(store: Store, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """`run_metrics` of several runs in one query: run id -> its rows, in `run_metrics`' order."""
+    rows = store.query(
+        "SELECT * FROM run_metrics WHERE list_contains(?::VARCHAR[], run_id) "
+        "ORDER BY run_id, is_primary DESC NULLS LAST, position NULLS LAST, metric",
+        [list(run_ids)],
+    )
+    out: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
+    for row in rows:
+        row["options"] = loads(row["options"], {}) or {}
+        row["higher_is_better"] = True if row["higher_is_better"] is None else bool(row["higher_is_better"])
+        row["is_primary"] = bool(row["is_primary"])
+        out[row["run_id"]].append(row)
+    return out
+
+
+def current_intervals_of(
+    store: Store, run_ids: Sequence[str], n_boot: int, seed: int, level: float, cluster: str
+) -> dict[str, list[tuple[Any, ...]]]:
+    """`current_intervals` of several runs in one query: run id -> its rows."""
+    rows = store.con.execute(
+        "SELECT i.run_id, i.metric, i.value, i.ci_low, i.ci_high, i.n, i.level, i.n_boot_used, i.vectorised, i.unit, "
+        "i.n_clusters "
+        "FROM intervals i JOIN run_metrics m ON m.run_id = i.run_id AND m.metric = i.metric "
+        "WHERE list_contains(?::VARCHAR[], i.run_id) AND i.n_boot = ? AND i.seed = ? AND i.level = ? "
+        "AND i.cluster = ? AND i.score_key IS NOT DISTINCT FROM m.score_key AND i.n = m.n",
+        [list(run_ids), n_boot, seed, level, cluster],
+    ).fetchall()
+    out: dict[str, list[tuple[Any, ...]]] = {run_id: [] for run_id in run_ids}
+    for row in rows:
+        out[row[0]].append(row[1:])
+    return out
+
+
+def failed_samples_of(store: Store, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """`failed_samples` of several runs in one query: run id -> its failures, in `failed_samples`' order."""
+    rows = store.query(
+        "SELECT run_id, sample_id, 'generation' AS stage, error AS reason, error_file AS file FROM generations "
+        "WHERE list_contains(?::VARCHAR[], run_id) AND error IS NOT NULL "
+        "UNION ALL SELECT s.run_id, s.sample_id, 'metric ' || s.metric AS stage, "
+        "json_extract_string(s.stats, '$.error') AS reason, "
+        f"NULL AS file {CURRENT_SCORES_OF} AND {_SCORE_ERROR} "
+        "ORDER BY run_id, sample_id, stage",
+        [list(run_ids), list(run_ids)],
+    )
+    out: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
+    for row in rows:
+        out[row.pop("run_id")].append(row)
+    return out
+
+
+def task_score_values(store: Store, run_ids: Sequence[str], metrics: Sequence[str]) -> dict[str, Any]:
+    """Current scores of several runs on the given metrics, as numeric columns (numpy arrays): `run` (index into
+    `run_ids`), `sample` (index into `generated_sample_ids(run_ids)`, the same order), `metric` (index into
+    `metrics`) and `value` (masked or NaN where NULL). One query for a whole task, for views that show every run's
+    per-sample scores (the site's sample data); no sample id string crosses into Python."""
+    scored = _CURRENT.format(runs="list_contains(?::VARCHAR[], s.run_id)").replace(
+        "WHERE", "JOIN ids ON ids.sample_id = s.sample_id WHERE", 1
+    )
+    return store.con.execute(
+        "WITH ids AS (SELECT sample_id, row_number() OVER (ORDER BY sample_id) - 1 AS i FROM "
+        "(SELECT DISTINCT sample_id FROM generations WHERE run_id IN (SELECT unnest(?::VARCHAR[])))) "
+        "SELECT list_position(?::VARCHAR[], s.run_id) - 1 AS run, ids.i AS sample, "
+        f"list_position(?::VARCHAR[], s.metric) - 1 AS metric, s.value {scored} "
+        "AND list_contains(?::VARCHAR[], s.metric)",
+        [list(run_ids), list(run_ids), list(metrics), list(run_ids), list(metrics)],
+    ).fetchnumpy()
+
+
+def task_score_rows(
+    store: Store, run_ids: Sequence[str], metrics: Sequence[str], without_stats: Sequence[str] = ()
+) -> list[tuple[str, str, str, float | None, str | None]]:
+    """(run id, metric, sample id, value, stats JSON) of several runs' current scores on the given metrics,
+    ordered by run, metric and sample id (as `current_scores` orders one run's); stats NULL for the metrics in
+    `without_stats` (not read)."""
+    return store.con.execute(
+        "SELECT s.run_id, s.metric, s.sample_id, s.value, "
+        f"CASE WHEN list_contains(?::VARCHAR[], s.metric) THEN NULL ELSE s.stats END {CURRENT_SCORES_OF} "
+        "AND list_contains(?::VARCHAR[], s.metric) ORDER BY s.run_id, s.metric, s.sample_id",
+        [list(without_stats), list(run_ids), list(metrics)],
+    ).fetchall()
+
+
+def task_generation_rows(store: Store, run_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """(run index into `run_ids`, sample_id, text, parsed, error) of every generation of several runs, by run."""
+    return store.con.execute(
+        "SELECT list_position(?::VARCHAR[], run_id) - 1 AS run, sample_id, text, parsed, error FROM generations "
+        "WHERE list_contains(?::VARCHAR[], run_id) ORDER BY run",
+        [list(run_ids), list(run_ids)],
+    ).fetchall()

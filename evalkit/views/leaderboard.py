@@ -6,11 +6,12 @@ failed samples), so an old file renders the same after task YAML files change or
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from evalkit.profiles import DEFAULT_PROFILE
-from evalkit.results.queries import display_runs, failure_counts, parse_failure_counts, run_metrics, task_spec
+from evalkit.results.queries import display_runs, failure_counts, parse_failure_counts, run_metrics_of, task_spec
 from evalkit.results.store import Store, loads
 from evalkit.views.paper_layouts import paper_layout
 
@@ -63,7 +64,8 @@ def leaderboard_rows(
     (evalkit.stats.load_clustering). `profile`: only runs made under that convention profile (`profile` in a row
     is None for a run under its task's own profile, else the profile it was run under).
     """
-    from evalkit.results.intervals import DISPLAY_N_BOOT, run_cis
+    from evalkit.registry import all_cards
+    from evalkit.results.intervals import DISPLAY_N_BOOT, runs_cis
     from evalkit.stats import unit_text
     from evalkit.views.published_compare import published_names
 
@@ -71,14 +73,23 @@ def leaderboard_rows(
     runs = latest_runs(store, task, model)
     if profile is not None:
         runs = [r for r in runs if run_profile(r) == profile]
-    failures = failure_counts(store, [r["run_id"] for r in runs])
-    unparsed = parse_failure_counts(store, [r["run_id"] for r in runs])
+    run_ids = [r["run_id"] for r in runs]
+    failures = failure_counts(store, run_ids)
+    unparsed = parse_failure_counts(store, run_ids)
+    # Every run's metric rows and stored CIs in one query each, and today's cards read once (not once per run).
+    metrics_of = run_metrics_of(store, run_ids)
+    cis = (
+        runs_cis(store, runs, n_boot=n_boot or DISPLAY_N_BOOT, seed=seed, cluster=cluster, metrics_of=metrics_of)
+        if ci
+        else {}
+    )
+    cards = functools.cache(all_cards)
     for run in runs:
         reference = reference_label(run)
         kind = task_spec(run).get("kind")
-        bounds = run_cis(store, run, n_boot=n_boot or DISPLAY_N_BOOT, seed=seed, cluster=cluster) if ci else {}
-        names = published_names(run)
-        for m in run_metrics(store, run["run_id"]):
+        bounds = cis.get(run["run_id"], {})
+        names = published_names(run, cards)
+        for m in metrics_of[run["run_id"]]:
             name = m["metric"]
             rows.append(
                 {

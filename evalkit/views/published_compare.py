@@ -13,7 +13,7 @@ A run matches a record when the run's task is the record's task and the run's ca
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -167,18 +167,20 @@ def numbers_from_rows(rows: Sequence[dict[str, Any]]) -> list[RunNumber]:
     ]
 
 
-def published_names(run: dict[str, Any]) -> list[str]:
+def published_names(run: dict[str, Any], cards: Callable[[], Mapping[str, Any]] | None = None) -> list[str]:
     """The ledger names of a run's model: its stored card's `published_as`, else today's card of that name (runs
-    stored before cards named their rows)."""
+    stored before cards named their rows). `cards`: today's cards (`registry.all_cards`, e.g. cached by a caller
+    asking for many runs, so the card files are read once)."""
     from evalkit.results.store import loads
 
     card = loads(run.get("card"), {}) or {}
     names = card.get("published_as") if isinstance(card, dict) else None
     if names:
         return [str(n) for n in names]
-    from evalkit.registry import all_cards
+    if cards is None:
+        from evalkit.registry import all_cards as cards
 
-    current = all_cards().get(run.get("model") or "")
+    current = cards().get(run.get("model") or "")
     return list(current.published_as) if current else []
 
 

@@ -16,6 +16,7 @@ Jinja2 autoescaping; nothing a model wrote is ever marked safe.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -31,17 +32,18 @@ from evalkit.config import TRANSFORM_NAMES
 from evalkit.errors import EvalkitError
 from evalkit.metrics import is_diagnostic
 from evalkit.published import UNKNOWN, all_records
+from evalkit.registry import all_cards
 from evalkit.resources import bundled
-from evalkit.results.aggregates import stored_metric
-from evalkit.results.intervals import run_cis
-from evalkit.results.queries import failed_samples, parse_failure_counts, run_metrics, task_spec
-from evalkit.results.scores import load_run_scores
+from evalkit.results.aggregates import StoredMean, stored_metric
+from evalkit.results.intervals import runs_cis
+from evalkit.results.queries import failed_samples_of, parse_failure_counts, run_metrics_of, task_spec
 from evalkit.results.store import Store, loads
-from evalkit.stats import DISPLAY_MAX_GENERIC, holm, unit_text
+from evalkit.stats import DISPLAY_MAX_GENERIC, MetricScores, holm, unit_text
 from evalkit.views.leaderboard import latest_runs, one_run_per_model, reference_label
 from evalkit.views.published_compare import match_published, published_names, site_numbers
 from evalkit.views.site_data import write_task_data
 from evalkit.views.site_health import health_panels, panels_by_task
+from evalkit.views.site_scores import task_scores
 from evalkit.views.site_svg import REFERENCE_COLOUR, Point, ci_plot, colour, histogram_plot
 from evalkit.views.site_swap import staged_folder
 
@@ -166,6 +168,7 @@ class SiteBuilder:
         self.images: dict[str, tuple[str, int, int] | None] = {}
         # The ledger and the records added to this database; cells evalkit has no metric for are left out here.
         self.published = [r for r in all_records(store) if r.metric != UNKNOWN]
+        self.cards = functools.cache(all_cards)  # today's cards, read once for every run's published names
 
     # --- entry point ------------------------------------------------------------------------------------------
     def build(self) -> SiteResult:
@@ -268,8 +271,11 @@ class SiteBuilder:
         metric_names: list[str] = []
         stored: dict[str, dict[str, dict[str, Any]]] = {}
         first_row: dict[str, dict[str, Any]] = {}
+        # Every run of the task read at once (metric rows, stored CIs, failures): one query each, not one per run.
+        run_ids = [run["run_id"] for run in runs]
+        metrics_of = run_metrics_of(self.store, run_ids)
         for run in runs:
-            rows = run_metrics(self.store, run["run_id"])
+            rows = metrics_of[run["run_id"]]
             stored[run["run_id"]] = {r["metric"]: r for r in rows}
             for r in rows:
                 if r["metric"] not in metric_names:
@@ -291,8 +297,13 @@ class SiteBuilder:
         rows = []
         units: dict[str, None] = {}
         numbers: list[Any] = []  # for the published results beside the runs
+        cis = runs_cis(
+            self.store, runs, n_boot=self.n_boot, seed=self.seed, cluster=self.cluster, metrics_of=metrics_of
+        )
+        failures = failed_samples_of(self.store, run_ids)
+        unparsed = parse_failure_counts(self.store, run_ids)
         for run in runs:
-            bounds = run_cis(self.store, run, n_boot=self.n_boot, seed=self.seed, cluster=self.cluster)
+            bounds = cis[run["run_id"]]
             units.update(dict.fromkeys(unit_text(b.unit, b.n_clusters) for b in bounds.values()))
             cells = {}
             for m in metric_names:
@@ -311,8 +322,8 @@ class SiteBuilder:
             n = max((r["n"] or 0 for r in stored[run["run_id"]].values()), default=0)
             row = ModelRow(run["model"], slug(run["model"]), _provenance(run), cells, n, reference=reference_label(run))
             row.task_size, row.partial = run.get("task_size"), bool(run.get("partial"))
-            row.failures = failed_samples(self.store, run["run_id"])
-            row.parse_failures = parse_failure_counts(self.store, [run["run_id"]])[run["run_id"]]
+            row.failures = failures[run["run_id"]]
+            row.parse_failures = unparsed[run["run_id"]]
             rows.append(row)
         # Metrics no model could compute here (e.g. clinical metrics without their weights) become one note.
         unavailable = [
@@ -348,9 +359,22 @@ class SiteBuilder:
             unavailable=unavailable,
             ci_unit="; ".join(units),
         )
-        view.published = match_published(self.published, numbers, {r["model"]: published_names(r) for r in runs})
+        view.published = match_published(
+            self.published, numbers, {r["model"]: published_names(r, self.cards) for r in runs}
+        )
+        # The per-sample scores the views below resample or plot, read and decoded once for all runs.
+        grounding = view.kind == "grounding" or any(c.name == "miou" for c in columns)
+        wanted = [m for m in (primary, "miou" if grounding else None) if m]
+        own = {
+            run_id: stored_metric(stored[run_id][primary]) if primary and primary in stored[run_id] else None
+            for run_id in run_ids
+        }
+        # A plain mean (StoredMean, as the pairwise map builds it where a run has none) resamples its values alone.
+        plain = primary != "miou" and all(i is None or type(i) is StoredMean for i in own.values())
+        scores = task_scores(self.store, run_ids, wanted, [primary] if plain and primary else []) if wanted else {}
         if primary and sum(1 for r in rows if not r.reference) > 1:
-            self._pairwise(view, primary, instances[primary].higher_is_better)
+            per_run = {run_id: found.get(primary) for run_id, found in scores.items()}
+            self._pairwise(view, primary, instances[primary].higher_is_better, per_run, own)
             self._vs_leader(view, primary)
         for column in columns:
             points = [
@@ -360,8 +384,8 @@ class SiteBuilder:
                 for i, r in enumerate(rows)
             ]
             view.plots.append(ci_plot(points, column.name, column.higher_is_better))
-        if view.kind == "grounding" or any(c.name == "miou" for c in columns):
-            view.iou_plot = self._iou_plot(rows)
+        if grounding:
+            view.iou_plot = self._iou_plot(rows, {run_id: found.get("miou") for run_id, found in scores.items()})
         if include:
             view.samples = write_task_data(
                 self.store,
@@ -423,7 +447,14 @@ class SiteBuilder:
                 "tied": p_adj >= 0.05,
             }
 
-    def _pairwise(self, view: TaskView, primary: str, higher_is_better: bool) -> None:
+    def _pairwise(
+        self,
+        view: TaskView,
+        primary: str,
+        higher_is_better: bool,
+        scores: dict[str, MetricScores | None],
+        instances: dict[str, Any],
+    ) -> None:
         from evalkit.views.site_pairwise import matrix_svg, pairwise_map
 
         ranked = [(r.model, r.run) for r in view.rows if r.cells[primary].value is not None and not r.reference]
@@ -436,18 +467,20 @@ class SiteBuilder:
             n_boot=self.n_boot,
             seed=self.seed,
             cluster=self.cluster,
+            scores=scores,
+            instances=instances,
         )
         models = view.pairwise.models
+        # The name order is drawn by site.js from this matrix when asked (the same cells moved): one matrix per page.
         view.pairwise_svgs = {
-            "leaderboard": matrix_svg(view.pairwise, models, "leaderboard"),
-            "name": matrix_svg(view.pairwise, sorted(models, key=str.lower), "name"),
+            "leaderboard": matrix_svg(view.pairwise, models, "leaderboard", {"name": sorted(models, key=str.lower)}),
         }
 
-    def _iou_plot(self, rows: Sequence[ModelRow]) -> Any:
+    def _iou_plot(self, rows: Sequence[ModelRow], miou: dict[str, MetricScores | None]) -> Any:
         series = []
         for i, r in enumerate(rows):
             values: list[float] = []
-            current = load_run_scores(self.store, r.run["run_id"], ["miou"]).get("miou")
+            current = miou.get(r.run["run_id"])
             for value, stats in zip(current.values, current.stats, strict=True) if current else []:
                 best = (stats or {}).get("best_iou")
                 values.extend(best if best else ([value] if value is not None else []))

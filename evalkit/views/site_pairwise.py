@@ -8,8 +8,9 @@ order and by model name, and a sortable table lists the same numbers.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +18,12 @@ import numpy as np
 from markupsafe import Markup
 
 from evalkit.errors import EvalkitError
+from evalkit.metrics.base import Metric
 from evalkit.results.aggregates import StoredMean
 from evalkit.results.scores import load_clustering, load_pairs, load_run_scores, stored_metrics
 from evalkit.results.store import Store
 from evalkit.stats import (
+    MetricScores,
     Resampler,
     bootstrap_distribution,
     bootstrap_p_value,
@@ -31,6 +34,7 @@ from evalkit.stats import (
 )
 
 ALPHA = 0.05
+MATRIX_LAYOUT = (64, 150, 120)  # cell size, room for row labels (left), room for column labels (top); site.js too
 BETTER, WORSE, TIED = "#1b7f3b", "#b3261e", "#d9d9d9"
 
 
@@ -81,6 +85,8 @@ def pairwise_map(
     n_boot: int,
     seed: int,
     cluster: str = "auto",
+    scores: Mapping[str, MetricScores | None] | None = None,
+    instances: Mapping[str, Metric | None] | None = None,
 ) -> PairwiseMap:
     """Paired comparisons of every pair of (model, run) in `runs` (leaderboard order); Holm across the pairs.
 
@@ -88,17 +94,26 @@ def pairwise_map(
     resample's counts depend only on the samples, the seed and the clusters, so the replicates of a − b equal
     those of the pair's own paired bootstrap (`compare_paired`), at one bootstrap per run instead of one per pair.
     Pairs on different sample sets take the per-pair path.
+
+    `scores` and `instances` (run id -> the metric's current scores / its stored instance), when the caller has
+    read them for the whole task already (the site build), stand in for reading each run again.
     """
     clustering = load_clustering(store, task, cluster)
     loaded: dict[str, Resampler] = {}
     sample_sets: dict[str, tuple[str, ...]] = {}
     for model, run in runs:
-        scores = load_run_scores(store, run["run_id"], [metric]).get(metric)
-        if scores is None or not scores.sample_ids:
+        if scores is not None:
+            found_scores = scores.get(run["run_id"])
+        else:
+            found_scores = load_run_scores(store, run["run_id"], [metric]).get(metric)
+        if found_scores is None or not found_scores.sample_ids:
             continue  # the metric is missing on this run: its cells stay empty
-        instance = stored_metrics(store, run["run_id"]).get(metric) or StoredMean(metric)
-        loaded[model] = Resampler(instance, scores.values, scores.stats)
-        sample_sets[model] = tuple(scores.sample_ids)
+        if instances is not None:
+            instance = instances.get(run["run_id"])
+        else:
+            instance = stored_metrics(store, run["run_id"]).get(metric)
+        loaded[model] = Resampler(instance or StoredMean(metric), found_scores.values, found_scores.stats)
+        sample_sets[model] = tuple(found_scores.sample_ids)
     replicates: dict[str, np.ndarray] = {}
     by_samples: dict[tuple[str, ...], list[str]] = {}
     for model, ids in sample_sets.items():
@@ -159,19 +174,26 @@ def _short(name: str, limit: int = 18) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
-def matrix_svg(pmap: PairwiseMap, order: Sequence[str], label: str) -> Markup:
-    """The matrix: row model minus column model; green = row significantly better, red = worse, grey = tied."""
+def matrix_svg(
+    pmap: PairwiseMap, order: Sequence[str], label: str, reorders: dict[str, Sequence[str]] | None = None
+) -> Markup:
+    """The matrix: row model minus column model; green = row significantly better, red = worse, grey = tied.
+
+    `reorders` (label -> model order): other orders site.js draws from this matrix when asked (the same cells,
+    moved; `data-orders`), instead of the page holding each order's matrix: at 60 models one matrix is 1.4 MB.
+    """
     k = len(order)
     if k < 2:
         return Markup("")
-    size, left, top = 64, 150, 120
+    size, left, top = MATRIX_LAYOUT
     # Column labels run up and to the right at 45 degrees: the last one needs about `top` of room past the grid.
     width, height = left + k * size + top, top + k * size + 10
+    orders = json.dumps({"": list(order), **{name: list(o) for name, o in (reorders or {}).items()}})
     parts = [
         Markup(
             '<svg xmlns="http://www.w3.org/2000/svg" class="pairwise-map" role="img" viewBox="0 0 {w} {h}" '
-            'width="{w}" height="{h}" data-order="{o}"><title>{t}</title>'
-        ).format(w=width, h=height, o=label, t=f"pairwise differences on {pmap.metric}, {label} order")
+            'width="{w}" height="{h}" data-order="{o}" data-orders="{orders}"><title>{t}</title>'
+        ).format(w=width, h=height, o=label, orders=orders, t=f"pairwise differences on {pmap.metric}, {label} order")
     ]
     for i, name in enumerate(order):
         y = top + i * size + size / 2
@@ -213,9 +235,10 @@ def matrix_svg(pmap: PairwiseMap, order: Sequence[str], label: str) -> Markup:
             )
             parts.append(
                 Markup(
+                    # Stroke, text-anchor and baseline of a cell are site.css's (svg.pairwise-map g.pair).
                     '<g class="pair" data-row="{r}" data-col="{c}" data-significant="{sig}">'
-                    '<rect x="{x}" y="{y}" width="{s}" height="{s}" fill="{f}" stroke="#ffffff"/>'
-                    '<text x="{tx}" y="{ty}" text-anchor="middle" dominant-baseline="middle">{d}</text>'
+                    '<rect x="{x}" y="{y}" width="{s}" height="{s}" fill="{f}"/>'
+                    '<text x="{tx}" y="{ty}">{d}</text>'
                     "<title>{t}</title></g>"
                 ).format(
                     r=row,
@@ -225,8 +248,8 @@ def matrix_svg(pmap: PairwiseMap, order: Sequence[str], label: str) -> Markup:
                     y=y,
                     s=size,
                     f=_fill(cell, pmap.higher_is_better),
-                    tx=x + size / 2,
-                    ty=y + size / 2,
+                    tx=x + size // 2,
+                    ty=y + size // 2,
                     d=_num(cell.delta, True, 3),
                     t=tip,
                 )

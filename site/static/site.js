@@ -48,28 +48,46 @@
 
   function plural(n) { return n + " box" + (n === 1 ? "" : "es"); }
 
+  // A task's index keeps its bulk (sample ids, primary scores) packed as a part is (site_data.index_script):
+  // inflated once per page, then the index reads as one object.
+  const indexes = {};
+  function loadIndex(slug) {
+    const index = (window.EVALKIT_INDEX || {})[slug];
+    if (!index) return null;
+    if (!indexes[slug]) {
+      indexes[slug] = inflate(index.packed).then(function (bulk) {
+        return Object.assign({}, index, bulk);
+      });
+    }
+    return indexes[slug];
+  }
+
   function fillSampleTables() {
     document.querySelectorAll("table[data-samples]").forEach(function (table) {
-      const index = (window.EVALKIT_INDEX || {})[table.getAttribute("data-samples")];
-      if (!index) return;
-      const rows = document.createDocumentFragment();
-      index.ids.forEach(function (id, i) {
-        const row = document.createElement("tr");
-        const cell = element("td");
-        cell.setAttribute("data-sort", id);
-        const link = element("a", "", id);
-        link.href = "../samples/" + index.slug + ".html#" + encodeURIComponent(id);
-        cell.appendChild(link);
-        row.appendChild(cell);
-        index.primary_scores[i].forEach(function (value) {
-          const score = element("td", "num", num(value));
-          score.setAttribute("data-sort", value === null ? "" : String(value));
-          row.appendChild(score);
-        });
-        rows.appendChild(row);
-      });
-      table.tBodies[0].appendChild(rows);
+      if (typeof DecompressionStream === "undefined") return; // the viewer page says so
+      const loading = loadIndex(table.getAttribute("data-samples"));
+      if (loading) loading.then(function (index) { fillSampleTable(table, index); });
     });
+  }
+
+  function fillSampleTable(table, index) {
+    const rows = document.createDocumentFragment();
+    index.ids.forEach(function (id, i) {
+      const row = document.createElement("tr");
+      const cell = element("td");
+      cell.setAttribute("data-sort", id);
+      const link = element("a", "", id);
+      link.href = "../samples/" + index.slug + ".html#" + encodeURIComponent(id);
+      cell.appendChild(link);
+      row.appendChild(cell);
+      index.primary_scores[i].forEach(function (value) {
+        const score = element("td", "num", num(value));
+        score.setAttribute("data-sort", value === null ? "" : String(value));
+        row.appendChild(score);
+      });
+      rows.appendChild(row);
+    });
+    table.tBodies[0].appendChild(rows);
   }
 
   function rect(box, width, height, className, stroke, title) {
@@ -220,10 +238,35 @@
     return new Response(stream).text().then(JSON.parse);
   }
 
+  // An output marked "bt" has exactly the boxes its answer states as "[x1, y1, x2, y2]" (site_data.BOX_TEXT).
+  const NUMBER = "(-?[0-9]+(?:\\.[0-9]{1,4})?)";
+  const BOX_TEXT = new RegExp("\\[" + [NUMBER, NUMBER, NUMBER, NUMBER].join(", ") + "\\]", "g");
+
+  function boxesInText(text) {
+    return Array.from(text.matchAll(BOX_TEXT), function (found) { return found.slice(1, 5).map(Number); });
+  }
+
+  function expandPart(samples) {
+    samples.forEach(function (sample) {
+      sample.out.forEach(function (o) {
+        if (o.bt) o.b = boxesInText(o.a);
+        delete o.bt;
+      });
+    });
+    return samples;
+  }
+
   function sampleViewer(view) {
     const slug = view.getAttribute("data-task");
-    const index = (window.EVALKIT_INDEX || {})[slug];
-    if (!index) return;
+    if (!(window.EVALKIT_INDEX || {})[slug]) return;
+    if (typeof DecompressionStream === "undefined") {
+      view.querySelector('[data-field="unsupported"]').classList.remove("hidden");
+      return;
+    }
+    loadIndex(slug).then(function (index) { startViewer(view, slug, index); });
+  }
+
+  function startViewer(view, slug, index) {
     const where = new Map(index.ids.map(function (id, i) { return [id, i]; }));
     const parts = {}; // part number -> promise of its samples, each part loaded and inflated once
     let latest = 0; // only the last requested sample is drawn, whichever part arrives first
@@ -237,7 +280,7 @@
           const ready = function () {
             const packed = (window.EVALKIT_PARTS || {})[key];
             if (typeof packed !== "string") return reject(new Error("no data for " + key));
-            inflate(packed).then(resolve, reject);
+            inflate(packed).then(expandPart).then(resolve, reject);
             delete window.EVALKIT_PARTS[key]; // the inflated copy is kept in parts[k]
           };
           if ((window.EVALKIT_PARTS || {})[key] !== undefined) return ready();
@@ -278,11 +321,64 @@
     });
   });
 
-  // Pairwise significance map: show the matrix in the chosen model order.
+  // Pairwise significance map: the page holds the matrix in leaderboard order; another order (data-orders on it)
+  // is the same cells moved, drawn here when first asked, as site_pairwise.matrix_svg would draw it.
+  const MATRIX_SIZE = 64, MATRIX_LEFT = 150, MATRIX_TOP = 120; // site_pairwise.MATRIX_LAYOUT
+
+  function reorderedMap(svg, from, to, label) {
+    const place = new Map(to.map(function (name, i) { return [name, i]; }));
+    const moved = from.map(function (name) { return place.get(name); });
+    const copy = svg.cloneNode(true);
+    const was = svg.getAttribute("data-order") + " order";
+    copy.setAttribute("data-order", label);
+    copy.removeAttribute("data-orders");
+    const title = copy.firstElementChild;
+    title.textContent = title.textContent.slice(0, -was.length) + label + " order";
+    const rows = Array.from(copy.querySelectorAll(":scope > text.row-label"));
+    const cols = Array.from(copy.querySelectorAll(":scope > text.col-label"));
+    const labels = [];
+    rows.forEach(function (row, i) {
+      const n = moved[i];
+      row.setAttribute("y", MATRIX_TOP + n * MATRIX_SIZE + MATRIX_SIZE / 2);
+      const x = MATRIX_LEFT + n * MATRIX_SIZE + MATRIX_SIZE / 2;
+      cols[i].setAttribute("transform", "translate(" + x + "," + (MATRIX_TOP - 6) + ") rotate(-45)");
+      labels[n] = [row, cols[i]];
+    });
+    const cells = [];
+    Array.from(copy.children).forEach(function (el) {
+      if (el === title || el.classList.contains("row-label") || el.classList.contains("col-label")) return;
+      const rect = el.tagName.toLowerCase() === "rect" ? el : el.querySelector("rect");
+      const j = Math.round((Number(rect.getAttribute("x")) - MATRIX_LEFT) / MATRIX_SIZE);
+      const i = Math.round((Number(rect.getAttribute("y")) - MATRIX_TOP) / MATRIX_SIZE);
+      const x = MATRIX_LEFT + moved[j] * MATRIX_SIZE, y = MATRIX_TOP + moved[i] * MATRIX_SIZE;
+      rect.setAttribute("x", x);
+      rect.setAttribute("y", y);
+      const text = el === rect ? null : el.querySelector(":scope > text");
+      if (text) {
+        text.setAttribute("x", x + MATRIX_SIZE / 2);
+        text.setAttribute("y", y + MATRIX_SIZE / 2);
+      }
+      cells[moved[i] * from.length + moved[j]] = el;
+    });
+    // Document order as matrix_svg writes it: labels by position, then the cells row by row.
+    labels.forEach(function (pair) { copy.appendChild(pair[0]); copy.appendChild(pair[1]); });
+    cells.forEach(function (el) { if (el) copy.appendChild(el); });
+    return copy;
+  }
+
+  function drawOrder(section, order) {
+    const panel = section.querySelector('[data-pairwise="' + order + '"]');
+    const source = section.querySelector("svg.pairwise-map[data-orders]");
+    if (!panel || !source || panel.querySelector("svg")) return;
+    const orders = JSON.parse(source.getAttribute("data-orders"));
+    if (orders[order]) panel.appendChild(reorderedMap(source, orders[""], orders[order], order));
+  }
+
   document.querySelectorAll("button[data-pairwise-order]").forEach(function (button) {
     button.addEventListener("click", function () {
       const order = button.getAttribute("data-pairwise-order");
       const section = button.closest("section");
+      drawOrder(section, order);
       section.querySelectorAll("[data-pairwise]").forEach(function (panel) {
         panel.classList.toggle("hidden", panel.getAttribute("data-pairwise") !== order);
       });

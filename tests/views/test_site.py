@@ -118,11 +118,10 @@ def _pages(site: Path) -> list[Path]:
 
 def _sample_data(site: Path, task: str) -> tuple[dict, list[dict]]:
     """A task's sample index and every sample record, read back from the data scripts as the browser would."""
-    from evalkit.views.site_data import read_part
+    from evalkit.views.site_data import read_index, read_part
 
     folder = site / "data" / task
-    text = (folder / "index.js").read_text()
-    index = json.loads(text[text.index("] = ") + 4 : text.rstrip().rindex(";")])
+    index = read_index((folder / "index.js").read_text())
     parts = sorted(folder.glob("part-*.js"), key=lambda p: int(p.stem.split("-")[1]))
     return index, [sample for part in parts for sample in read_part(part.read_text())]
 
@@ -427,7 +426,7 @@ def test_pairwise_map_holds_every_pair_with_holm_across_pairs(public_db, public_
     from evalkit.views.site_pairwise import pairwise_map
 
     html = (public_site / "tasks" / "phantom-report.html").read_text()
-    assert html.count('class="pairwise-map"') == 2  # leaderboard order and name order
+    assert html.count('class="pairwise-map"') == 1  # leaderboard order; site.js draws the name order from it
     assert XSS_MODEL not in html  # the model name is escaped in the SVG and the table too
     with Store(public_db, read_only=True) as store:
         runs = {r["model"]: r for r in latest_runs(store, "phantom-report")}
@@ -519,4 +518,156 @@ def test_pairwise_map_follows_the_leaderboard_and_reorders_by_name(browser, publ
     ps = [float(v) for v in _column(page, table, 4)]
     assert ps == sorted(ps)
     assert visit.errors == [] and visit.dialogs == []
+    visit.close()
+
+
+# --- the data's compact form (boxes read back from the answer, the index's packed bulk) and batched reads ----------
+def _raw_part(path: Path) -> list[dict]:
+    """A part as stored, before read_part (or site.js) reads the boxes back from the answers."""
+    import base64
+    import gzip
+
+    text = path.read_text()
+    return json.loads(gzip.decompress(base64.b64decode(text[text.index('= "') + 3 : text.rindex('"')])))
+
+
+def test_boxes_an_answer_states_are_stored_once():
+    from evalkit.views.site_data import _output, part_script, read_part
+
+    boxes = [[0.1, 0.25, 0.5, 0.75], [0.2, 0.3, 0.4, 0.5]]
+    stated = _output(0, "[0.1, 0.25, 0.5, 0.75] [0.2, 0.3, 0.4, 0.5]", {"boxes": boxes}, None, None)
+    assert stated == {"m": 0, "a": "[0.1, 0.25, 0.5, 0.75] [0.2, 0.3, 0.4, 0.5]", "bt": 1}
+    # The parser read other boxes than the text's pattern gives (another format, scaled, more digits kept): as is.
+    for text, boxes in (
+        ("<box>0.1,0.2,0.3,0.4</box>", [[0.1, 0.2, 0.3, 0.4]]),
+        ("[10, 20, 30, 40]", [[0.1, 0.2, 0.3, 0.4]]),
+        ("[0.12345, 0.2, 0.3, 0.4]", [[0.12345, 0.2, 0.3, 0.4]]),  # rounded to 4 digits on the page
+        ("[0.1, 0.2, 0.3, 0.4] [0.5, 0.6, 0.7, 0.8]", [[0.1, 0.2, 0.3, 0.4]]),  # the parser kept one
+    ):
+        item = _output(0, text, {"boxes": boxes}, None, None)
+        assert "bt" not in item and item["b"] == [[round(v, 4) for v in b] for b in boxes], text
+    data = [{"id": "s", "out": [stated, {"m": 1, "a": "none"}]}]
+    assert read_part(part_script("t/0", data))[0]["out"][0]["b"] == [[0.1, 0.25, 0.5, 0.75], [0.2, 0.3, 0.4, 0.5]]
+
+
+def test_index_bulk_is_packed_and_reads_back():
+    from evalkit.views.site_data import index_script, read_index
+
+    index = {"task": "t", "slug": "t", "ids": [f"s{i:04d}" for i in range(500)], "primary_scores": [[0.5]] * 500}
+    text = index_script("t", index)
+    assert read_index(text) == index
+    assert '"ids"' not in text and len(text) < len(json.dumps(index)) / 4
+
+
+def test_rounded_scores_equal_pythons_round():
+    import numpy as np
+
+    from evalkit.views.site_data import SCORE_DIGITS, rounded_scores
+
+    rng = np.random.default_rng(0)
+    # Halves of the last digit that binary floats hold exactly (k/16) and ones they do not (0.00005 steps).
+    values = np.concatenate([rng.random(20_000), rng.normal(0, 50, 5_000), np.arange(-2, 2, 1 / 16)])
+    values = np.concatenate([values, np.arange(-1, 1, 0.00005), [2.675, 0.12345, 1e12 + 0.12345, -0.00005]])
+    got = rounded_scores(values).tolist()
+    assert [repr(v) for v in got] == [repr(round(float(v), SCORE_DIGITS)) for v in values]
+
+
+def test_site_data_holds_each_stated_box_once_and_reads_back_the_stored_boxes(public_db, public_site):
+    from evalkit.store import Store
+
+    folder = public_site / "data" / "phantom-abnormality-grounding"
+    raw = [o for part in sorted(folder.glob("part-*.js")) for s in _raw_part(part) for o in s["out"]]
+    assert any(o.get("bt") for o in raw) and not any("bt" in o and "b" in o for o in raw)
+    _, samples = _sample_data(public_site, "phantom-abnormality-grounding")
+    with Store(public_db, read_only=True) as store:
+        rows = store.query(
+            "SELECT g.sample_id, r.model, g.parsed FROM generations g JOIN runs r USING (run_id) "
+            "WHERE r.task = 'phantom-abnormality-grounding'"
+        )
+    index, _ = _sample_data(public_site, "phantom-abnormality-grounding")
+    names = [m["name"] for m in index["models"]]
+    shown = {(s["id"], names[o["m"]]): o.get("b", []) for s in samples for o in s["out"]}
+    stored = {
+        (r["sample_id"], r["model"]): [[round(v, 4) for v in b] for b in json.loads(r["parsed"])["boxes"]] for r in rows
+    }
+    assert shown == stored
+
+
+def test_batched_reads_equal_the_per_run_ones(public_db):
+    from evalkit.results.intervals import run_cis, runs_cis
+    from evalkit.results.queries import (
+        display_runs,
+        failed_samples,
+        failed_samples_of,
+        run_metrics,
+        run_metrics_of,
+    )
+    from evalkit.results.scores import load_run_scores
+    from evalkit.store import Store
+    from evalkit.views.site_scores import task_scores
+
+    with Store(public_db, read_only=True) as store:
+        runs = display_runs(store)
+        ids = [r["run_id"] for r in runs]
+        assert run_metrics_of(store, ids) == {i: run_metrics(store, i) for i in ids}
+        assert failed_samples_of(store, ids) == {i: failed_samples(store, i) for i in ids}
+        assert runs_cis(store, runs, n_boot=200) == {r["run_id"]: run_cis(store, r, n_boot=200) for r in runs}
+        for task in {r["task"] for r in runs}:
+            of_task = [r["run_id"] for r in runs if r["task"] == task]
+            metrics = ["miou", "radvlm_map50", "rouge_l", "cider_d"]
+            assert task_scores(store, of_task, metrics) == {i: load_run_scores(store, i, metrics) for i in of_task}
+
+
+@pytest.mark.browser
+def test_boxes_read_back_from_the_answer_are_drawn_and_listed(browser, public_site):
+    _, samples = _sample_data(public_site, "phantom-abnormality-grounding")
+    folder = public_site / "data" / "phantom-abnormality-grounding"
+    raw = {s["id"]: s for part in sorted(folder.glob("part-*.js")) for s in _raw_part(part)}
+    sample = next(s for s in samples if any(o.get("bt") for o in raw[s["id"]]["out"]))
+    output = next(o for o in sample["out"] if "bt" in next(r for r in raw[sample["id"]]["out"] if r["m"] == o["m"]))
+    visit = _viewer(browser, public_site, "phantom-abnormality-grounding", sample["id"])
+    width, height = sample["image"]["width"], sample["image"]["height"]
+    drawn = visit.page.locator(f"svg.overlay g[data-layer=m{output['m']}] rect.box.pred").evaluate_all(
+        "rs => rs.map(r => ['x', 'y', 'width', 'height'].map(a => Number(r.getAttribute(a))))"
+    )
+    expected = [[b[0] * width, b[1] * height, (b[2] - b[0]) * width, (b[3] - b[1]) * height] for b in output["b"]]
+    assert drawn and [pytest.approx(d) for d in expected] == drawn
+    listed = visit.page.locator("article.output p.boxes").all_text_contents()
+    assert any(text.startswith("parsed boxes: [") for text in listed)
+    assert visit.errors == []
+    visit.close()
+
+
+# Every element of an SVG in document order: tag, attributes (numbers compared as numbers: "246.0" is 246) and the
+# text of leaf elements; `data-orders` left out (what site.js may draw, not what is drawn).
+CANONICAL_SVG = """svg => Array.from([svg, ...svg.querySelectorAll('*')]).map(el => [
+    el.tagName,
+    Array.from(el.attributes).filter(a => a.name !== 'data-orders')
+        .map(a => a.name + '=' + a.value.replace(/-?[0-9]+(\\.[0-9]+)?/g, m => String(Number(m)))).sort(),
+    el.children.length ? '' : el.textContent])"""
+
+
+@pytest.mark.browser
+def test_name_order_drawn_by_the_script_is_the_matrix_the_server_would_draw(browser, public_db, public_site):
+    from evalkit.store import Store
+    from evalkit.views.leaderboard import latest_runs
+    from evalkit.views.site_pairwise import matrix_svg, pairwise_map
+
+    visit = Visit(browser, public_site / "tasks" / "phantom-report.html")
+    page = visit.page
+    order = page.locator("svg.pairwise-map[data-order=leaderboard]").evaluate("s => JSON.parse(s.dataset.orders)")
+    with Store(public_db, read_only=True) as store:
+        runs = {r["model"]: r for r in latest_runs(store, "phantom-report")}
+        pmap = pairwise_map(
+            store, "phantom-report", [(m, runs[m]) for m in order[""]], "rouge_l", True, n_boot=200, seed=0
+        )
+    assert order["name"] == sorted(order[""], key=str.lower)
+    page.locator("button[data-pairwise-order=name]").click()
+    drawn = page.locator("svg.pairwise-map[data-order=name]").evaluate(CANONICAL_SVG)
+    served = page.evaluate(
+        f"text => ({CANONICAL_SVG})(new DOMParser().parseFromString(text, 'image/svg+xml').documentElement)",
+        str(matrix_svg(pmap, order["name"], "name")),
+    )
+    assert len(drawn) > 3 * len(order[""]) ** 2 and drawn == served
+    assert visit.errors == []
     visit.close()
