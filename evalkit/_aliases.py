@@ -49,7 +49,7 @@ MOVED: dict[str, str] = {
     "evalkit.published_compare": "evalkit.views.published_compare",
     "evalkit.published_explain": "evalkit.views.published_explain",
     "evalkit.tables": "evalkit.cli._tables",
-    "evalkit.demo": "evalkit.cli.demo",
+    "evalkit.demo": "evalkit.cli._demo",
 }
 
 

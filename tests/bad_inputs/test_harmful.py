@@ -284,7 +284,7 @@ def test_export_into_a_closed_pipe_is_quiet(tmp_path, data_root):
 
 
 def test_demo_interrupted_between_runs_says_what_was_stored(tmp_path, data_root, monkeypatch):
-    import evalkit.cli.demo
+    import evalkit.cli._demo
 
     db = tmp_path / "r.duckdb"
     assert invoke("run", "-m", "prior-box", "-t", GROUNDING, "--db", db, "--data-root", data_root).exit_code == 0
@@ -292,7 +292,7 @@ def test_demo_interrupted_between_runs_says_what_was_stored(tmp_path, data_root,
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(evalkit.cli.demo, "run_demo", interrupted)
+    monkeypatch.setattr(evalkit.cli._demo, "run_demo", interrupted)
     result = invoke("demo", "--db", db, "--data-root", data_root)
     assert result.exit_code == 130
     assert "holds 1 run(s), 16 samples" in result.output and "nothing to resume" not in result.output
@@ -355,18 +355,18 @@ def test_demo_summary_line_counts_parse_failures(tmp_path, monkeypatch):
 
     from rich.console import Console
 
-    import evalkit.cli.demo
+    import evalkit.cli._demo
     from evalkit.run.runner import RunSummary
 
     def fake_evaluate(card, tasks, *, on_summary, **kwargs):
         on_summary(RunSummary("r", "phantom-report", "ckpt[step=1]", 16, 16, 16, generated=16, parse_failures=3))
         return []
 
-    monkeypatch.setattr(evalkit.cli.demo, "evaluate", fake_evaluate)
+    monkeypatch.setattr(evalkit.cli._demo, "evaluate", fake_evaluate)
     monkeypatch.setattr(
-        evalkit.cli.demo, "demo_cards", lambda tiny_model: [evalkit.cli.demo.resolve_model("prior-box")]
+        evalkit.cli._demo, "demo_cards", lambda tiny_model: [evalkit.cli._demo.resolve_model("prior-box")]
     )
     out = io.StringIO()
-    evalkit.cli.demo.run_demo(tmp_path / "r.duckdb", None, console=Console(file=out, width=200))
+    evalkit.cli._demo.run_demo(tmp_path / "r.duckdb", None, console=Console(file=out, width=200))
     line = out.getvalue().splitlines()[0]
     assert "ckpt[step=1]" in line and "3 answer(s) failed to parse" in line

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from evalkit.cli.demo import demo_cards, run_demo
+from evalkit.cli._demo import demo_cards, run_demo
 from evalkit.resources import bundled
 from evalkit.training.config import load_train_config
 from evalkit.training.demo import GRPO_CONFIG, SFT_CONFIG, SHIPPED_NAMES, seed_overrides, summarise, table_lines
