@@ -470,7 +470,7 @@ class SiteBuilder:
             scores=scores,
             instances=instances,
         )
-        models = view.pairwise.models
+        models = view.pairwise.shown
         # The name order is drawn by site.js from this matrix when asked (the same cells moved): one matrix per page.
         view.pairwise_svgs = {
             "leaderboard": matrix_svg(view.pairwise, models, "leaderboard", {"name": sorted(models, key=str.lower)}),

@@ -64,11 +64,19 @@ class PairwiseMap:
     models: list[str]  # leaderboard order
     cells: dict[tuple[str, str], PairCell] = field(default_factory=dict)  # both (a, b) and (b, a)
     unit: str = ""
+    shown: list[str] = field(default_factory=list)  # the matrix's models: the first `max_models` of `models`
+
+    def __post_init__(self) -> None:
+        self.shown = self.shown or list(self.models)
 
     def pairs(self) -> list[PairCell]:
         """Each unordered pair once, the better-ranked model as the row."""
         rank = {m: i for i, m in enumerate(self.models)}
         return [c for (a, b), c in self.cells.items() if rank[a] < rank[b]]
+
+
+# The matrix shows at most this many models (leaderboard order); every other model is paired with the leader only.
+PAIRWISE_MAX_MODELS = 20
 
 
 def _finite(value: Any) -> float | None:
@@ -87,8 +95,13 @@ def pairwise_map(
     cluster: str = "auto",
     scores: Mapping[str, MetricScores | None] | None = None,
     instances: Mapping[str, Metric | None] | None = None,
+    max_models: int = PAIRWISE_MAX_MODELS,
 ) -> PairwiseMap:
     """Paired comparisons of every pair of (model, run) in `runs` (leaderboard order); Holm across the pairs.
+
+    Beyond `max_models` runs, the pairs are those among the first `max_models` (the matrix) and the leader against
+    every other model (the leaderboard's "Δ vs #1"): a page's pairs then grow linearly with the models, not with
+    their square (1,770 pairs and 1.1 MB per task page at 60 models, a matrix nobody can read).
 
     Runs scored on the same samples (the usual case: full runs of one task) are bootstrapped once, together: a
     resample's counts depend only on the samples, the seed and the clusters, so the replicates of a − b equal
@@ -123,11 +136,14 @@ def pairwise_map(
             reps = bootstrap_distribution([loaded[m] for m in models], n_boot, seed, groups=clustering.groups(ids))
             replicates.update(zip(models, reps, strict=True))
 
+    shown = {m for m, _ in runs[:max_models]}
     found: list[tuple[str, str, Any]] = []
     for i, (model_a, run_a) in enumerate(runs):
         for model_b, run_b in runs[i + 1 :]:
             if model_a not in loaded or model_b not in loaded:
                 continue
+            if i > 0 and not (model_a in shown and model_b in shown):
+                continue  # outside the matrix and not against the leader
             if sample_sets[model_a] == sample_sets[model_b]:
                 shared = _shared_comparison(loaded, replicates, model_a, model_b)
                 units = unit_text(clustering.unit, clustering.count(sample_sets[model_a]))
@@ -143,7 +159,7 @@ def pairwise_map(
                 units = unit_text(c.unit, c.n_clusters)
                 found.append((model_a, model_b, (c.delta, c.ci_low, c.ci_high, c.p_bootstrap, c.n_shared, units)))
     adjusted = holm([c[3] for _, _, c in found])
-    out = PairwiseMap(metric, higher_is_better, [m for m, _ in runs])
+    out = PairwiseMap(metric, higher_is_better, [m for m, _ in runs], shown=[m for m, _ in runs[:max_models]])
     for (a, b, (delta, low, high, p, n, unit)), p_adj in zip(found, adjusted, strict=True):
         out.unit = out.unit or unit
         p_raw, p_holm = _finite(p), _finite(p_adj)

@@ -671,3 +671,27 @@ def test_name_order_drawn_by_the_script_is_the_matrix_the_server_would_draw(brow
     assert len(drawn) > 3 * len(order[""]) ** 2 and drawn == served
     assert visit.errors == []
     visit.close()
+
+
+def test_pairwise_map_beyond_its_cap_pairs_the_leader_with_everyone_and_the_first_models_with_each_other(public_db):
+    """Pairs grow linearly with the models past `max_models`: the matrix's models pair with each other, the leader
+    with every model (the leaderboard's "Δ vs #1"); each cell equals the uncapped map's."""
+    from evalkit.stats import holm
+    from evalkit.store import Store
+    from evalkit.views.leaderboard import latest_runs
+    from evalkit.views.site_pairwise import pairwise_map
+
+    with Store(public_db, read_only=True) as store:
+        runs = {r["model"]: r for r in latest_runs(store, "phantom-report")}
+        ranked = [(m, runs[m]) for m in sorted(runs)]
+        assert len(ranked) >= 3  # so that one pair (the 2nd and 3rd model) falls outside the cap
+        full = pairwise_map(store, "phantom-report", ranked, "rouge_l", True, n_boot=300, seed=4)
+        capped = pairwise_map(store, "phantom-report", ranked, "rouge_l", True, n_boot=300, seed=4, max_models=2)
+    names = [m for m, _ in ranked]
+    assert capped.shown == names[:2] and capped.models == names and full.shown == names
+    expected = {(names[0], b) for b in names[1:]}
+    assert {(c.row, c.col) for c in capped.pairs()} == expected
+    for cell in capped.pairs():
+        same = full.cells[(cell.row, cell.col)]
+        assert (cell.delta, cell.low, cell.high, cell.p, cell.n) == (same.delta, same.low, same.high, same.p, same.n)
+    assert [c.p_adjusted for c in capped.pairs()] == pytest.approx(holm([c.p for c in capped.pairs()]))
