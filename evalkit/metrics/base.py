@@ -212,9 +212,13 @@ class MetricUnavailable(Exception):
 
 
 def safe_score(metric: Metric, predictions: Sequence[Parsed], samples: Sequence[Sample]) -> list[SampleScore]:
-    """Score a chunk; if the metric raises, score one by one so one bad text cannot sink the others."""
+    """Score a chunk; if the metric raises, score one by one so one bad text cannot sink the others.
+
+    A score whose stats record an error never has a value (the failure is not a number, and readers find failures
+    among the value-less scores only: evalkit.results.queries.failure_counts)."""
     try:
-        return metric.score(predictions, samples)
+        scores = metric.score(predictions, samples)
+        return [SampleScore(None, s.stats) if s.value is not None and "error" in (s.stats or {}) else s for s in scores]
     except Exception:
         if len(predictions) == 1:
             import traceback

@@ -118,11 +118,19 @@ def failed_samples(store: Store, run_id: str) -> list[dict[str, Any]]:
 def failure_counts(store: Store, run_ids: Sequence[str]) -> dict[str, int]:
     """Failed samples per run (distinct sample ids over generation and metric failures, as `failed_samples`),
     in one query for all runs: a leaderboard asks for every run it shows."""
+    # A failed score has no value (metrics.base.safe_score): only value-less scores' stats are searched, before the
+    # joins that make them current (at 60 models x 4 tasks the stats text is GBs; this keeps the scan off it).
+    failed = (
+        "SELECT run_id, metric, score_key, sample_id FROM scores s WHERE list_contains(?::VARCHAR[], s.run_id) "
+        f"AND s.value IS NULL AND {_SCORE_ERROR}"
+    )
     rows = store.con.execute(
         "SELECT run_id, count(DISTINCT sample_id) FROM ("
         "SELECT run_id, sample_id FROM generations WHERE list_contains(?::VARCHAR[], run_id) AND error IS NOT NULL "
-        f"UNION ALL SELECT s.run_id, s.sample_id {CURRENT_SCORES_OF} "
-        f"AND {_SCORE_ERROR}) GROUP BY run_id",
+        f"UNION ALL SELECT s.run_id, s.sample_id FROM ({failed}) s "
+        "JOIN run_metrics m ON m.run_id = s.run_id AND m.metric = s.metric AND m.score_key = s.score_key "
+        "JOIN generations g ON g.run_id = s.run_id AND g.sample_id = s.sample_id "
+        "WHERE (m.errored IS DISTINCT FROM 'exclude' OR g.error IS NULL)) GROUP BY run_id",
         [list(run_ids), list(run_ids)],
     ).fetchall()
     counts = dict(rows)

@@ -66,3 +66,17 @@ def test_bleu_on_a_resample_uses_only_stats():
     corpus, _ = Bleu(4).compute_score(gts, res, verbose=0)
     value = metric.aggregate([scores[i].value for i in subset], [scores[i].stats for i in subset])
     assert value == pytest.approx(corpus[3], abs=1e-9)
+
+
+def test_a_score_whose_stats_record_an_error_is_stored_without_a_value():
+    """Failures are found among value-less scores only (results.queries.failure_counts): safe_score holds it."""
+    from evalkit.metrics.base import Metric, SampleScore, safe_score
+
+    class HalfFailing(Metric):
+        name = "half_failing"
+
+        def score(self, predictions, samples):
+            return [SampleScore(0.5, {"error": "refused"}), SampleScore(0.25, {"n": 1})]
+
+    (failed, fine) = safe_score(HalfFailing(), [Parsed(answer="a"), Parsed(answer="b")], [None, None])
+    assert (failed.value, failed.stats) == (None, {"error": "refused"}) and (fine.value, fine.stats) == (0.25, {"n": 1})

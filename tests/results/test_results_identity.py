@@ -301,9 +301,10 @@ def test_failure_counts_of_many_runs_equal_each_runs_failed_samples(tmp_path, co
     _run(db, root, "normal-template", _report_task())
     with Store(db) as store:
         runs = [r["run_id"] for r in store.query("SELECT run_id FROM runs ORDER BY model")]
-        # A metric failure on another sample of one run, and one on the sample whose generation failed.
+        # A metric failure on another sample of one run, and one on the sample whose generation failed, stored as
+        # safe_score stores one: no value, the error in the stats.
         store.con.execute(
-            "UPDATE scores SET stats = '{\"error\": \"boom\"}' WHERE run_id = ? AND metric = 'rouge_l' "
+            "UPDATE scores SET value = NULL, stats = '{\"error\": \"boom\"}' WHERE run_id = ? AND metric = 'rouge_l' "
             "AND sample_id IN (SELECT min(sample_id) FROM scores WHERE run_id = ? AND sample_id <> ?)",
             [runs[0], runs[0], bad.sample_id],
         )
