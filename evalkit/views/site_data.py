@@ -54,8 +54,9 @@ def script(registry: str, key: str, data: Any) -> str:
 def pack(data: Any) -> str:
     """Base64 of `data`'s gzip-compressed JSON, which site.js inflates with the browser's DecompressionStream."""
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    # mtime=0: the same data gives the same bytes, so rebuilding an unchanged site changes no file.
-    return base64.b64encode(gzip.compress(payload, compresslevel=6, mtime=0)).decode("ascii")
+    # mtime=0: the same data gives the same bytes, so rebuilding an unchanged site changes no file. Level 9: 3% fewer
+    # bytes than 6 on the sample parts (the site's bulk) for about a second more per build at 60 models x 4 tasks.
+    return base64.b64encode(gzip.compress(payload, compresslevel=9, mtime=0)).decode("ascii")
 
 
 def part_script(key: str, data: Any) -> str:
