@@ -124,13 +124,11 @@ def failure_counts(store: Store, run_ids: Sequence[str]) -> dict[str, int]:
         "SELECT run_id, metric, score_key, sample_id FROM scores s WHERE list_contains(?::VARCHAR[], s.run_id) "
         f"AND s.value IS NULL AND {_SCORE_ERROR}"
     )
+    current_failed = _CURRENT.replace("FROM scores s", f"FROM ({failed}) s", 1).format(runs="TRUE")
     rows = store.con.execute(
         "SELECT run_id, count(DISTINCT sample_id) FROM ("
         "SELECT run_id, sample_id FROM generations WHERE list_contains(?::VARCHAR[], run_id) AND error IS NOT NULL "
-        f"UNION ALL SELECT s.run_id, s.sample_id FROM ({failed}) s "
-        "JOIN run_metrics m ON m.run_id = s.run_id AND m.metric = s.metric AND m.score_key = s.score_key "
-        "JOIN generations g ON g.run_id = s.run_id AND g.sample_id = s.sample_id "
-        "WHERE (m.errored IS DISTINCT FROM 'exclude' OR g.error IS NULL)) GROUP BY run_id",
+        f"UNION ALL SELECT s.run_id, s.sample_id {current_failed}) GROUP BY run_id",
         [list(run_ids), list(run_ids)],
     ).fetchall()
     counts = dict(rows)
